@@ -1,0 +1,109 @@
+// hr-cloud: a region-pinned cloud backend serving CloudInference.
+#include <signal.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/time/clock.h"
+#include "cloud_backend/inference_service.h"
+#include "engine/engine_pool.h"
+#include "engine/llama_engine.h"
+#include "engine/synthetic_engine.h"
+#include "grpc_util/server_util.h"
+#include "spdlog/spdlog.h"
+#include "util/log_format.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50061", "address to serve on (port 0: any free port)");
+ABSL_FLAG(std::string, region, "", "the region this backend runs in (required), e.g. cn-north-1");
+ABSL_FLAG(std::string, engine, "llama", "llama (a GGUF model through llama.cpp) or synthetic "
+          "(a fixed-rate deterministic token stream for load tests)");
+ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "GGUF model for --engine=llama");
+ABSL_FLAG(int, slots, 1, "concurrent generations (llama.cpp contexts or synthetic streams)");
+ABSL_FLAG(int, threads, 1, "CPU threads per llama.cpp context");
+ABSL_FLAG(int, context_tokens, 2048, "tokens per llama.cpp context (prompt and answer)");
+ABSL_FLAG(int, max_queue, 16, "requests that may wait for a slot; beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(double, synthetic_tokens_per_second, 200, "rate of each synthetic stream (0: unthrottled)");
+ABSL_FLAG(bool, synthetic_echo, false, "synthetic engine answers with the last user message");
+ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
+ABSL_FLAG(std::string, record_requests, "", "TESTS ONLY: append each accepted request, text "
+          "included, to this file");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "on SIGTERM, how long running streams may take to finish");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
+
+int main(int argc, char** argv) {
+  hr::grpc_util::BlockTerminationSignals();
+  absl::SetProgramUsageMessage(
+      "A region-pinned cloud backend: serves hybridrouter.v1.CloudInference and refuses\n"
+      "(FAILED_PRECONDITION) every request whose residency claim does not list --region.\n"
+      "Usage: hr-cloud --region cn-north-1 [--listen 127.0.0.1:50061] "
+      "[--engine llama --model m.gguf | --engine synthetic]");
+  absl::ParseCommandLine(argc, argv);
+  hr::grpc_util::InitLogging("hr-cloud", absl::GetFlag(FLAGS_log_level));
+
+  const std::string region = absl::GetFlag(FLAGS_region);
+  if (region.empty()) {
+    spdlog::error("--region is required (see --help)");
+    return 2;
+  }
+  const int slots = absl::GetFlag(FLAGS_slots);
+  if (slots < 1 || absl::GetFlag(FLAGS_max_queue) < 0) {
+    spdlog::error("--slots must be at least 1 and --max_queue at least 0");
+    return 2;
+  }
+  std::vector<std::unique_ptr<hr::engine::Generator>> generators;
+  std::unique_ptr<hr::engine::LlamaModel> model;
+  std::string model_name;
+  const std::string engine = absl::GetFlag(FLAGS_engine);
+  if (engine == "llama") {
+    auto loaded = hr::engine::LlamaModel::Load({absl::GetFlag(FLAGS_model),
+                                                absl::GetFlag(FLAGS_context_tokens),
+                                                absl::GetFlag(FLAGS_threads)});
+    if (!loaded.ok()) {
+      spdlog::error("{}", loaded.status().message());
+      return 1;
+    }
+    model = *std::move(loaded);
+    auto made = model->NewGenerators(slots);
+    if (!made.ok()) {
+      spdlog::error("{}", made.status().message());
+      return 1;
+    }
+    generators = *std::move(made);
+    model_name = model->description();
+  } else if (engine == "synthetic") {
+    for (int i = 0; i < slots; ++i) {
+      generators.push_back(hr::engine::NewSyntheticGenerator(
+          {absl::GetFlag(FLAGS_synthetic_tokens_per_second), absl::GetFlag(FLAGS_synthetic_echo)}));
+    }
+    model_name = "synthetic";
+  } else {
+    spdlog::error("--engine must be llama or synthetic, not '{}'", engine);
+    return 2;
+  }
+  hr::engine::EnginePool pool(std::move(generators), absl::GetFlag(FLAGS_max_queue));
+  hr::cloud::InferenceService service(
+      {region, model_name, absl::GetFlag(FLAGS_record_requests)}, &pool);
+
+  auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},
+                                           absl::GetFlag(FLAGS_port_file));
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  spdlog::info("serving region={} engine={} model=\"{}\" port={} slots={}", region, engine,
+               model_name, server->port, slots);
+
+  int sig = hr::grpc_util::WaitForTermination(nullptr);
+  spdlog::info("signal {}: draining (up to {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+               absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
+  service.StartDraining();
+  server->server->GetHealthCheckService()->SetServingStatus(false);
+  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
+  pool.Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,73 @@
+#ifndef HYBRID_ROUTER_DEVICE_STUB_CLOUD_CLIENT_H_
+#define HYBRID_ROUTER_DEVICE_STUB_CLOUD_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "hybridrouter/v1/cloud.grpc.pb.h"
+#include "hybridrouter/v1/config.pb.h"
+
+namespace hr::device {
+
+namespace v1 = ::hybridrouter::v1;
+
+// One streaming call to a cloud backend.
+class CloudCall {
+ public:
+  virtual ~CloudCall() = default;
+  // Asks the call to end early; on_done still follows (with CANCELLED).
+  // Safe from any thread, also after the call ended.
+  virtual void Cancel() = 0;
+};
+
+// What a call reports, in order: on_start once (unless the call fails first), then
+// on_text for each piece, then on_done exactly once with the backend's final
+// message or the call's error. Called on gRPC threads: they must not block.
+struct CloudCallbacks {
+  std::function<void(const v1::CloudStart&)> on_start;
+  std::function<void(std::string)> on_text;
+  std::function<void(absl::StatusOr<v1::CloudDone>)> on_done;
+};
+
+// Talks to cloud backends. An interface so that the routing code can be tested
+// with a fake; hr-device uses GrpcCloudClient.
+class CloudClient {
+ public:
+  virtual ~CloudClient() = default;
+  // Starts a call to `backend`. Never blocks.
+  virtual std::shared_ptr<CloudCall> Start(const v1::Backend& backend,
+                                           const v1::CloudRequest& request,
+                                           absl::Time deadline, CloudCallbacks callbacks) = 0;
+  // Whether the transport knows the backend to be down right now (connection
+  // failing, or its health service reports NOT_SERVING).
+  virtual bool IsDown(const v1::Backend& backend) = 0;
+};
+
+// CloudClient over gRPC: one channel per backend address, created on first use and
+// reused by every call, with gRPC's client-side health checking (so a draining or
+// unhealthy backend is known down without a failed call). Thread-safe.
+class GrpcCloudClient : public CloudClient {
+ public:
+  GrpcCloudClient() = default;
+  std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
+                                   absl::Time deadline, CloudCallbacks callbacks) override;
+  bool IsDown(const v1::Backend& backend) override;
+
+ private:
+  std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address);
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<v1::CloudInference::Stub>> stubs_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace hr::device
+
+#endif  // HYBRID_ROUTER_DEVICE_STUB_CLOUD_CLIENT_H_

@@ -1,0 +1,478 @@
+#include "device_stub/device_router.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "router/decision.h"
+#include "router/redaction.h"
+#include "spdlog/spdlog.h"
+#include "util/log_format.h"
+
+namespace hr::device {
+namespace {
+
+// Everything decided about a request before it runs.
+struct Prepared {
+  std::shared_ptr<const policy::ResidencyPolicy> policy;
+  const policy::JurisdictionRule* rule = nullptr;
+  router::Classification classification;
+  router::Decision decision;
+  v1::RouteInfo info;  // the fields known before execution
+};
+
+std::string NewRequestId() {
+  static absl::Mutex mu;
+  static absl::BitGen* gen = new absl::BitGen();
+  absl::MutexLock lock(&mu);
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(*gen));
+}
+
+}  // namespace
+
+// One request in flight: owns its state until it completes. Callbacks from the
+// local engine and the cloud client hold it by shared_ptr.
+class RequestRun : public std::enable_shared_from_this<RequestRun> {
+ public:
+  RequestRun(const DeviceRouter* router, const v1::GenerateRequest& request, Prepared prepared,
+             absl::Time arrival, absl::Time deadline, std::shared_ptr<ResponseStream> stream)
+      : router_(router),
+        request_(request),
+        p_(std::move(prepared)),
+        arrival_(arrival),
+        decided_(absl::Now()),
+        deadline_(deadline),
+        stream_(std::move(stream)) {}
+
+  void Start() {
+    std::weak_ptr<RequestRun> weak = shared_from_this();
+    stream_->OnCancel([weak] {
+      if (auto run = weak.lock()) run->Cancel();
+    });
+    switch (p_.decision.route) {
+      case router::Route::kDeny:
+        Complete(p_.decision.deny_status, nullptr);
+        return;
+      case router::Route::kLocal:
+        RunLocal();
+        return;
+      case router::Route::kCloud:
+        PrepareCloud();
+        TryNextBackend();
+        return;
+    }
+  }
+
+ private:
+  void Cancel() {
+    std::shared_ptr<CloudCall> call;
+    std::shared_ptr<engine::GenerationJob> job;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      call = call_;
+      job = job_;
+    }
+    if (call) call->Cancel();
+    if (job) job->cancelled.store(true);
+  }
+
+  // --- local -------------------------------------------------------------------
+
+  void RunLocal() {
+    auto job = std::make_shared<engine::GenerationJob>();
+    for (const v1::ChatMessage& m : request_.messages()) {
+      job->messages.push_back({m.role(), m.content()});
+    }
+    FillOptions(job.get());
+    job->deadline = deadline_;
+    auto self = shared_from_this();
+    job->on_text = [self](absl::string_view text) { self->SendText(v1::LOCAL, "", "", text); };
+    job->on_done = [self](absl::StatusOr<engine::GenerationResult> r) {
+      if (!r.ok()) {
+        self->Complete(r.status(), nullptr);
+        return;
+      }
+      self->SendRoute(v1::LOCAL, "", "");
+      v1::Done done;
+      done.mutable_usage()->set_prompt_tokens(r->prompt_tokens);
+      done.mutable_usage()->set_completion_tokens(r->completion_tokens);
+      done.set_finish_reason(r->finish_reason);
+      self->Complete(absl::OkStatus(), &done);
+    };
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) job->cancelled.store(true);
+      job_ = job;
+    }
+    if (absl::Status s = router_->local_->Submit(job); !s.ok()) Complete(s, nullptr);
+  }
+
+  void FillOptions(engine::GenerationJob* job) const {
+    const v1::GenerationOptions& o = request_.options();
+    job->max_tokens = o.max_tokens() > 0 ? o.max_tokens() : router_->options_.default_max_tokens;
+    job->temperature = o.temperature();
+    job->seed = o.seed();
+    job->stop.assign(o.stop().begin(), o.stop().end());
+  }
+
+  // --- cloud -------------------------------------------------------------------
+
+  void PrepareCloud() {
+    std::vector<absl::string_view> contents;
+    for (const v1::ChatMessage& m : request_.messages()) contents.push_back(m.content());
+    router::Redacted redacted =
+        router::Redact(contents, p_.classification.spans, p_.decision.redact);
+    cloud_request_.set_request_id(p_.info.request_id());
+    v1::ResidencyClaim* claim = cloud_request_.mutable_claim();
+    claim->set_jurisdiction(p_.rule->id);
+    for (const std::string& r : p_.rule->allowed_regions) claim->add_allowed_regions(r);
+    claim->set_policy_version(p_.policy->version());
+    for (int i = 0; i < request_.messages_size(); ++i) {
+      v1::ChatMessage* m = cloud_request_.add_messages();
+      m->set_role(request_.messages(i).role());
+      m->set_content(std::move(redacted.contents[i]));
+    }
+    *cloud_request_.mutable_options() = request_.options();
+    if (cloud_request_.options().max_tokens() == 0) {
+      cloud_request_.mutable_options()->set_max_tokens(router_->options_.default_max_tokens);
+    }
+    restorer_ = std::make_unique<router::Restorer>(std::move(redacted.mapping));
+    // Only backends the jurisdiction allows are ever candidates.
+    candidates_ = router_->health_->Order(
+        p_.policy->BackendsFor(*p_.rule),
+        [this](const v1::Backend& b) { return router_->cloud_->IsDown(b); });
+  }
+
+  void TryNextBackend() {
+    size_t attempt;
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) {
+        call_.reset();
+      }
+      attempt = attempt_;
+    }
+    if (IsCancelled()) {
+      Complete(absl::CancelledError("cancelled by the client"), nullptr);
+      return;
+    }
+    if (attempt >= candidates_.size()) {
+      CloudExhausted();
+      return;
+    }
+    const v1::Backend* backend = candidates_[attempt];
+    auto self = shared_from_this();
+    CloudCallbacks cb;
+    cb.on_start = [self, attempt](const v1::CloudStart& s) { self->OnCloudStart(attempt, s); };
+    cb.on_text = [self, backend](std::string text) {
+      self->SendText(v1::CLOUD, backend->region(), backend->name(), self->Restore(text));
+    };
+    cb.on_done = [self, attempt](absl::StatusOr<v1::CloudDone> d) {
+      self->OnCloudDone(attempt, std::move(d));
+    };
+    auto call = router_->cloud_->Start(*backend, cloud_request_, deadline_, std::move(cb));
+    bool cancel_now;
+    {
+      absl::MutexLock lock(&mu_);
+      call_ = call;
+      cancel_now = cancelled_;
+    }
+    if (cancel_now) call->Cancel();
+  }
+
+  std::string Restore(absl::string_view text) {
+    absl::MutexLock lock(&mu_);
+    return restorer_->Feed(text);
+  }
+
+  void OnCloudStart(size_t attempt, const v1::CloudStart& start) {
+    const v1::Backend* backend = candidates_[attempt];
+    if (start.region() == backend->region() && p_.rule->AllowsRegion(start.region())) return;
+    // A backend that is not where the backends file says: never use its answer.
+    spdlog::error("backend={} announced region '{}' but is configured in '{}'; dropping it "
+                  "request_id={}",
+                  backend->name(), start.region(), backend->region(), p_.info.request_id());
+    std::shared_ptr<CloudCall> call;
+    {
+      absl::MutexLock lock(&mu_);
+      region_mismatch_ = true;
+      call = call_;
+    }
+    if (call) call->Cancel();
+  }
+
+  void OnCloudDone(size_t attempt, absl::StatusOr<v1::CloudDone> done) {
+    const v1::Backend* backend = candidates_[attempt];
+    bool committed, mismatch;
+    {
+      absl::MutexLock lock(&mu_);
+      committed = route_sent_;
+      mismatch = region_mismatch_;
+      region_mismatch_ = false;
+    }
+    if (done.ok() && !mismatch) {
+      router_->health_->RecordSuccess(backend->name());
+      std::string rest;
+      {
+        absl::MutexLock lock(&mu_);
+        rest = restorer_->Flush();
+      }
+      SendText(v1::CLOUD, backend->region(), backend->name(), rest);
+      SendRoute(v1::CLOUD, backend->region(), backend->name());
+      v1::Done final_message;
+      *final_message.mutable_usage() = done->usage();
+      final_message.set_finish_reason(done->finish_reason());
+      Complete(absl::OkStatus(), &final_message);
+      return;
+    }
+    absl::Status status = mismatch ? absl::FailedPreconditionError(absl::StrCat(
+                                         "backend announced a region other than ",
+                                         backend->region()))
+                                   : done.status();
+    if (IsCancelled()) {
+      Complete(absl::CancelledError("cancelled by the client"), nullptr);
+      return;
+    }
+    if (status.code() == absl::StatusCode::kDeadlineExceeded && absl::Now() >= deadline_) {
+      Complete(absl::DeadlineExceededError("deadline passed while the cloud backend answered"),
+               nullptr);
+      return;
+    }
+    if (status.code() == absl::StatusCode::kInvalidArgument) {
+      Complete(status, nullptr);  // the request's fault, not the backend's
+      return;
+    }
+    router_->health_->RecordFailure(backend->name());
+    if (committed) {
+      // Text already reached the client: no retry, the answer would be spliced.
+      Complete(absl::UnavailableError(absl::StrCat("cloud backend ", backend->name(),
+                                                   " failed mid-answer: ", status.message())),
+               nullptr);
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      errors_.push_back(absl::StrCat(backend->name(), " (", backend->region(),
+                                     "): ", absl::StatusCodeToString(status.code()), " ",
+                                     status.message()));
+      ++attempt_;
+      call_.reset();
+    }
+    TryNextBackend();
+  }
+
+  void CloudExhausted() {
+    std::string why;
+    {
+      absl::MutexLock lock(&mu_);
+      why = errors_.empty() ? "no backend is configured for these regions"
+                            : absl::StrJoin(errors_, "; ");
+    }
+    const std::string& id = p_.rule->id;
+    if (p_.rule->when_unavailable == v1::FALLBACK_LOCAL) {
+      p_.info.set_fell_back(true);
+      p_.info.add_rule_ids(absl::StrCat(id, ".when_unavailable"));
+      p_.info.add_reasons(absl::StrCat("no allowed backend could serve (", why,
+                                       "); the policy falls back to the local model"));
+      RunLocal();
+      return;
+    }
+    Complete(absl::UnavailableError(absl::StrCat(
+                 "no backend in the regions allowed for jurisdiction '", id, "' (",
+                 absl::StrJoin(p_.rule->allowed_regions, ", "),
+                 ") could serve the request, and its policy is FAIL_CLOSED: ", why)),
+             nullptr);
+  }
+
+  // --- output ------------------------------------------------------------------
+
+  // Sends RouteInfo if it has not been sent yet. Must precede any text.
+  void SendRoute(v1::ExecutionTarget target, const std::string& region,
+                 const std::string& backend) {
+    v1::GenerateResponse r;
+    {
+      absl::MutexLock lock(&mu_);
+      if (route_sent_) return;
+      route_sent_ = true;
+      target_ = target;
+      region_ = region;
+      backend_ = backend;
+      *r.mutable_route() = p_.info;
+    }
+    r.mutable_route()->set_target(target);
+    r.mutable_route()->set_region(region);
+    r.mutable_route()->set_backend(backend);
+    if (target == v1::LOCAL) r.mutable_route()->clear_redactions();
+    stream_->Send(std::move(r));
+  }
+
+  void SendText(v1::ExecutionTarget target, const std::string& region, const std::string& backend,
+                absl::string_view text) {
+    if (text.empty()) return;
+    SendRoute(target, region, backend);
+    {
+      absl::MutexLock lock(&mu_);
+      if (first_chunk_ == absl::InfinitePast()) first_chunk_ = absl::Now();
+    }
+    v1::GenerateResponse r;
+    r.mutable_chunk()->set_text(std::string(text));
+    stream_->Send(std::move(r));
+  }
+
+  void Complete(const absl::Status& status, v1::Done* done) {
+    absl::Time now = absl::Now();
+    int failed;
+    {
+      absl::MutexLock lock(&mu_);
+      if (completed_) return;
+      completed_ = true;
+      failed = static_cast<int>(errors_.size());
+      // Break the cycles between this run and its job or call.
+      job_.reset();
+      call_.reset();
+    }
+    if (done != nullptr) {
+      v1::Timings* t = done->mutable_timings();
+      t->set_decision_micros(absl::ToInt64Microseconds(decided_ - arrival_));
+      if (first_chunk_ != absl::InfinitePast()) {
+        t->set_first_chunk_micros(absl::ToInt64Microseconds(first_chunk_ - arrival_));
+      }
+      t->set_total_micros(absl::ToInt64Microseconds(now - arrival_));
+      t->set_failed_attempts(failed);
+      v1::GenerateResponse r;
+      *r.mutable_done() = *done;
+      stream_->Send(std::move(r));
+    }
+    spdlog::info(
+        "request_id={} jurisdiction={} target={} region={} backend={} code={} micros={} "
+        "failed_attempts={} fell_back={} rules={}",
+        p_.info.request_id(), p_.rule ? p_.rule->id : "-", v1::ExecutionTarget_Name(target_),
+        region_.empty() ? "-" : region_, backend_.empty() ? "-" : backend_,
+        absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
+        failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
+    stream_->Finish(status);
+  }
+
+  bool IsCancelled() {
+    absl::MutexLock lock(&mu_);
+    return cancelled_;
+  }
+
+  const DeviceRouter* const router_;
+  const v1::GenerateRequest request_;
+  Prepared p_;
+  const absl::Time arrival_, decided_, deadline_;
+  const std::shared_ptr<ResponseStream> stream_;
+
+  // Cloud state, set before the first attempt and read-only afterwards.
+  v1::CloudRequest cloud_request_;
+  std::vector<const v1::Backend*> candidates_;
+
+  absl::Mutex mu_;
+  std::unique_ptr<router::Restorer> restorer_ ABSL_GUARDED_BY(mu_);
+  size_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<CloudCall> call_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<engine::GenerationJob> job_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool region_mismatch_ ABSL_GUARDED_BY(mu_) = false;
+  bool route_sent_ ABSL_GUARDED_BY(mu_) = false;
+  bool completed_ ABSL_GUARDED_BY(mu_) = false;
+  v1::ExecutionTarget target_ ABSL_GUARDED_BY(mu_) = v1::EXECUTION_TARGET_UNSPECIFIED;
+  std::string region_ ABSL_GUARDED_BY(mu_), backend_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_chunk_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+namespace {
+
+absl::StatusOr<Prepared> Prepare(const v1::GenerateRequest& request,
+                                 std::shared_ptr<const policy::ResidencyPolicy> policy,
+                                 const router::Classifier& classifier,
+                                 const DeviceRouterOptions& options) {
+  absl::StatusOr<policy::Locale> locale = router::ValidateGenerateRequest(request, options.limits);
+  if (!locale.ok()) return locale.status();
+  Prepared p;
+  p.policy = std::move(policy);
+  p.rule = &p.policy->RuleFor(*locale);
+  std::vector<router::MessageView> views;
+  views.reserve(request.messages_size());
+  for (const v1::ChatMessage& m : request.messages()) views.push_back({m.role(), m.content()});
+  p.classification = classifier.Classify(views);
+  p.decision = router::Decide(
+      *p.rule, p.classification,
+      {request.cloud_consent(), request.hint(), options.complexity_threshold});
+
+  v1::RouteInfo& info = p.info;
+  info.set_request_id(request.request_id().empty() ? NewRequestId() : request.request_id());
+  info.set_jurisdiction(p.rule->id);
+  for (const std::string& r : p.rule->allowed_regions) info.add_allowed_regions(r);
+  info.set_policy_version(p.policy->version());
+  for (const std::string& id : p.decision.rule_ids) info.add_rule_ids(id);
+  for (const std::string& reason : p.decision.reasons) info.add_reasons(reason);
+  info.set_complexity_score(p.classification.complexity);
+  info.set_complexity_threshold(options.complexity_threshold);
+  for (int c = 1; c < policy::kNumCategories; ++c) {
+    int n = p.classification.counts[c];
+    if (n == 0) continue;
+    v1::Redaction* d = info.add_detected();
+    d->set_category(static_cast<v1::SensitiveCategory>(c));
+    d->set_count(n);
+    if (p.decision.route == router::Route::kCloud && p.decision.redact[c]) {
+      *info.add_redactions() = *d;
+    }
+  }
+  switch (p.decision.route) {
+    case router::Route::kLocal: info.set_target(v1::LOCAL); break;
+    case router::Route::kCloud: info.set_target(v1::CLOUD); break;
+    case router::Route::kDeny: info.set_target(v1::DENIED); break;
+  }
+  return p;
+}
+
+}  // namespace
+
+DeviceRouter::DeviceRouter(DeviceRouterOptions options,
+                           std::shared_ptr<const policy::ResidencyPolicy> policy,
+                           engine::EnginePool* local, CloudClient* cloud,
+                           router::BackendHealth* health)
+    : options_(options), local_(local), cloud_(cloud), health_(health), policy_(std::move(policy)) {}
+
+void DeviceRouter::SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy) {
+  absl::MutexLock lock(&mu_);
+  policy_ = std::move(policy);
+}
+
+std::shared_ptr<const policy::ResidencyPolicy> DeviceRouter::policy() const {
+  absl::MutexLock lock(&mu_);
+  return policy_;
+}
+
+absl::StatusOr<v1::RouteInfo> DeviceRouter::Explain(const v1::GenerateRequest& request) const {
+  absl::StatusOr<Prepared> p = Prepare(request, policy(), classifier_, options_);
+  if (!p.ok()) return p.status();
+  return std::move(p->info);
+}
+
+void DeviceRouter::Generate(const v1::GenerateRequest& request, absl::Time deadline,
+                            std::shared_ptr<ResponseStream> stream) {
+  absl::Time arrival = absl::Now();
+  deadline = std::min(deadline, arrival + options_.default_deadline);
+  absl::StatusOr<Prepared> p = Prepare(request, policy(), classifier_, options_);
+  if (!p.ok()) {
+    spdlog::info("request_id={} code={} rejected=\"{}\"", request.request_id().substr(0, 128),
+                 absl::StatusCodeToString(p.status().code()), p.status().message());
+    stream->Finish(p.status());
+    return;
+  }
+  auto run = std::make_shared<RequestRun>(this, request, *std::move(p), arrival, deadline,
+                                          std::move(stream));
+  run->Start();
+}
+
+}  // namespace hr::device

@@ -1,0 +1,83 @@
+#ifndef HYBRID_ROUTER_DEVICE_STUB_DEVICE_ROUTER_H_
+#define HYBRID_ROUTER_DEVICE_STUB_DEVICE_ROUTER_H_
+
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "device_stub/cloud_client.h"
+#include "engine/engine_pool.h"
+#include "hybridrouter/v1/router.pb.h"
+#include "policy/residency_policy.h"
+#include "router/backend_health.h"
+#include "router/classifier.h"
+#include "router/request_validation.h"
+
+namespace hr::device {
+
+// Where one request's answer goes. Implemented over a gRPC stream by the service,
+// and by tests. Thread-safe.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // Returns false when the client is gone.
+  virtual bool Send(v1::GenerateResponse response) = 0;
+  // Ends the stream; the first call wins.
+  virtual void Finish(const absl::Status& status) = 0;
+  // Runs `f` once if the client cancels (at once if it already has).
+  virtual void OnCancel(std::function<void()> f) = 0;
+};
+
+struct DeviceRouterOptions {
+  router::RequestLimits limits;
+  // Requests whose complexity score is at least this prefer the cloud.
+  double complexity_threshold = 0.5;
+  int default_max_tokens = 128;
+  // For calls that arrive without a deadline.
+  absl::Duration default_deadline = absl::Seconds(120);
+};
+
+// The device router: validates, classifies, decides by the residency policy and
+// runs each request on the local model or on an allowed cloud backend, failing
+// over among allowed backends only before the first text reached the client, then
+// falling back locally or failing closed as the policy says. No request is ever
+// sent to a backend whose region the request's jurisdiction does not allow: the
+// candidates come only from ResidencyPolicy::BackendsFor, and a backend that
+// announces another region is dropped before anything is forwarded.
+//
+// Thread-safe. `local`, `cloud` and `health` must outlive it.
+class DeviceRouter {
+ public:
+  DeviceRouter(DeviceRouterOptions options, std::shared_ptr<const policy::ResidencyPolicy> policy,
+               engine::EnginePool* local, CloudClient* cloud, router::BackendHealth* health);
+
+  // Swaps in a new policy; requests already running keep the one they started with.
+  void SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy);
+  std::shared_ptr<const policy::ResidencyPolicy> policy() const;
+
+  // The decision for `request` without running it (no backend is chosen).
+  // InvalidArgument for a malformed request.
+  absl::StatusOr<v1::RouteInfo> Explain(const v1::GenerateRequest& request) const;
+
+  // Runs `request`, writing RouteInfo, text chunks and Done to `stream`, or ending
+  // it with an error status. Returns at once; the work goes on elsewhere.
+  void Generate(const v1::GenerateRequest& request, absl::Time deadline,
+                std::shared_ptr<ResponseStream> stream);
+
+ private:
+  friend class RequestRun;
+
+  const DeviceRouterOptions options_;
+  engine::EnginePool* const local_;
+  CloudClient* const cloud_;
+  router::BackendHealth* const health_;
+  router::Classifier classifier_;
+  mutable absl::Mutex mu_;
+  std::shared_ptr<const policy::ResidencyPolicy> policy_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace hr::device
+
+#endif  // HYBRID_ROUTER_DEVICE_STUB_DEVICE_ROUTER_H_

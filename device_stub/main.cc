@@ -1,0 +1,140 @@
+// hr-device: the device-side router serving hybridrouter.v1.Router.
+#include <signal.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "device_stub/cloud_client.h"
+#include "device_stub/device_router.h"
+#include "device_stub/router_service.h"
+#include "engine/engine_pool.h"
+#include "engine/llama_engine.h"
+#include "engine/synthetic_engine.h"
+#include "grpc_util/server_util.h"
+#include "policy/residency_policy.h"
+#include "spdlog/spdlog.h"
+#include "util/log_format.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve Router on (port 0: any)");
+ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "residency policy (textproto)");
+ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "cloud backends (textproto)");
+ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "local GGUF model");
+ABSL_FLAG(std::string, local_engine, "llama", "llama, or synthetic (fixed-rate token stream, "
+          "for load tests only)");
+ABSL_FLAG(int, local_slots, 1, "concurrent local generations (llama.cpp contexts)");
+ABSL_FLAG(int, local_threads, 2, "CPU threads per llama.cpp context");
+ABSL_FLAG(int, local_max_queue, 4, "local requests that may wait; beyond: RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, context_tokens, 2048, "tokens per llama.cpp context (prompt and answer)");
+ABSL_FLAG(double, complexity_threshold, 0.5, "complexity score from which a request prefers "
+          "the cloud (where the policy allows it)");
+ABSL_FLAG(int, max_prompt_bytes, 32 * 1024, "largest accepted prompt (all messages)");
+ABSL_FLAG(int, default_max_tokens, 128, "answer length when a request gives none");
+ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(120), "for calls without a deadline");
+ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
+
+namespace {
+
+std::shared_ptr<const hr::policy::ResidencyPolicy> LoadOrLog() {
+  auto policy = hr::policy::LoadResidencyPolicy(absl::GetFlag(FLAGS_policy),
+                                                absl::GetFlag(FLAGS_backends));
+  if (!policy.ok()) {
+    for (absl::string_view line : absl::StrSplit(policy.status().message(), '\n')) {
+      spdlog::error("{}", line);
+    }
+    return nullptr;
+  }
+  for (const std::string& w : (*policy)->warnings()) spdlog::warn("policy: {}", w);
+  spdlog::info("policy version={} jurisdictions={} backends={}", (*policy)->version(),
+               (*policy)->rules().size(), (*policy)->backends().backends_size());
+  return *policy;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  hr::grpc_util::BlockTerminationSignals();
+  absl::SetProgramUsageMessage(
+      "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
+      "model or on a cloud backend in a region its locale's policy allows.\n"
+      "SIGHUP reloads --policy and --backends (an invalid file keeps the old config).\n"
+      "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
+      "[--model FILE.gguf]");
+  absl::ParseCommandLine(argc, argv);
+  hr::grpc_util::InitLogging("hr-device", absl::GetFlag(FLAGS_log_level));
+
+  std::shared_ptr<const hr::policy::ResidencyPolicy> policy = LoadOrLog();
+  if (policy == nullptr) {
+    spdlog::error("refusing to start with an invalid configuration");
+    return 1;
+  }
+  const int slots = absl::GetFlag(FLAGS_local_slots);
+  if (slots < 1 || absl::GetFlag(FLAGS_local_max_queue) < 0) {
+    spdlog::error("--local_slots must be at least 1 and --local_max_queue at least 0");
+    return 2;
+  }
+  std::unique_ptr<hr::engine::LlamaModel> model;
+  std::vector<std::unique_ptr<hr::engine::Generator>> generators;
+  const std::string engine = absl::GetFlag(FLAGS_local_engine);
+  if (engine == "llama") {
+    auto loaded = hr::engine::LlamaModel::Load({absl::GetFlag(FLAGS_model),
+                                                absl::GetFlag(FLAGS_context_tokens),
+                                                absl::GetFlag(FLAGS_local_threads)});
+    if (!loaded.ok()) {
+      spdlog::error("{}", loaded.status().message());
+      return 1;
+    }
+    model = *std::move(loaded);
+    auto made = model->NewGenerators(slots);
+    if (!made.ok()) {
+      spdlog::error("{}", made.status().message());
+      return 1;
+    }
+    generators = *std::move(made);
+  } else if (engine == "synthetic") {
+    for (int i = 0; i < slots; ++i) generators.push_back(hr::engine::NewSyntheticGenerator({}));
+  } else {
+    spdlog::error("--local_engine must be llama or synthetic, not '{}'", engine);
+    return 2;
+  }
+  hr::engine::EnginePool local(std::move(generators), absl::GetFlag(FLAGS_local_max_queue));
+  hr::device::GrpcCloudClient cloud;
+  hr::router::BackendHealth health(hr::router::OutlierOptions{});
+  hr::device::DeviceRouterOptions options;
+  options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
+  options.complexity_threshold = absl::GetFlag(FLAGS_complexity_threshold);
+  options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
+  options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
+  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health);
+  hr::device::RouterService service(&router);
+
+  auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},
+                                           absl::GetFlag(FLAGS_port_file));
+  if (!server.ok()) {
+    spdlog::error("{}", server.status().message());
+    return 1;
+  }
+  spdlog::info("serving port={} local_engine={} model=\"{}\" slots={}", server->port, engine,
+               model ? model->description() : "synthetic", slots);
+
+  int sig = hr::grpc_util::WaitForTermination([&router] {
+    spdlog::info("SIGHUP: reloading the policy and backends");
+    if (auto reloaded = LoadOrLog()) {
+      router.SetPolicy(std::move(reloaded));
+    } else {
+      spdlog::error("reload failed; keeping policy version={}", router.policy()->version());
+    }
+  });
+  spdlog::info("signal {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server->server->GetHealthCheckService()->SetServingStatus(false);
+  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
+  local.Shutdown();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,205 @@
+#include "absl/strings/string_view.h"
+#include "engine/llama_engine.h"
+
+#include <sys/stat.h>
+
+#include <mutex>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "llama.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/ascii.h"
+#include "spdlog/spdlog.h"
+#include "util/log_format.h"
+
+namespace hr::engine {
+namespace {
+
+// llama.cpp logs go to spdlog at debug level (they never contain prompt text).
+void LogToSpdlog(ggml_log_level level, const char* text, void*) {
+  absl::string_view line = absl::StripTrailingAsciiWhitespace(text);
+  if (line.empty()) return;
+  if (level == GGML_LOG_LEVEL_ERROR) {
+    spdlog::warn("llama.cpp: {}", line);
+  } else if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("llama.cpp: {}", line);
+  }
+}
+
+void InitBackendOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llama_log_set(LogToSpdlog, nullptr);
+    llama_backend_init();
+  });
+}
+
+// ChatML, the format of Qwen models, for files that carry no template.
+constexpr char kChatMlTemplate[] = "chatml";
+
+class LlamaGenerator : public Generator {
+ public:
+  LlamaGenerator(llama_model* model, llama_context* ctx, const std::string* tmpl)
+      : model_(model), vocab_(llama_model_get_vocab(model)), ctx_(ctx), tmpl_(tmpl) {}
+  ~LlamaGenerator() override { llama_free(ctx_); }
+
+  absl::StatusOr<GenerationResult> Generate(GenerationJob& job) override {
+    absl::StatusOr<std::vector<llama_token>> prompt = Tokenize(job);
+    if (!prompt.ok()) return prompt.status();
+    const int n_ctx = static_cast<int>(llama_n_ctx(ctx_));
+    const int n_prompt = static_cast<int>(prompt->size());
+    if (n_prompt + 1 > n_ctx) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "messages: the prompt is ", n_prompt, " tokens; the local model's context holds ",
+          n_ctx));
+    }
+    const int max_tokens = std::min(job.max_tokens, n_ctx - n_prompt);
+
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    // Decode the prompt in batches of at most n_batch tokens.
+    const int n_batch = static_cast<int>(llama_n_batch(ctx_));
+    for (int i = 0; i < n_prompt; i += n_batch) {
+      if (absl::Status s = job.CheckContinue(); !s.ok()) return s;
+      int n = std::min(n_batch, n_prompt - i);
+      if (llama_decode(ctx_, llama_batch_get_one(prompt->data() + i, n)) != 0) {
+        return absl::InternalError("llama_decode failed on the prompt");
+      }
+    }
+
+    std::unique_ptr<llama_sampler, decltype(&llama_sampler_free)> sampler(
+        llama_sampler_chain_init(llama_sampler_chain_default_params()), llama_sampler_free);
+    if (job.temperature <= 0) {
+      llama_sampler_chain_add(sampler.get(), llama_sampler_init_greedy());
+    } else {
+      llama_sampler_chain_add(sampler.get(), llama_sampler_init_top_k(40));
+      llama_sampler_chain_add(sampler.get(), llama_sampler_init_top_p(0.95f, 1));
+      llama_sampler_chain_add(sampler.get(), llama_sampler_init_temp(job.temperature));
+      llama_sampler_chain_add(sampler.get(),
+                              llama_sampler_init_dist(job.seed == 0 ? 42 : job.seed));
+    }
+
+    GenerationResult result;
+    result.prompt_tokens = n_prompt;
+    result.finish_reason = "max_tokens";
+    TextAssembler text(job.stop);
+    char piece[256];
+    for (int i = 0; i < max_tokens; ++i) {
+      if (absl::Status s = job.CheckContinue(); !s.ok()) return s;
+      llama_token token = llama_sampler_sample(sampler.get(), ctx_, -1);
+      if (llama_vocab_is_eog(vocab_, token)) {
+        result.finish_reason = "eos";
+        break;
+      }
+      ++result.completion_tokens;
+      int len = llama_token_to_piece(vocab_, token, piece, sizeof(piece), 0, false);
+      bool stopped = false;
+      if (len > 0) {
+        std::string out = text.Add(absl::string_view(piece, len), &stopped);
+        if (!out.empty()) job.on_text(out);
+      }
+      if (stopped) {
+        result.finish_reason = "stop_string";
+        return result;
+      }
+      if (i + 1 < max_tokens && llama_decode(ctx_, llama_batch_get_one(&token, 1)) != 0) {
+        return absl::InternalError("llama_decode failed during generation");
+      }
+    }
+    std::string rest = text.Finish();
+    if (!rest.empty()) job.on_text(rest);
+    return result;
+  }
+
+ private:
+  absl::StatusOr<std::vector<llama_token>> Tokenize(const GenerationJob& job) {
+    std::vector<llama_chat_message> chat;
+    chat.reserve(job.messages.size());
+    size_t chars = 0;
+    for (const ChatTurn& t : job.messages) {
+      chat.push_back({t.role.c_str(), t.content.c_str()});
+      chars += t.content.size() + t.role.size();
+    }
+    std::string formatted(2 * chars + 256, '\0');
+    int n = llama_chat_apply_template(tmpl_->c_str(), chat.data(), chat.size(), true,
+                                      formatted.data(), static_cast<int>(formatted.size()));
+    if (n > static_cast<int>(formatted.size())) {
+      formatted.resize(n);
+      n = llama_chat_apply_template(tmpl_->c_str(), chat.data(), chat.size(), true,
+                                    formatted.data(), n);
+    }
+    if (n < 0) return absl::InternalError("the model's chat template is not supported");
+    formatted.resize(n);
+
+    int n_tokens = -llama_tokenize(vocab_, formatted.data(), n, nullptr, 0, true, true);
+    std::vector<llama_token> tokens(std::max(n_tokens, 0));
+    if (llama_tokenize(vocab_, formatted.data(), n, tokens.data(),
+                       static_cast<int>(tokens.size()), true, true) < 0) {
+      return absl::InternalError("tokenization failed");
+    }
+    return tokens;
+  }
+
+  llama_model* model_;
+  const llama_vocab* vocab_;
+  llama_context* ctx_;
+  const std::string* tmpl_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LlamaOptions& options) {
+  struct stat st;
+  if (stat(options.model_path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("model file not found: ", options.model_path));
+  }
+  InitBackendOnce();
+  llama_model_params params = llama_model_default_params();
+  params.n_gpu_layers = 0;
+  llama_model* model = llama_model_load_from_file(options.model_path.c_str(), params);
+  if (model == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("llama.cpp cannot load ", options.model_path, " as a GGUF model"));
+  }
+  auto out = std::unique_ptr<LlamaModel>(new LlamaModel());
+  out->options_ = options;
+  out->model_ = model;
+  const char* tmpl = llama_model_chat_template(model, nullptr);
+  out->chat_template_ = tmpl != nullptr ? tmpl : kChatMlTemplate;
+  char desc[256];
+  llama_model_desc(model, desc, sizeof(desc));
+  out->description_ = desc;
+  return out;
+}
+
+LlamaModel::~LlamaModel() {
+  if (model_ != nullptr) llama_model_free(model_);
+}
+
+absl::StatusOr<std::unique_ptr<Generator>> LlamaModel::NewGenerator() const {
+  llama_context_params params = llama_context_default_params();
+  params.n_ctx = options_.context_tokens;
+  params.n_batch = std::min(options_.context_tokens, 512);
+  params.n_ubatch = params.n_batch;
+  params.n_seq_max = 1;
+  params.n_threads = options_.threads;
+  params.n_threads_batch = options_.threads;
+  params.no_perf = true;
+  llama_context* ctx = llama_init_from_model(model_, params);
+  if (ctx == nullptr) {
+    return absl::ResourceExhaustedError("cannot allocate a llama.cpp context");
+  }
+  return std::unique_ptr<Generator>(new LlamaGenerator(model_, ctx, &chat_template_));
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<Generator>>> LlamaModel::NewGenerators(int n) const {
+  std::vector<std::unique_ptr<Generator>> out;
+  for (int i = 0; i < n; ++i) {
+    absl::StatusOr<std::unique_ptr<Generator>> g = NewGenerator();
+    if (!g.ok()) return g.status();
+    out.push_back(*std::move(g));
+  }
+  return out;
+}
+
+}  // namespace hr::engine

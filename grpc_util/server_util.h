@@ -1,0 +1,48 @@
+#ifndef HYBRID_ROUTER_GRPC_UTIL_SERVER_UTIL_H_
+#define HYBRID_ROUTER_GRPC_UTIL_SERVER_UTIL_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+
+namespace hr::grpc_util {
+
+// Maps between absl::Status (inside) and grpc::Status (at the edge); the codes
+// have the same numbers.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+absl::Status FromGrpcStatus(const grpc::Status& status);
+
+// A started gRPC server with the standard health service and server reflection.
+struct RunningServer {
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;  // the bound port (useful with a listen address ending in :0)
+};
+
+// Builds and starts a server on `listen` (host:port; port 0 picks a free one) with
+// `services`, the gRPC health service (serving) and reflection. When `port_file`
+// is non-empty, writes the bound port to it (atomically, via rename) once the
+// server accepts calls. Unavailable when the address cannot be bound.
+absl::StatusOr<RunningServer> StartServer(const std::string& listen,
+                                          const std::vector<grpc::Service*>& services,
+                                          const std::string& port_file);
+
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it
+// starts afterwards; call first thing in main.
+void BlockTerminationSignals();
+
+// Waits for SIGTERM or SIGINT (and returns it), calling `on_hup` for each SIGHUP
+// meanwhile. Requires BlockTerminationSignals() first.
+int WaitForTermination(const std::function<void()>& on_hup);
+
+// Sets up spdlog on stderr with `level` (trace, debug, info, warn, error).
+void InitLogging(const std::string& program, const std::string& level);
+
+}  // namespace hr::grpc_util
+
+#endif  // HYBRID_ROUTER_GRPC_UTIL_SERVER_UTIL_H_

@@ -1,0 +1,163 @@
+#ifndef HYBRID_ROUTER_GRPC_UTIL_STREAM_SINK_H_
+#define HYBRID_ROUTER_GRPC_UTIL_STREAM_SINK_H_
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include "absl/synchronization/mutex.h"
+#include "grpcpp/grpcpp.h"
+
+namespace hr::grpc_util {
+
+// The producer's side of a server-streaming call: any thread may Send() messages
+// and then Finish() once; they are written in order, one write in flight at a time,
+// without blocking the caller. Once the call is cancelled or finished, Send() and
+// Finish() do nothing. Thread-safe; shared by the reactor and the producers, so it
+// outlives the reactor.
+template <typename Response>
+class StreamSink {
+ public:
+  // Queues a message. Returns false when the stream is closed (the client went
+  // away or Finish was called), so the producer can stop.
+  bool Send(Response response) {
+    grpc::ServerWriteReactor<Response>* start = nullptr;
+    const Response* message = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_ || finish_.has_value()) return false;
+      queue_.push_back(std::move(response));
+      if (!write_in_flight_ && reactor_ != nullptr) {
+        write_in_flight_ = true;
+        start = reactor_;
+        message = &queue_.front();
+      }
+    }
+    // A deque keeps references valid across push_back, and only WriteDone pops
+    // the message in flight, so it is safe to hand out outside the lock.
+    if (start != nullptr) start->StartWrite(message);
+    return true;
+  }
+
+  // Ends the call with `status` after the queued messages. First call wins.
+  void Finish(grpc::Status status) {
+    grpc::ServerWriteReactor<Response>* finish = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_.has_value()) return;
+      finish_ = std::move(status);
+      if (!write_in_flight_ && reactor_ != nullptr && !finish_started_) {
+        finish_started_ = true;
+        finish = reactor_;
+      }
+    }
+    if (finish != nullptr) finish->Finish(*finish_);
+  }
+
+  // Runs `f` (once) when the client cancels; immediately if it already has.
+  void OnCancel(std::function<void()> f) {
+    bool now = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (cancelled_) {
+        now = true;
+      } else {
+        on_cancel_ = std::move(f);
+      }
+    }
+    if (now) f();
+  }
+
+  bool closed() const {
+    absl::MutexLock lock(&mu_);
+    return closed_ || finish_.has_value();
+  }
+
+ private:
+  template <typename R>
+  friend class SinkReactor;
+
+  void Attach(grpc::ServerWriteReactor<Response>* reactor) {
+    absl::MutexLock lock(&mu_);
+    reactor_ = reactor;
+  }
+
+  void WriteDone(bool ok) {
+    grpc::ServerWriteReactor<Response>* reactor = nullptr;
+    const Response* next = nullptr;
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      queue_.pop_front();
+      if (!ok) {  // the client is gone: nothing more will be written
+        closed_ = true;
+        queue_.clear();
+        if (!finish_.has_value()) finish_ = grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+      if (!queue_.empty()) {
+        next = &queue_.front();
+      } else {
+        write_in_flight_ = false;
+        if (finish_.has_value() && !finish_started_) {
+          finish_started_ = true;
+          finish = true;
+        }
+      }
+      reactor = reactor_;
+    }
+    if (next != nullptr) reactor->StartWrite(next);
+    if (finish) reactor->Finish(*finish_);
+  }
+
+  void Cancelled() {
+    std::function<void()> f;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      f = std::move(on_cancel_);
+    }
+    if (f) f();
+    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
+  }
+
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+    closed_ = true;
+  }
+
+  mutable absl::Mutex mu_;
+  grpc::ServerWriteReactor<Response>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::deque<Response> queue_ ABSL_GUARDED_BY(mu_);
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> finish_;  // written once under mu_, then read-only
+  std::function<void()> on_cancel_ ABSL_GUARDED_BY(mu_);
+};
+
+// The reactor that gRPC drives for a StreamSink. Return it from a callback
+// service's streaming method; it deletes itself when the call is done.
+template <typename Response>
+class SinkReactor : public grpc::ServerWriteReactor<Response> {
+ public:
+  SinkReactor() : sink_(std::make_shared<StreamSink<Response>>()) { sink_->Attach(this); }
+  const std::shared_ptr<StreamSink<Response>>& sink() const { return sink_; }
+
+  void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
+  void OnCancel() override { sink_->Cancelled(); }
+  void OnDone() override {
+    sink_->Detach();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<StreamSink<Response>> sink_;
+};
+
+}  // namespace hr::grpc_util
+
+#endif  // HYBRID_ROUTER_GRPC_UTIL_STREAM_SINK_H_

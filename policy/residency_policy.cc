@@ -1,0 +1,395 @@
+#include "absl/strings/string_view.h"
+#include "policy/residency_policy.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "re2/re2.h"
+
+namespace hr::policy {
+namespace {
+
+using ::google::protobuf::Descriptor;
+using ::google::protobuf::TextFormat;
+using Tree = TextFormat::ParseInfoTree;
+
+// Where a config message came from, so that problems can name file and line.
+struct Source {
+  std::string file;          // empty for in-memory configs
+  const Tree* tree = nullptr;  // null when the positions are unknown
+};
+
+// Descends into a nested message's position tree; null in, null out.
+const Tree* Nested(const Tree* tree, const Descriptor* d, const char* field,
+                   int index) {
+  if (tree == nullptr) return nullptr;
+  return tree->GetTreeForNested(d->FindFieldByName(field), index);
+}
+
+std::string Where(const std::string& file, const Tree* tree, const Descriptor* d,
+                  const char* field, int index) {
+  if (file.empty()) return "";
+  if (tree != nullptr) {
+    auto loc = tree->GetLocation(d->FindFieldByName(field), index);
+    if (loc.line >= 0) {
+      return absl::StrCat(file, ":", loc.line + 1, ":", loc.column + 1, ": ");
+    }
+  }
+  return absl::StrCat(file, ": ");
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    std::string msg = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
+    if (err == EACCES) return absl::PermissionDeniedError(msg);
+    return absl::NotFoundError(msg);
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Collects the parser's own errors (syntax, unknown field or enum value).
+class CollectingErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  CollectingErrorCollector(std::string file, std::vector<std::string>* out)
+      : file_(std::move(file)), out_(out) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    out_->push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
+  }
+  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
+                  const std::string& message) override {
+    AddError(line, column, message);
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string>* out_;
+};
+
+template <typename Message>
+bool ParseTextFile(const std::string& path, const std::string& text, Message* msg,
+                   Tree* tree, std::vector<std::string>* problems) {
+  TextFormat::Parser parser;
+  CollectingErrorCollector errors(path, problems);
+  parser.RecordErrorsTo(&errors);
+  parser.WriteLocationsTo(tree);
+  return parser.ParseFromString(text, msg);
+}
+
+}  // namespace
+
+bool IsIdentifierCategory(v1::SensitiveCategory category) {
+  return category != v1::HEALTH && category != v1::FINANCIAL &&
+         category != v1::SENSITIVE_CATEGORY_UNSPECIFIED;
+}
+
+bool JurisdictionRule::AllowsRegion(absl::string_view region) const {
+  return std::binary_search(allowed_regions.begin(), allowed_regions.end(), region);
+}
+
+bool JurisdictionRule::AllowsModelFamily(absl::string_view family) const {
+  return std::binary_search(allowed_model_families.begin(),
+                            allowed_model_families.end(), family);
+}
+
+// Validates a policy and backends list and compiles them; reports every problem.
+class PolicyBuilder {
+ public:
+  PolicyBuilder(Source policy_src, Source backends_src)
+      : psrc_(std::move(policy_src)), bsrc_(std::move(backends_src)) {}
+
+  absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> Build(
+      const v1::Policy& policy, const v1::Backends& backends) {
+    auto out = std::shared_ptr<ResidencyPolicy>(new ResidencyPolicy());
+    const Descriptor* pd = v1::Policy::descriptor();
+    const Tree* ptree = psrc_.tree;
+
+    if (policy.version().empty()) {
+      Problem(Where(psrc_.file, ptree, pd, "version", -1), "version",
+              "is required (it names the policy in every decision)");
+    }
+    out->version_ = policy.version();
+
+    for (int i = 0; i < policy.regions_size(); ++i) {
+      const std::string& name = policy.regions(i).name();
+      std::string where = Where(psrc_.file, ptree, pd, "regions", i);
+      std::string path = absl::StrCat("regions[", i, "].name");
+      if (!RE2::FullMatch(name, *kRegionName)) {
+        Problem(where, path, absl::StrCat("'", name, "' is not a region name ([a-z0-9][a-z0-9-]*)"));
+      } else if (!regions_.insert(name).second) {
+        Problem(where, path, absl::StrCat("region '", name, "' is declared twice"));
+      }
+    }
+
+    absl::flat_hash_map<std::string, std::string> country_owner;
+    absl::flat_hash_set<std::string> ids;
+    for (int i = 0; i < policy.jurisdictions_size(); ++i) {
+      const v1::Jurisdiction& j = policy.jurisdictions(i);
+      std::string path = absl::StrCat("jurisdictions[", i, "]");
+      const Tree* jtree = Nested(ptree, pd, "jurisdictions", i);
+      std::string jwhere = Where(psrc_.file, ptree, pd, "jurisdictions", i);
+      const Descriptor* jd = v1::Jurisdiction::descriptor();
+      if (!RE2::FullMatch(j.id(), *kJurisdictionId)) {
+        Problem(jwhere, path + ".id",
+                absl::StrCat("'", j.id(), "' is not a jurisdiction id ([a-z][a-z0-9_-]*)"));
+      } else if (j.id() == "default") {
+        Problem(jwhere, path + ".id", "'default' is reserved for default_rule");
+      } else if (!ids.insert(j.id()).second) {
+        Problem(jwhere, path + ".id", absl::StrCat("jurisdiction '", j.id(), "' is defined twice"));
+      }
+      if (j.countries().empty()) {
+        Problem(jwhere, path + ".countries",
+                "is empty, so no locale can reach this jurisdiction");
+      }
+      for (int k = 0; k < j.countries_size(); ++k) {
+        const std::string& c = j.countries(k);
+        std::string where = Where(psrc_.file, jtree, jd, "countries", k);
+        std::string cpath = absl::StrCat(path, ".countries[", k, "]");
+        if (!RE2::FullMatch(c, *kCountryCode)) {
+          Problem(where, cpath, absl::StrCat("'", c, "' is not an ISO 3166-1 alpha-2 code in upper case"));
+          continue;
+        }
+        auto [it, inserted] = country_owner.emplace(c, j.id());
+        if (!inserted) {
+          Problem(where, cpath, absl::StrCat("country ", c, " is already in jurisdiction '",
+                                             it->second, "'"));
+        } else {
+          out->country_to_rule_[c] = out->rules_.size();
+        }
+      }
+      out->rules_.push_back(CompileRule(j, path, jwhere, jtree));
+    }
+
+    if (!policy.has_default_rule()) {
+      Problem(Where(psrc_.file, ptree, pd, "default_rule", -1), "default_rule",
+              "is required (it covers locales without a listed country)");
+      v1::Jurisdiction local_only;
+      local_only.set_id("default");
+      out->rules_.push_back(CompileRule(local_only, "default_rule", "", nullptr));
+    } else {
+      const v1::Jurisdiction& d = policy.default_rule();
+      std::string where = Where(psrc_.file, ptree, pd, "default_rule", -1);
+      const Tree* dtree = Nested(ptree, pd, "default_rule", -1);
+      if (!d.id().empty() && d.id() != "default") {
+        Problem(where, "default_rule.id", absl::StrCat("must be 'default' or empty, not '", d.id(), "'"));
+      }
+      if (!d.countries().empty()) {
+        Problem(where, "default_rule.countries",
+                "must be empty: the default rule covers every unlisted country");
+      }
+      out->rules_.push_back(CompileRule(d, "default_rule", where, dtree));
+      out->rules_.back().id = "default";
+    }
+
+    CheckBackends(backends, *out);
+    if (!problems_.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "invalid configuration (", problems_.size(), " problem",
+          problems_.size() == 1 ? "" : "s", "):\n", absl::StrJoin(problems_, "\n")));
+    }
+    out->backends_ = backends;
+    out->warnings_ = std::move(warnings_);
+    return std::shared_ptr<const ResidencyPolicy>(std::move(out));
+  }
+
+ private:
+  static inline const RE2* const kRegionName = new RE2("[a-z0-9][a-z0-9-]*");
+  static inline const RE2* const kJurisdictionId = new RE2("[a-z][a-z0-9_-]*");
+  static inline const RE2* const kCountryCode = new RE2("[A-Z]{2}");
+
+  void Problem(const std::string& where, const std::string& path, const std::string& what) {
+    problems_.push_back(absl::StrCat(where, path, ": ", what));
+  }
+
+  JurisdictionRule CompileRule(const v1::Jurisdiction& j, const std::string& path,
+                               const std::string& jwhere, const Tree* jtree) {
+    const Descriptor* jd = v1::Jurisdiction::descriptor();
+    JurisdictionRule rule;
+    rule.id = j.id();
+    rule.actions.fill(v1::ALLOW);
+    for (int k = 0; k < j.categories_size(); ++k) {
+      const v1::CategoryRule& cr = j.categories(k);
+      std::string where = Where(psrc_.file, jtree, jd, "categories", k);
+      std::string cpath = absl::StrCat(path, ".categories[", k, "]");
+      if (cr.category() == v1::SENSITIVE_CATEGORY_UNSPECIFIED) {
+        Problem(where, cpath + ".category", "is required");
+        continue;
+      }
+      if (cr.action() == v1::CATEGORY_ACTION_UNSPECIFIED) {
+        Problem(where, cpath + ".action", "is required");
+        continue;
+      }
+      if (cr.action() == v1::REDACT && !IsIdentifierCategory(cr.category())) {
+        Problem(where, cpath + ".action",
+                absl::StrCat("REDACT is not possible for ",
+                             v1::SensitiveCategory_Name(cr.category()),
+                             " (a topic, not a span): use ALLOW, LOCAL_ONLY or DENY"));
+      }
+      bool seen = false;
+      for (int m = 0; m < k; ++m) seen |= j.categories(m).category() == cr.category();
+      if (seen) {
+        Problem(where, cpath + ".category",
+                absl::StrCat(v1::SensitiveCategory_Name(cr.category()), " is listed twice"));
+      }
+      rule.actions[cr.category()] = cr.action();
+    }
+    if (!j.has_cloud()) return rule;
+
+    const v1::CloudRule& cloud = j.cloud();
+    const Descriptor* cd = v1::CloudRule::descriptor();
+    const Tree* ctree = Nested(jtree, jd, "cloud", -1);
+    std::string cwhere = jtree ? Where(psrc_.file, jtree, jd, "cloud", -1) : jwhere;
+    std::string cpath = path + ".cloud";
+    rule.cloud_allowed = true;
+    if (cloud.allowed_regions().empty()) {
+      Problem(cwhere, cpath + ".allowed_regions",
+              "is empty: list at least one region, or remove `cloud` to keep the jurisdiction local-only");
+    }
+    for (int k = 0; k < cloud.allowed_regions_size(); ++k) {
+      const std::string& r = cloud.allowed_regions(k);
+      if (!regions_.contains(r)) {
+        Problem(Where(psrc_.file, ctree, cd, "allowed_regions", k),
+                absl::StrCat(cpath, ".allowed_regions[", k, "]"),
+                absl::StrCat("region '", r, "' is not declared in `regions`"));
+      }
+      rule.allowed_regions.push_back(r);
+      allowed_anywhere_.insert(r);
+    }
+    if (cloud.allowed_model_families().empty()) {
+      Problem(cwhere, cpath + ".allowed_model_families", "is empty: list at least one model family");
+    }
+    rule.allowed_model_families.assign(cloud.allowed_model_families().begin(),
+                                       cloud.allowed_model_families().end());
+    if (cloud.when_unavailable() == v1::UNAVAILABLE_ACTION_UNSPECIFIED) {
+      Problem(cwhere, cpath + ".when_unavailable", "is required: FALLBACK_LOCAL or FAIL_CLOSED");
+    }
+    rule.consent_required = cloud.consent_required();
+    rule.when_unavailable = cloud.when_unavailable();
+    for (auto* v : {&rule.allowed_regions, &rule.allowed_model_families}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    return rule;
+  }
+
+  void CheckBackends(const v1::Backends& backends, const ResidencyPolicy& policy) {
+    const Descriptor* bd = v1::Backends::descriptor();
+    absl::flat_hash_set<std::string> names;
+    for (int i = 0; i < backends.backends_size(); ++i) {
+      const v1::Backend& b = backends.backends(i);
+      std::string where = Where(bsrc_.file, bsrc_.tree, bd, "backends", i);
+      std::string path = absl::StrCat("backends[", i, "]");
+      if (b.name().empty()) {
+        Problem(where, path + ".name", "is required");
+      } else if (!names.insert(b.name()).second) {
+        Problem(where, path + ".name", absl::StrCat("backend '", b.name(), "' is defined twice"));
+      }
+      if (b.address().empty()) Problem(where, path + ".address", "is required");
+      if (b.model_family().empty()) Problem(where, path + ".model_family", "is required");
+      if (!regions_.contains(b.region())) {
+        Problem(where, path + ".region",
+                absl::StrCat("region '", b.region(), "' is not declared in the policy's `regions`"));
+      } else if (!allowed_anywhere_.contains(b.region())) {
+        Problem(where, path + ".region",
+                absl::StrCat("region '", b.region(),
+                             "' is allowed by no jurisdiction, so this backend would never be used"));
+      }
+    }
+    for (const JurisdictionRule& rule : policy.rules_) {
+      for (const std::string& region : rule.allowed_regions) {
+        bool served = false;
+        for (const v1::Backend& b : backends.backends()) {
+          served |= b.region() == region && rule.AllowsModelFamily(b.model_family());
+        }
+        if (!served) {
+          warnings_.push_back(absl::StrCat("jurisdiction '", rule.id, "' allows region '",
+                                           region, "' but no backend of an allowed model family serves it"));
+        }
+      }
+    }
+  }
+
+  Source psrc_, bsrc_;
+  absl::flat_hash_set<std::string> regions_;
+  absl::flat_hash_set<std::string> allowed_anywhere_;
+  std::vector<std::string> problems_;
+  std::vector<std::string> warnings_;
+};
+
+absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ResidencyPolicy::Create(
+    const v1::Policy& policy, const v1::Backends& backends) {
+  return PolicyBuilder(Source{}, Source{}).Build(policy, backends);
+}
+
+const JurisdictionRule& ResidencyPolicy::RuleForCountry(absl::string_view country) const {
+  auto it = country_to_rule_.find(country);
+  return it == country_to_rule_.end() ? default_rule() : rules_[it->second];
+}
+
+const JurisdictionRule& ResidencyPolicy::RuleFor(const Locale& locale) const {
+  return RuleForCountry(locale.country());
+}
+
+std::vector<const v1::Backend*> ResidencyPolicy::BackendsFor(
+    const JurisdictionRule& rule) const {
+  std::vector<const v1::Backend*> out;
+  if (!rule.cloud_allowed) return out;
+  for (const v1::Backend& b : backends_.backends()) {
+    if (rule.AllowsRegion(b.region()) && rule.AllowsModelFamily(b.model_family())) {
+      out.push_back(&b);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
+    const std::string& policy_path, const std::string& backends_path) {
+  absl::StatusOr<std::string> policy_text = ReadFile(policy_path);
+  if (!policy_text.ok()) return policy_text.status();
+  absl::StatusOr<std::string> backends_text = ReadFile(backends_path);
+  if (!backends_text.ok()) return backends_text.status();
+
+  std::vector<std::string> problems;
+  v1::Policy policy;
+  v1::Backends backends;
+  Tree policy_tree, backends_tree;
+  bool ok = ParseTextFile(policy_path, *policy_text, &policy, &policy_tree, &problems);
+  ok &= ParseTextFile(backends_path, *backends_text, &backends, &backends_tree, &problems);
+  if (!ok) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot parse configuration:\n", absl::StrJoin(problems, "\n")));
+  }
+  return PolicyBuilder(Source{policy_path, &policy_tree},
+                       Source{backends_path, &backends_tree})
+      .Build(policy, backends);
+}
+
+absl::Status CheckResidencyClaim(const std::vector<std::string>& allowed_regions,
+                                 absl::string_view region) {
+  if (allowed_regions.empty()) {
+    return absl::FailedPreconditionError(
+        "residency claim lists no allowed region; refusing to process");
+  }
+  if (std::find(allowed_regions.begin(), allowed_regions.end(), region) ==
+      allowed_regions.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "this backend runs in region '", region, "', which the residency claim (",
+        absl::StrJoin(allowed_regions, ", "), ") does not allow"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hr::policy

@@ -1,0 +1,77 @@
+#include "absl/strings/string_view.h"
+#include "router/complexity.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "re2/re2.h"
+
+namespace hr::router {
+namespace {
+
+const RE2& MultiStepMarkers() {
+  static const RE2* re = new RE2(
+      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后)");
+  return *re;
+}
+
+const RE2& CodeMarkers() {
+  static const RE2* re = new RE2(
+      R"(```|#include|\bdef |\bclass |\breturn\b|\bfunction\b|=>|->|==|!=|\{|\}|;\s*$|\bSELECT\b|\bimport )");
+  return *re;
+}
+
+int CountMatches(const RE2& re, absl::string_view text) {
+  re2::StringPiece input(text.data(), text.size());
+  int n = 0;
+  while (RE2::FindAndConsume(&input, re)) {
+    ++n;
+    if (n >= 64) break;  // enough to saturate the score
+  }
+  return n;
+}
+
+}  // namespace
+
+ComplexityFeatures ExtractComplexityFeatures(absl::string_view prompt) {
+  ComplexityFeatures f;
+  int non_space = 0, digits = 0, ascii_bytes = 0, cjk = 0;
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    unsigned char c = prompt[i];
+    if (c < 0x80) {
+      ++ascii_bytes;
+      if (absl::ascii_isspace(c)) continue;
+      ++non_space;
+      if (absl::ascii_isdigit(c)) ++digits;
+      if (c == '=' || c == '+' || c == '*' || c == '/' || c == '^' || c == '%') ++f.math_markers;
+      if (c == '?') ++f.questions;
+    } else if ((c & 0xC0) != 0x80) {  // the first byte of a multi-byte character
+      ++non_space;
+      if (c >= 0xE3 && c <= 0xE9) ++cjk;  // U+3000..U+9FFF: CJK and punctuation
+      if (absl::StartsWith(prompt.substr(i), "？")) ++f.questions;
+      for (absl::string_view sym : {"∫", "√", "≤", "≥", "≠", "∑", "π", "×", "÷"}) {
+        if (absl::StartsWith(prompt.substr(i), sym)) ++f.math_markers;
+      }
+    }
+  }
+  f.approx_tokens = ascii_bytes / 4.0 + cjk;
+  f.digit_share = non_space == 0 ? 0 : static_cast<double>(digits) / non_space;
+  f.code_markers = CountMatches(CodeMarkers(), prompt);
+  f.multi_step_markers = CountMatches(MultiStepMarkers(), prompt);
+  return f;
+}
+
+double HeuristicComplexityScore(const ComplexityFeatures& f) {
+  double z = -2.2 + 0.9 * std::log1p(f.approx_tokens / 40.0) + 2.5 * f.digit_share +
+             0.35 * std::min(f.math_markers, 8) + 0.25 * std::min(f.code_markers, 8) +
+             0.8 * std::min(f.multi_step_markers, 3) + 0.2 * std::min(f.questions, 3);
+  return 1.0 / (1.0 + std::exp(-z));
+}
+
+double HeuristicComplexityScore(absl::string_view prompt) {
+  return HeuristicComplexityScore(ExtractComplexityFeatures(prompt));
+}
+
+}  // namespace hr::router

@@ -1,0 +1,229 @@
+#include "absl/strings/string_view.h"
+#include "router/detectors.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "re2/re2.h"
+
+namespace hr::router {
+namespace {
+
+struct Pattern {
+  v1::SensitiveCategory category;
+  const RE2* re;
+  bool (*valid)(absl::string_view);  // null: the pattern is the whole check
+  // Characters that must not touch the match on either side, so that a match is
+  // not a piece of a longer number or word.
+  bool (*is_glue)(char);
+  int strength;  // tie-break on equal-length overlaps: higher wins
+};
+
+bool IsDigitGlue(char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }
+bool IsAlnumGlue(char c) { return absl::ascii_isalnum(static_cast<unsigned char>(c)); }
+bool IsEmailGlue(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '_';
+}
+bool IsIpGlue(char c) {
+  return absl::ascii_isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+}
+
+RE2::Options Latin1Off() {
+  RE2::Options o;
+  o.set_log_errors(false);
+  return o;
+}
+
+const std::vector<Pattern>& Patterns() {
+  static const auto* patterns = new std::vector<Pattern>{
+      {v1::EMAIL,
+       new RE2(R"([A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24})", Latin1Off()),
+       nullptr, IsEmailGlue, 5},
+      {v1::CN_RESIDENT_ID, new RE2(R"(\d{17}[\dXx])", Latin1Off()),
+       IsValidCnResidentId, IsAlnumGlue, 9},
+      {v1::PAYMENT_CARD, new RE2(R"(\d(?:[ \-]?\d){12,18})", Latin1Off()),
+       PassesLuhn, IsDigitGlue, 8},
+      {v1::IBAN,
+       new RE2(R"([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})", Latin1Off()),
+       IsValidIban, IsAlnumGlue, 8},
+      {v1::US_SSN, new RE2(R"(\d{3}-\d{2}-\d{4})", Latin1Off()), IsValidUsSsn,
+       IsDigitGlue, 7},
+      // Mainland-China mobile: 11 digits starting 1[3-9], optionally +86.
+      {v1::PHONE, new RE2(R"((?:(?:\+|00)86[ \-]?)?1[3-9]\d(?:[ \-]?\d{4}){2})", Latin1Off()),
+       nullptr, IsDigitGlue, 6},
+      // International: +CC then 6-14 more digits in groups.
+      {v1::PHONE,
+       new RE2(R"((?:\+|00)[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,4}\)?){2,5})", Latin1Off()),
+       nullptr, IsDigitGlue, 4},
+      // North American and similar national formats: (555) 555-1234, 555.555.1234.
+      {v1::PHONE,
+       new RE2(R"((?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?)", Latin1Off()),
+       nullptr, IsDigitGlue, 3},
+      {v1::IP_ADDRESS,
+       new RE2(R"((?:\d{1,3}\.){3}\d{1,3}|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})", Latin1Off()),
+       IsValidIpAddress, IsIpGlue, 6},
+  };
+  return *patterns;
+}
+
+const RE2& HealthKeywords() {
+  static const RE2* re = new RE2(
+      R"((?i)\b(?:diagnos\w*|symptom\w*|disease\w*|cancer|tumou?r\w*|diabet\w*|asthma|hiv|aids|depress\w*|anxiety|pregnan\w*|prescri\w*|medication\w*|medicine|dosage|chemotherapy|surgery|insulin|blood pressure|hypertension|mental health|therap(?:y|ist)|psychiatr\w*|allerg\w*|vaccin\w*|std|hepatitis|illness|patient|doctor|clinic|hospital\w*)\b|病|症状|诊断|癌|糖尿病|高血压|抑郁|焦虑|怀孕|药物|处方|医院|医生|手术|治疗|疫苗|过敏|心理健康|患者)");
+  return *re;
+}
+
+const RE2& FinanceKeywords() {
+  static const RE2* re = new RE2(
+      R"((?i)\b(?:bank account|account number|routing number|credit card|debit card|loan|mortgage|salary|income|tax return|taxes|invest\w*|stock\w*|portfolio|bankrupt\w*|debt\w*|credit score|wire transfer|pension|401k|brokerage|crypto\w*|bitcoin)\b|银行|账户|账号|信用卡|贷款|房贷|工资|收入|税|投资|股票|理财|债务|转账|养老金|基金)");
+  return *re;
+}
+
+// Scans `text` for every match of `p` that passes its checks and boundaries.
+void Scan(const Pattern& p, absl::string_view text, std::vector<Span>* out) {
+  re2::StringPiece input(text.data(), text.size());
+  re2::StringPiece m;
+  size_t pos = 0;
+  while (pos < text.size() &&
+         p.re->Match(input, pos, text.size(), RE2::UNANCHORED, &m, 1)) {
+    size_t start = m.data() - text.data();
+    size_t end = start + m.size();
+    if (m.empty()) {
+      pos = start + 1;
+      continue;
+    }
+    bool glued = (start > 0 && p.is_glue(text[start - 1])) ||
+                 (end < text.size() && p.is_glue(text[end]));
+    if (!glued && (p.valid == nullptr || p.valid(absl::string_view(m.data(), m.size())))) {
+      out->push_back(Span{p.category, start, end});
+      pos = end;
+    } else {
+      pos = start + 1;
+    }
+  }
+}
+
+int Strength(v1::SensitiveCategory c) {
+  for (const Pattern& p : Patterns()) {
+    if (p.category == c) return p.strength;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Detectors::Detectors() {
+  // Compile everything up front so that the first request does not pay for it.
+  Patterns();
+  HealthKeywords();
+  FinanceKeywords();
+}
+
+std::vector<Span> Detectors::FindSpans(absl::string_view text) const {
+  std::vector<Span> candidates;
+  for (const Pattern& p : Patterns()) Scan(p, text, &candidates);
+  if (candidates.size() < 2) return candidates;
+  // Longest first, then strongest; keep each that overlaps none already kept.
+  std::sort(candidates.begin(), candidates.end(), [](const Span& a, const Span& b) {
+    size_t la = a.end - a.start, lb = b.end - b.start;
+    if (la != lb) return la > lb;
+    int sa = Strength(a.category), sb = Strength(b.category);
+    if (sa != sb) return sa > sb;
+    return a.start < b.start;
+  });
+  std::vector<Span> kept;
+  for (const Span& s : candidates) {
+    bool overlaps = std::any_of(kept.begin(), kept.end(), [&](const Span& k) {
+      return s.start < k.end && k.start < s.end;
+    });
+    if (!overlaps) kept.push_back(s);
+  }
+  std::sort(kept.begin(), kept.end(),
+            [](const Span& a, const Span& b) { return a.start < b.start; });
+  return kept;
+}
+
+bool Detectors::MentionsHealth(absl::string_view text) const {
+  return RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), HealthKeywords());
+}
+
+bool Detectors::MentionsFinance(absl::string_view text) const {
+  return RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), FinanceKeywords());
+}
+
+bool IsValidCnResidentId(absl::string_view id) {
+  if (id.size() != 18) return false;
+  static constexpr int kWeights[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  static constexpr char kCheck[11] = {'1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(id[i]))) return false;
+    sum += (id[i] - '0') * kWeights[i];
+  }
+  if (absl::ascii_toupper(static_cast<unsigned char>(id[17])) != kCheck[sum % 11]) return false;
+  // Digits 7-14 are the birth date YYYYMMDD.
+  int year = std::stoi(std::string(id.substr(6, 4)));
+  int month = std::stoi(std::string(id.substr(10, 2)));
+  int day = std::stoi(std::string(id.substr(12, 2)));
+  return year >= 1900 && year <= 2100 && month >= 1 && month <= 12 && day >= 1 && day <= 31;
+}
+
+bool PassesLuhn(absl::string_view s) {
+  int sum = 0, n = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (*it == ' ' || *it == '-') continue;
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(*it))) return false;
+    int d = *it - '0';
+    if (n % 2 == 1) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    ++n;
+  }
+  return n >= 13 && n <= 19 && sum % 10 == 0;
+}
+
+bool IsValidIban(absl::string_view iban) {
+  std::string compact;
+  for (char c : iban) {
+    if (c != ' ') compact.push_back(absl::ascii_toupper(static_cast<unsigned char>(c)));
+  }
+  if (compact.size() < 15 || compact.size() > 34) return false;
+  // Move the country code and check digits to the end, letters to 10..35, mod 97.
+  std::string rearranged = compact.substr(4) + compact.substr(0, 4);
+  int rem = 0;
+  for (char c : rearranged) {
+    if (absl::ascii_isdigit(static_cast<unsigned char>(c))) {
+      rem = (rem * 10 + (c - '0')) % 97;
+    } else if (c >= 'A' && c <= 'Z') {
+      int v = c - 'A' + 10;
+      rem = (rem * 100 + v) % 97;
+    } else {
+      return false;
+    }
+  }
+  return rem == 1;
+}
+
+bool IsValidUsSsn(absl::string_view ssn) {
+  if (ssn.size() != 11 || ssn[3] != '-' || ssn[6] != '-') return false;
+  absl::string_view area = ssn.substr(0, 3), group = ssn.substr(4, 2), serial = ssn.substr(7, 4);
+  if (area == "000" || area == "666" || area[0] == '9') return false;
+  return group != "00" && serial != "0000";
+}
+
+bool IsValidIpAddress(absl::string_view ip) {
+  std::string s(ip);
+  unsigned char buf[16];
+  if (s.find(':') != std::string::npos) {
+    // Require some substance: a lone "::" or a time like "12:30" is not an address.
+    if (std::count(s.begin(), s.end(), ':') < 2 || s.size() < 6) return false;
+    return inet_pton(AF_INET6, s.c_str(), buf) == 1;
+  }
+  return inet_pton(AF_INET, s.c_str(), buf) == 1;
+}
+
+}  // namespace hr::router

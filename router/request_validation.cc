@@ -1,0 +1,78 @@
+#include "absl/strings/string_view.h"
+#include "router/request_validation.h"
+
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "util/utf8.h"
+
+namespace hr::router {
+
+namespace v1 = ::hybridrouter::v1;
+
+absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest& r,
+                                                       const RequestLimits& limits) {
+  if (r.request_id().size() > limits.max_request_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id: ", r.request_id().size(), " bytes; the limit is ",
+        limits.max_request_id_bytes));
+  }
+  absl::StatusOr<policy::Locale> locale = policy::ParseLocale(r.locale());
+  if (!locale.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("locale: ", locale.status().message()));
+  }
+  if (r.messages().empty()) {
+    return absl::InvalidArgumentError("messages: at least one message is required");
+  }
+  if (r.messages_size() > limits.max_messages) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "messages: ", r.messages_size(), " messages; the limit is ", limits.max_messages));
+  }
+  size_t total = 0;
+  bool has_user = false;
+  for (int i = 0; i < r.messages_size(); ++i) {
+    const v1::ChatMessage& m = r.messages(i);
+    if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "messages[", i, "].role: '", m.role().substr(0, 32),
+          "' is not one of system, user, assistant"));
+    }
+    has_user |= m.role() == "user";
+    size_t bad = util::FindInvalidUtf8(m.content());
+    if (bad != absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].content: not valid UTF-8 at byte ", bad));
+    }
+    total += m.content().size();
+  }
+  if (!has_user) {
+    return absl::InvalidArgumentError("messages: no message has role 'user'");
+  }
+  if (total > limits.max_prompt_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "messages: the prompt is ", total, " bytes; the limit is ", limits.max_prompt_bytes));
+  }
+  const v1::GenerationOptions& o = r.options();
+  if (o.max_tokens() < 0 || o.max_tokens() > limits.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "options.max_tokens: ", o.max_tokens(), " is outside [0, ", limits.max_tokens, "]"));
+  }
+  if (!(o.temperature() >= 0 && o.temperature() <= 2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("options.temperature: ", o.temperature(), " is outside [0, 2]"));
+  }
+  if (o.stop_size() > limits.max_stop_strings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "options.stop: ", o.stop_size(), " strings; the limit is ", limits.max_stop_strings));
+  }
+  for (int i = 0; i < o.stop_size(); ++i) {
+    if (o.stop(i).empty() || o.stop(i).size() > limits.max_stop_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "options.stop[", i, "]: must be 1 to ", limits.max_stop_bytes, " bytes"));
+    }
+  }
+  return locale;
+}
+
+}  // namespace hr::router
