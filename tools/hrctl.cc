@@ -1,0 +1,339 @@
+// hrctl: the operator's and app developer's command-line tool for hybrid-router.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/grpcpp.h"
+#include "hybridrouter/v1/router.grpc.pb.h"
+#include "policy/residency_policy.h"
+#include "demo_cases.pb.h"
+
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "the device router (hr-device) to talk to");
+ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file (validate)");
+ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "backends file (validate)");
+ABSL_FLAG(std::string, locale, "en-US", "BCP 47 locale of the request");
+ABSL_FLAG(bool, consent, false, "the user consents to cloud processing");
+ABSL_FLAG(std::string, hint, "", "prefer 'local' or 'cloud' (empty: let the router decide)");
+ABSL_FLAG(std::string, system, "", "an optional system message");
+ABSL_FLAG(std::string, prompt_file, "", "read the user message from this file ('-': stdin)");
+ABSL_FLAG(int, max_tokens, 0, "answer length (0: the router's default)");
+ABSL_FLAG(double, temperature, 0, "sampling temperature (0: greedy)");
+ABSL_FLAG(std::string, request_id, "", "request id (empty: the router makes one)");
+ABSL_FLAG(absl::Duration, timeout, absl::Seconds(60), "deadline of each call");
+ABSL_FLAG(std::string, cases, "deploy/local/demo_cases.textproto", "case list (demo)");
+ABSL_FLAG(bool, json, false, "machine-readable output (JSON; one object per line for streams)");
+
+namespace {
+
+namespace v1 = ::hybridrouter::v1;
+constexpr char kUsage[] = R"(hrctl: inspect and exercise hybrid-router.
+
+Commands:
+  hrctl validate [--policy FILE] [--backends FILE] [--json]
+      Load and validate the policy and backends files; print problems with file and
+      line, or the jurisdictions and warnings. Exit 1 when invalid.
+  hrctl explain  [--target ADDR] --locale TAG [--consent] [--hint local|cloud] PROMPT
+      Ask a running hr-device where the request would run, and why.
+  hrctl generate [--target ADDR] --locale TAG [--consent] [--max_tokens N] PROMPT
+      Send the request, stream the answer, and print where it ran.
+  hrctl demo     [--target ADDR] [--cases FILE]
+      Send each case of a case list and print a table of the decisions.
+
+PROMPT is the remaining arguments joined by spaces, or --prompt_file.
+)";
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions o;
+  o.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, o);
+  return out;
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+int Fail(const grpc::Status& s) {
+  std::string code = absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code()));
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("{\"error\":{\"code\":%s,\"message\":%s}}\n", JsonString(code).c_str(),
+                JsonString(s.error_message()).c_str());
+  } else {
+    std::fprintf(stderr, "error: %s: %s\n", code.c_str(), s.error_message().c_str());
+  }
+  return 1;
+}
+
+absl::StatusOr<v1::GenerateRequest> BuildRequest(const std::vector<char*>& args) {
+  v1::GenerateRequest r;
+  r.set_request_id(absl::GetFlag(FLAGS_request_id));
+  r.set_locale(absl::GetFlag(FLAGS_locale));
+  r.set_cloud_consent(absl::GetFlag(FLAGS_consent));
+  std::string hint = absl::GetFlag(FLAGS_hint);
+  if (hint == "local") {
+    r.set_hint(v1::PREFER_LOCAL);
+  } else if (hint == "cloud") {
+    r.set_hint(v1::PREFER_CLOUD);
+  } else if (!hint.empty()) {
+    return absl::InvalidArgumentError("--hint must be local or cloud");
+  }
+  if (!absl::GetFlag(FLAGS_system).empty()) {
+    auto* m = r.add_messages();
+    m->set_role("system");
+    m->set_content(absl::GetFlag(FLAGS_system));
+  }
+  std::string prompt;
+  std::string file = absl::GetFlag(FLAGS_prompt_file);
+  if (!file.empty()) {
+    std::stringstream ss;
+    if (file == "-") {
+      ss << std::cin.rdbuf();
+    } else {
+      std::ifstream in(file, std::ios::binary);
+      if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file));
+      ss << in.rdbuf();
+    }
+    prompt = ss.str();
+  } else {
+    prompt = absl::StrJoin(args.begin() + 2, args.end(), " ");
+  }
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content(prompt);
+  r.mutable_options()->set_max_tokens(absl::GetFlag(FLAGS_max_tokens));
+  r.mutable_options()->set_temperature(static_cast<float>(absl::GetFlag(FLAGS_temperature)));
+  return r;
+}
+
+std::unique_ptr<v1::Router::Stub> Connect() {
+  return v1::Router::NewStub(
+      grpc::CreateChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials()));
+}
+
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
+}
+
+std::string Categories(const google::protobuf::RepeatedPtrField<v1::Redaction>& rs) {
+  std::vector<std::string> parts;
+  for (const auto& r : rs) {
+    parts.push_back(absl::StrCat(v1::SensitiveCategory_Name(r.category()), "x", r.count()));
+  }
+  return parts.empty() ? "-" : absl::StrJoin(parts, ",");
+}
+
+std::string Where(const v1::RouteInfo& info) {
+  if (info.target() == v1::CLOUD) return absl::StrCat(info.region(), "/", info.backend());
+  if (info.target() == v1::LOCAL) return info.fell_back() ? "device (fallback)" : "device";
+  return "-";
+}
+
+void PrintRoute(const v1::RouteInfo& info) {
+  std::printf("route: %s where=%s jurisdiction=%s allowed=[%s] policy=%s\n",
+              v1::ExecutionTarget_Name(info.target()).c_str(), Where(info).c_str(),
+              info.jurisdiction().c_str(), absl::StrJoin(info.allowed_regions(), ",").c_str(),
+              info.policy_version().c_str());
+  std::printf("  complexity=%.3f threshold=%.3f detected=%s redacted=%s\n",
+              info.complexity_score(), info.complexity_threshold(),
+              Categories(info.detected()).c_str(), Categories(info.redactions()).c_str());
+  for (int i = 0; i < info.rule_ids_size(); ++i) {
+    std::printf("  rule %s: %s\n", info.rule_ids(i).c_str(),
+                i < info.reasons_size() ? info.reasons(i).c_str() : "");
+  }
+}
+
+int Validate() {
+  auto policy = hr::policy::LoadResidencyPolicy(absl::GetFlag(FLAGS_policy),
+                                                absl::GetFlag(FLAGS_backends));
+  bool json = absl::GetFlag(FLAGS_json);
+  if (!policy.ok()) {
+    if (json) {
+      std::printf("{\"ok\":false,\"error\":%s}\n", JsonString(policy.status().message()).c_str());
+    } else {
+      std::fprintf(stderr, "%s\n", std::string(policy.status().message()).c_str());
+    }
+    return 1;
+  }
+  const auto& p = **policy;
+  if (json) {
+    std::vector<std::string> warnings, rules;
+    for (const auto& w : p.warnings()) warnings.push_back(JsonString(w));
+    for (const auto& r : p.rules()) rules.push_back(JsonString(r.id));
+    std::printf("{\"ok\":true,\"version\":%s,\"jurisdictions\":[%s],\"backends\":%d,"
+                "\"warnings\":[%s]}\n",
+                JsonString(p.version()).c_str(), absl::StrJoin(rules, ",").c_str(),
+                p.backends().backends_size(), absl::StrJoin(warnings, ",").c_str());
+    return 0;
+  }
+  std::printf("OK: policy %s, %zu jurisdictions, %d backends\n", p.version().c_str(),
+              p.rules().size(), p.backends().backends_size());
+  for (const auto& r : p.rules()) {
+    std::printf("  %-8s %s\n", r.id.c_str(),
+                r.cloud_allowed
+                    ? absl::StrCat("cloud in [", absl::StrJoin(r.allowed_regions, ", "), "] via ",
+                                   p.BackendsFor(r).size(), " backends",
+                                   r.consent_required ? ", consent required" : "", ", ",
+                                   v1::UnavailableAction_Name(r.when_unavailable))
+                          .c_str()
+                    : "local only");
+  }
+  for (const auto& w : p.warnings()) std::printf("warning: %s\n", w.c_str());
+  return 0;
+}
+
+int Explain(const v1::GenerateRequest& request) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  v1::RouteInfo info;
+  grpc::Status s = Connect()->Explain(&ctx, request, &info);
+  if (!s.ok()) return Fail(s);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", ToJson(info).c_str());
+  } else {
+    PrintRoute(info);
+  }
+  return 0;
+}
+
+// Runs one Generate call; fills `info` and `text`. Prints as it goes unless quiet.
+grpc::Status RunGenerate(v1::Router::Stub* stub, const v1::GenerateRequest& request, bool print,
+                         v1::RouteInfo* info, std::string* text, v1::Done* done) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  auto reader = stub->Generate(&ctx, request);
+  v1::GenerateResponse r;
+  bool json = absl::GetFlag(FLAGS_json);
+  while (reader->Read(&r)) {
+    if (print && json) std::printf("%s\n", ToJson(r).c_str());
+    switch (r.kind_case()) {
+      case v1::GenerateResponse::kRoute:
+        *info = r.route();
+        if (print && !json) PrintRoute(*info);
+        break;
+      case v1::GenerateResponse::kChunk:
+        text->append(r.chunk().text());
+        if (print && !json) {
+          std::fputs(r.chunk().text().c_str(), stdout);
+          std::fflush(stdout);
+        }
+        break;
+      case v1::GenerateResponse::kDone:
+        *done = r.done();
+        break;
+      default:
+        break;
+    }
+  }
+  return reader->Finish();
+}
+
+int Generate(const v1::GenerateRequest& request) {
+  v1::RouteInfo info;
+  std::string text;
+  v1::Done done;
+  grpc::Status s = RunGenerate(Connect().get(), request, true, &info, &text, &done);
+  if (!s.ok()) return Fail(s);
+  if (!absl::GetFlag(FLAGS_json)) {
+    std::printf("\ndone: finish=%s prompt_tokens=%d completion_tokens=%d decision=%.3fms "
+                "first_chunk=%.1fms total=%.1fms failed_attempts=%d\n",
+                done.finish_reason().c_str(), done.usage().prompt_tokens(),
+                done.usage().completion_tokens(), done.timings().decision_micros() / 1e3,
+                done.timings().first_chunk_micros() / 1e3, done.timings().total_micros() / 1e3,
+                done.timings().failed_attempts());
+  }
+  return 0;
+}
+
+int Demo() {
+  std::ifstream in(absl::GetFlag(FLAGS_cases));
+  if (!in) {
+    std::fprintf(stderr, "error: cannot read %s\n", absl::GetFlag(FLAGS_cases).c_str());
+    return 1;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  hybridrouter::tools::DemoCases cases;
+  if (!google::protobuf::TextFormat::ParseFromString(ss.str(), &cases)) {
+    std::fprintf(stderr, "error: cannot parse %s\n", absl::GetFlag(FLAGS_cases).c_str());
+    return 1;
+  }
+  auto stub = Connect();
+  const char* kRow = "%-28s %-10s %-9s %-28s %-34s %-18s\n";
+  std::printf(kRow, "case", "locale", "decision", "where it ran", "rule", "redactions");
+  std::printf("%s\n", std::string(132, '-').c_str());
+  int failures = 0;
+  for (const auto& c : cases.cases()) {
+    v1::RouteInfo info;
+    std::string text;
+    v1::Done done;
+    grpc::Status s = RunGenerate(stub.get(), c.request(), false, &info, &text, &done);
+    std::string decision, where, rule;
+    if (s.ok()) {
+      decision = v1::ExecutionTarget_Name(info.target());
+      where = Where(info);
+      rule = info.rule_ids_size() > 0 ? info.rule_ids(0) : "-";
+      if (info.fell_back()) rule = info.rule_ids(info.rule_ids_size() - 1);
+    } else {
+      decision = "REFUSED";
+      where = absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code()));
+      rule = s.error_message().substr(0, 34);
+    }
+    std::printf(kRow, c.label().c_str(), c.request().locale().c_str(), decision.c_str(),
+                where.c_str(), rule.c_str(), s.ok() ? Categories(info.redactions()).c_str() : "-");
+    if (s.ok() && text.empty() && done.usage().completion_tokens() == 0) ++failures;
+  }
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() < 2) {
+    std::fprintf(stderr, "%s\nRun 'hrctl --help' for the flags.\n", kUsage);
+    return 2;
+  }
+  std::string cmd = args[1];
+  if (cmd == "validate") return Validate();
+  if (cmd == "demo") return Demo();
+  if (cmd == "explain" || cmd == "generate") {
+    auto request = BuildRequest(args);
+    if (!request.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(request.status().message()).c_str());
+      return 2;
+    }
+    return cmd == "explain" ? Explain(*request) : Generate(*request);
+  }
+  std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  return 2;
+}
