@@ -171,6 +171,9 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     CloudCallbacks cb;
     cb.on_start = [self, attempt](const v1::CloudStart& s) { self->OnCloudStart(attempt, s); };
     cb.on_text = [self, backend](std::string text) {
+      // Text of an attempt whose backend announced a foreign region is dropped,
+      // also what it sent before the cancellation took effect.
+      if (self->RegionRejected()) return;
       self->SendText(v1::CLOUD, backend->region(), backend->name(), self->Restore(text));
     };
     cb.on_done = [self, attempt](absl::StatusOr<v1::CloudDone> d) {
@@ -184,6 +187,11 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       cancel_now = cancelled_;
     }
     if (cancel_now) call->Cancel();
+  }
+
+  bool RegionRejected() {
+    absl::MutexLock lock(&mu_);
+    return region_mismatch_;
   }
 
   std::string Restore(absl::string_view text) {

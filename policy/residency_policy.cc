@@ -303,9 +303,10 @@ class PolicyBuilder {
         Problem(where, path + ".region",
                 absl::StrCat("region '", b.region(), "' is not declared in the policy's `regions`"));
       } else if (!allowed_anywhere_.contains(b.region())) {
-        Problem(where, path + ".region",
-                absl::StrCat("region '", b.region(),
-                             "' is allowed by no jurisdiction, so this backend would never be used"));
+        // A warning, not an error: compliance may take a region out of every
+        // jurisdiction without waiting for operations to change this file.
+        warnings_.push_back(absl::StrCat("backend '", b.name(), "': region '", b.region(),
+                                         "' is allowed by no jurisdiction; it will not be used"));
       }
     }
     for (const JurisdictionRule& rule : policy.rules_) {

@@ -42,8 +42,8 @@ class ResidencyPolicy {
  public:
   // Validates `policy` and `backends` together and compiles them. On failure
   // returns InvalidArgument listing every problem, one per line. Problems that do
-  // not make the policy unsafe (an allowed region no backend serves) are kept as
-  // warnings().
+  // not make the policy unsafe (an allowed region no backend serves, a backend in
+  // a region no jurisdiction allows) are kept as warnings().
   //
   // Use LoadResidencyPolicy() for files: it adds file and line to each problem.
   static absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> Create(

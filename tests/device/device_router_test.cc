@@ -1,0 +1,274 @@
+// DeviceRouter's orchestration over a fake cloud client and a synthetic local
+#include <fstream>
+#include <sstream>
+// engine: which backends are tried, in what order, and what the client sees.
+#include "device_stub/device_router.h"
+
+#include <thread>
+
+#include "absl/synchronization/notification.h"
+#include "engine/synthetic_engine.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace hr::device {
+namespace {
+
+// What a fake backend does with a call.
+struct Script {
+  absl::Status fail_before_start;  // not OK: fail at once
+  std::string region;              // announced in CloudStart
+  bool echo = true;                // answer with the last user message
+  absl::Status fail_after_text;    // not OK: fail after the first text
+};
+
+class FakeCall : public CloudCall {
+ public:
+  void Cancel() override {}
+};
+
+// Runs each call's script on its own thread, as gRPC would call back.
+class FakeCloud : public CloudClient {
+ public:
+  ~FakeCloud() override {
+    for (auto& t : threads_) t.join();
+  }
+  std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
+                                   absl::Time, CloudCallbacks cb) override {
+    absl::MutexLock lock(&mu_);
+    calls.push_back({backend.name(), request});
+    Script s = scripts[backend.name()];
+    threads_.emplace_back([s, request, cb] {
+      if (!s.fail_before_start.ok()) return cb.on_done(s.fail_before_start);
+      v1::CloudStart start;
+      start.set_region(s.region);
+      cb.on_start(start);
+      std::string last = std::string(request.messages().rbegin()->content());
+      cb.on_text(last.substr(0, 3));
+      if (!s.fail_after_text.ok()) return cb.on_done(s.fail_after_text);
+      cb.on_text(last.substr(3));
+      v1::CloudDone done;
+      done.set_region(s.region);
+      done.set_finish_reason("eos");
+      cb.on_done(done);
+    });
+    return std::make_shared<FakeCall>();
+  }
+  bool IsDown(const v1::Backend&) override { return false; }
+
+  absl::flat_hash_map<std::string, Script> scripts;
+  struct Call {
+    std::string backend;
+    v1::CloudRequest request;
+  };
+  std::vector<Call> calls;
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
+class Collector : public ResponseStream {
+ public:
+  bool Send(v1::GenerateResponse r) override {
+    absl::MutexLock lock(&mu_);
+    if (r.has_route()) route = r.route();
+    if (r.has_chunk()) text += r.chunk().text();
+    responses.push_back(std::move(r));
+    return true;
+  }
+  void Finish(const absl::Status& s) override {
+    status = s;
+    done.Notify();
+  }
+  void OnCancel(std::function<void()>) override {}
+  absl::Mutex mu_;
+  std::vector<v1::GenerateResponse> responses;
+  v1::RouteInfo route;
+  std::string text;
+  absl::Status status;
+  absl::Notification done;
+};
+
+constexpr char kBackends[] = R"pb(
+  backends { name: "cn-a" address: "x:1" region: "cn-north-1" model_family: "qwen" }
+  backends { name: "cn-b" address: "x:2" region: "cn-east-1" model_family: "qwen" }
+  backends { name: "eu-a" address: "x:3" region: "eu-central-1" model_family: "qwen" }
+  backends { name: "us-a" address: "x:4" region: "us-east-1" model_family: "llama" }
+)pb";
+
+class DeviceRouterTest : public ::testing::Test {
+ protected:
+  DeviceRouterTest() : health_(router::OutlierOptions{}) {
+    v1::Backends backends;
+    google::protobuf::TextFormat::ParseFromString(kBackends, &backends);
+    auto p = policy::LoadResidencyPolicy(HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                                         HR_SOURCE_DIR "/deploy/local/backends.textproto");
+    EXPECT_TRUE(p.ok()) << p.status();
+    // The shipped policy with this test's backends.
+    v1::Policy policy_proto;
+    auto compiled = policy::ResidencyPolicy::Create(ShippedPolicy(), backends);
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    std::vector<std::unique_ptr<engine::Generator>> gens;
+    gens.push_back(engine::NewSyntheticGenerator({0, true}));
+    local_ = std::make_unique<engine::EnginePool>(std::move(gens), 4);
+    cloud_.scripts["cn-a"] = {absl::OkStatus(), "cn-north-1"};
+    cloud_.scripts["cn-b"] = {absl::OkStatus(), "cn-east-1"};
+    cloud_.scripts["eu-a"] = {absl::OkStatus(), "eu-central-1"};
+    cloud_.scripts["us-a"] = {absl::OkStatus(), "us-east-1"};
+    router_ = std::make_unique<DeviceRouter>(DeviceRouterOptions{}, *compiled, local_.get(),
+                                             &cloud_, &health_);
+  }
+
+  static v1::Policy ShippedPolicy() {
+    std::ifstream in(HR_SOURCE_DIR "/deploy/local/policy.textproto");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    v1::Policy p;
+    google::protobuf::TextFormat::ParseFromString(ss.str(), &p);
+    return p;
+  }
+
+  std::unique_ptr<Collector> Run(const std::string& locale, const std::string& prompt,
+                                 bool consent = true) {
+    v1::GenerateRequest r;
+    r.set_locale(locale);
+    r.set_cloud_consent(consent);
+    r.set_hint(v1::PREFER_CLOUD);
+    auto* m = r.add_messages();
+    m->set_role("user");
+    m->set_content(prompt);
+    auto c = std::make_unique<Collector>();
+    // The collector must outlive the run: hand out a non-owning shared_ptr.
+    router_->Generate(r, absl::InfiniteFuture(),
+                      std::shared_ptr<ResponseStream>(c.get(), [](ResponseStream*) {}));
+    c->done.WaitForNotification();
+    return c;
+  }
+
+  std::vector<std::string> Called() {
+    std::vector<std::string> out;
+    for (const auto& c : cloud_.calls) out.push_back(c.backend);
+    return out;
+  }
+
+  router::BackendHealth health_;
+  std::unique_ptr<engine::EnginePool> local_;
+  FakeCloud cloud_;
+  std::unique_ptr<DeviceRouter> router_;
+};
+
+TEST_F(DeviceRouterTest, RouteInfoComesFirstThenTextThenDone) {
+  auto c = Run("en-US", "hello there");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  ASSERT_GE(c->responses.size(), 3u);
+  EXPECT_TRUE(c->responses.front().has_route());
+  EXPECT_TRUE(c->responses.back().has_done());
+  EXPECT_EQ(c->route.target(), v1::CLOUD);
+  EXPECT_EQ(c->route.region(), "us-east-1");
+  EXPECT_EQ(c->text, "hello there");
+  EXPECT_EQ(Called(), std::vector<std::string>{"us-a"});
+}
+
+TEST_F(DeviceRouterTest, FailsOverOnlyAmongAllowedBackends) {
+  cloud_.scripts["cn-a"].fail_before_start = absl::UnavailableError("down");
+  cloud_.scripts["cn-b"].fail_before_start = absl::UnavailableError("down");
+  auto c = Run("zh-CN", "你好啊朋友们");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kUnavailable) << c->status;
+  EXPECT_NE(c->status.message().find("FAIL_CLOSED"), absl::string_view::npos);
+  auto called = Called();
+  std::sort(called.begin(), called.end());
+  EXPECT_EQ(called, (std::vector<std::string>{"cn-a", "cn-b"}));  // never eu-a or us-a
+  EXPECT_TRUE(c->responses.empty());
+}
+
+TEST_F(DeviceRouterTest, RetriesOnTheNextBackendBeforeTheFirstText) {
+  cloud_.scripts["cn-a"].fail_before_start = absl::UnavailableError("down");
+  // The two cn backends take turns at being first: over two requests, one
+  // starts with the failing backend and must be retried on the other.
+  for (int i = 0; i < 2; ++i) {
+    auto c = Run("zh-CN", "你好啊朋友们");
+    ASSERT_TRUE(c->status.ok()) << c->status;
+    EXPECT_EQ(c->text, "你好啊朋友们");
+    EXPECT_EQ(c->route.region(), "cn-east-1");
+    EXPECT_EQ(c->route.backend(), "cn-b");
+  }
+  EXPECT_EQ(Called().size(), 3u);
+}
+
+TEST_F(DeviceRouterTest, NoRetryOnceTextReachedTheClient) {
+  cloud_.scripts["us-a"].fail_after_text = absl::UnavailableError("crashed");
+  auto c = Run("en-US", "hello there");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(c->status.message().find("mid-answer"), absl::string_view::npos);
+  EXPECT_EQ(Called().size(), 1u);
+  EXPECT_EQ(c->text, "hel");
+}
+
+TEST_F(DeviceRouterTest, FallsBackLocallyWhenThePolicySaysSo) {
+  cloud_.scripts["eu-a"].fail_before_start = absl::UnavailableError("down");
+  auto c = Run("de-DE", "Guten Tag");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  EXPECT_EQ(c->route.target(), v1::LOCAL);
+  EXPECT_TRUE(c->route.fell_back());
+  EXPECT_EQ(c->route.rule_ids(c->route.rule_ids_size() - 1), "eu.when_unavailable");
+  EXPECT_EQ(c->text, "Guten Tag");  // the synthetic local engine echoes
+  EXPECT_EQ(Called(), std::vector<std::string>{"eu-a"});
+}
+
+TEST_F(DeviceRouterTest, BackendAnnouncingAnotherRegionIsDropped) {
+  cloud_.scripts["us-a"].region = "eu-central-1";  // misconfigured backends file
+  auto c = Run("en-US", "hello there");
+  // us allows only us-east-1 and falls back locally.
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  EXPECT_EQ(c->route.target(), v1::LOCAL);
+  EXPECT_TRUE(c->route.fell_back());
+}
+
+TEST_F(DeviceRouterTest, RedactsBeforeSendingAndRestoresTheAnswer) {
+  auto c = Run("zh-CN", "ID 11010519491231002X ok");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  ASSERT_EQ(cloud_.calls.size(), 1u);
+  std::string sent = std::string(cloud_.calls[0].request.messages(0).content());
+  EXPECT_EQ(sent, "ID [CN_RESIDENT_ID_1] ok");
+  EXPECT_EQ(c->text, "ID 11010519491231002X ok");
+  ASSERT_EQ(c->route.redactions_size(), 1);
+  EXPECT_EQ(c->route.redactions(0).category(), v1::CN_RESIDENT_ID);
+  const auto& claim = cloud_.calls[0].request.claim();
+  EXPECT_EQ(claim.jurisdiction(), "cn");
+  EXPECT_EQ(std::vector<std::string>(claim.allowed_regions().begin(), claim.allowed_regions().end()),
+            (std::vector<std::string>{"cn-east-1", "cn-north-1"}));
+}
+
+TEST_F(DeviceRouterTest, PolicyReloadAppliesToNewRequests) {
+  v1::Policy p = ShippedPolicy();
+  p.set_version("reloaded");
+  p.mutable_jurisdictions(2)->clear_cloud();  // us becomes local-only
+  v1::Backends backends;
+  google::protobuf::TextFormat::ParseFromString(kBackends, &backends);
+  auto compiled = policy::ResidencyPolicy::Create(p, backends);
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  router_->SetPolicy(*compiled);
+  auto c = Run("en-US", "hello there");
+  ASSERT_TRUE(c->status.ok());
+  EXPECT_EQ(c->route.target(), v1::LOCAL);
+  EXPECT_EQ(c->route.policy_version(), "reloaded");
+  EXPECT_TRUE(Called().empty());
+}
+
+TEST_F(DeviceRouterTest, ExplainDecidesWithoutRunning) {
+  v1::GenerateRequest r;
+  r.set_locale("de-DE");
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content("My doctor says my blood pressure is high");
+  r.set_cloud_consent(true);
+  auto info = router_->Explain(r);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->target(), v1::LOCAL);
+  EXPECT_EQ(info->rule_ids(0), "eu.category.HEALTH");
+  EXPECT_TRUE(Called().empty());
+}
+
+}  // namespace
+}  // namespace hr::device

@@ -1,0 +1,187 @@
+#include "tests/integration/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace hr::testing {
+
+Process::Process(const std::vector<std::string>& argv, const std::string& log_path)
+    : log_path_(log_path) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  int rc = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
+  if (rc != 0) pid_ = -1;
+}
+
+Process::~Process() {
+  if (Running()) Stop(SIGTERM);
+}
+
+bool Process::Running() {
+  if (pid_ <= 0 || exit_code_ >= 0) return false;
+  int status;
+  pid_t r = waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return true;
+}
+
+int Process::WaitExit(absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  while (Running()) {
+    if (absl::Now() > end) return -1;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return exit_code_;
+}
+
+int Process::Stop(int sig) {
+  if (!Running()) return exit_code_;
+  kill(pid_, sig);
+  if (WaitExit(absl::Seconds(10)) < 0) {
+    kill(pid_, SIGKILL);
+    WaitExit(absl::Seconds(10));
+  }
+  return exit_code_;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int WaitForPort(Process& p, const std::string& path, absl::Duration timeout) {
+  absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    int port = 0;
+    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(path)), &port) && port > 0) {
+      return port;
+    }
+    if (!p.Running()) {
+      ADD_FAILURE() << "process exited before serving; log:\n" << ReadFile(p.log_path());
+      return 0;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ADD_FAILURE() << "no port in " << path << " after " << timeout;
+  return 0;
+}
+
+std::string MakeTestDir() {
+  std::string tmpl = ::testing::TempDir() + "/hr-it-XXXXXX";
+  char* dir = mkdtemp(tmpl.data());
+  EXPECT_NE(dir, nullptr);
+  return tmpl;
+}
+
+Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> device_flags)
+    : dir_(MakeTestDir()) {
+  for (const BackendSpec& b : specs) {
+    std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud",
+                                     "--region=" + b.region,
+                                     "--listen=127.0.0.1:0",
+                                     "--port_file=" + dir_ + "/" + b.name + ".port",
+                                     "--record_requests=" + dir_ + "/" + b.name + ".received",
+                                     "--engine=" + b.engine,
+                                     "--model=" HR_TINY_MODEL,
+                                     "--synthetic_echo",
+                                     "--synthetic_tokens_per_second=0",
+                                     "--context_tokens=1024"};
+    backends_[b.name] = std::make_unique<Process>(argv, dir_ + "/" + b.name + ".log");
+  }
+  std::string backends_file;
+  for (const BackendSpec& b : specs) {
+    ports_[b.name] = WaitForPort(*backends_[b.name], dir_ + "/" + b.name + ".port");
+    absl::StrAppend(&backends_file, "backends { name: \"", b.name, "\" address: \"127.0.0.1:",
+                    ports_[b.name], "\" region: \"", b.region, "\" model_family: \"",
+                    b.model_family, "\" }\n");
+  }
+  std::ofstream(dir_ + "/backends.textproto") << backends_file;
+  std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",
+                                   "--listen=127.0.0.1:0",
+                                   "--port_file=" + dir_ + "/device.port",
+                                   "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                                   "--backends=" + dir_ + "/backends.textproto",
+                                   "--model=" HR_TINY_MODEL,
+                                   "--local_threads=1"};
+  argv.insert(argv.end(), device_flags.begin(), device_flags.end());
+  device_ = std::make_unique<Process>(argv, dir_ + "/device.log");
+  int port = WaitForPort(*device_, dir_ + "/device.port");
+  device_stub_ = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                         grpc::InsecureChannelCredentials()));
+}
+
+Topology::~Topology() {
+  device_.reset();
+  backends_.clear();
+}
+
+std::unique_ptr<v1::CloudInference::Stub> Topology::BackendStub(const std::string& name) {
+  return v1::CloudInference::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", ports_.at(name)), grpc::InsecureChannelCredentials()));
+}
+
+std::string Topology::Received(const std::string& name) const {
+  return ReadFile(dir_ + "/" + name + ".received");
+}
+
+void Topology::StopBackend(const std::string& name) { backends_.at(name)->Stop(SIGTERM); }
+
+v1::GenerateRequest Request(const std::string& locale, const std::string& prompt, bool consent,
+                            v1::RouteHint hint, int max_tokens) {
+  v1::GenerateRequest r;
+  r.set_locale(locale);
+  r.set_cloud_consent(consent);
+  r.set_hint(hint);
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content(prompt);
+  r.mutable_options()->set_max_tokens(max_tokens);
+  return r;
+}
+
+Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
+                absl::Duration timeout) {
+  Answer a;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  auto reader = stub->Generate(&ctx, request);
+  v1::GenerateResponse r;
+  while (reader->Read(&r)) {
+    ++a.messages;
+    if (r.has_route()) a.route = r.route();
+    if (r.has_chunk()) a.text += r.chunk().text();
+    if (r.has_done()) a.done = r.done();
+  }
+  a.status = reader->Finish();
+  return a;
+}
+
+}  // namespace hr::testing

@@ -1,0 +1,101 @@
+#ifndef HYBRID_ROUTER_TESTS_INTEGRATION_HARNESS_H_
+#define HYBRID_ROUTER_TESTS_INTEGRATION_HARNESS_H_
+
+#include <sys/types.h>
+
+#include <csignal>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "hybridrouter/v1/cloud.grpc.pb.h"
+#include "hybridrouter/v1/router.grpc.pb.h"
+
+namespace hr::testing {
+
+namespace v1 = ::hybridrouter::v1;
+
+// A child process with stdout and stderr in a log file. The destructor stops it
+// (SIGTERM, then SIGKILL after 10 s).
+class Process {
+ public:
+  Process(const std::vector<std::string>& argv, const std::string& log_path);
+  ~Process();
+  // Sends `sig` and waits; returns the exit code (128 + signal if killed).
+  int Stop(int sig = SIGTERM);
+  // Waits up to `timeout` for the process to exit by itself; -1 if it did not.
+  int WaitExit(absl::Duration timeout);
+  bool Running();
+  pid_t pid() const { return pid_; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  int exit_code_ = -1;
+  std::string log_path_;
+};
+
+// Reads a whole file ("" when missing).
+std::string ReadFile(const std::string& path);
+
+// Waits until `path` holds a port number written by `p`; fails the test when the
+// process exits first or `timeout` passes.
+int WaitForPort(Process& p, const std::string& path, absl::Duration timeout = absl::Seconds(60));
+
+struct BackendSpec {
+  std::string name;
+  std::string region;
+  std::string model_family = "qwen";
+  std::string engine = "synthetic";  // or "llama" (the tiny model)
+};
+
+// A topology on loopback: hr-cloud backends (synthetic echo engine, recording what
+// they receive) and one hr-device with the shipped policy and a backends file
+// pointing at them. Every process binds port 0.
+class Topology {
+ public:
+  explicit Topology(std::vector<BackendSpec> backends,
+                    std::vector<std::string> device_flags = {});
+  ~Topology();
+
+  v1::Router::Stub* device() { return device_stub_.get(); }
+  std::unique_ptr<v1::CloudInference::Stub> BackendStub(const std::string& name);
+  // What backend `name` received, one text-format CloudRequest per line.
+  std::string Received(const std::string& name) const;
+  void StopBackend(const std::string& name);
+  const std::string& dir() const { return dir_; }
+  Process& device_process() { return *device_; }
+
+ private:
+  std::string dir_;
+  std::map<std::string, std::unique_ptr<Process>> backends_;
+  std::map<std::string, int> ports_;
+  std::unique_ptr<Process> device_;
+  std::unique_ptr<v1::Router::Stub> device_stub_;
+};
+
+// The result of one Router.Generate call.
+struct Answer {
+  grpc::Status status;
+  v1::RouteInfo route;
+  std::string text;
+  v1::Done done;
+  int messages = 0;
+};
+
+v1::GenerateRequest Request(const std::string& locale, const std::string& prompt,
+                            bool consent = false, v1::RouteHint hint = v1::PREFER_CLOUD,
+                            int max_tokens = 16);
+Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
+                absl::Duration timeout = absl::Seconds(60));
+
+// A fresh directory for one test's files.
+std::string MakeTestDir();
+
+}  // namespace hr::testing
+
+#endif  // HYBRID_ROUTER_TESTS_INTEGRATION_HARNESS_H_

@@ -1,0 +1,310 @@
+// End-to-end: real hr-device and hr-cloud processes on loopback, over gRPC.
+#include <signal.h>
+
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace hr::testing {
+namespace {
+
+std::vector<BackendSpec> AllRegions() {
+  return {{"cn-north-1-a", "cn-north-1"}, {"cn-north-1-b", "cn-north-1"},
+          {"cn-east-1-a", "cn-east-1"},   {"eu-central-1-a", "eu-central-1"},
+          {"eu-west-1-a", "eu-west-1"},   {"us-east-1-a", "us-east-1", "llama", "llama"}};
+}
+
+// The jurisdictions named in a backend's received requests.
+std::set<std::string> JurisdictionsReceived(const std::string& received) {
+  std::set<std::string> out;
+  for (absl::string_view line : absl::StrSplit(received, '\n', absl::SkipEmpty())) {
+    size_t at = line.find("jurisdiction: \"");
+    if (at == absl::string_view::npos) continue;
+    absl::string_view rest = line.substr(at + 15);
+    out.insert(std::string(rest.substr(0, rest.find('"'))));
+  }
+  return out;
+}
+
+TEST(TopologyTest, EachLocaleLandsOnlyInItsAllowedRegions) {
+  Topology t(AllRegions());
+  struct Case {
+    std::string locale;
+    bool consent;
+    std::set<std::string> regions;  // empty: must stay on the device
+  };
+  std::vector<Case> cases = {
+      {"zh-CN", false, {"cn-north-1", "cn-east-1"}},
+      {"zh-Hans-CN", false, {"cn-north-1", "cn-east-1"}},
+      {"de-DE", true, {"eu-central-1", "eu-west-1"}},
+      {"fr-FR", true, {"eu-central-1", "eu-west-1"}},
+      {"en-US", false, {"us-east-1"}},
+      {"en", false, {}},
+      {"ja-JP", false, {}},
+      {"de-DE", false, {}},  // no consent
+  };
+  std::map<std::string, std::set<std::string>> seen;
+  for (const Case& c : cases) {
+    for (int i = 0; i < 6; ++i) {
+      Answer a = Generate(t.device(), Request(c.locale, "hello world, how are you", c.consent));
+      ASSERT_TRUE(a.status.ok()) << c.locale << ": " << a.status.error_message();
+      if (c.regions.empty()) {
+        EXPECT_EQ(a.route.target(), v1::LOCAL) << c.locale;
+        EXPECT_EQ(a.route.region(), "") << c.locale;
+      } else {
+        EXPECT_EQ(a.route.target(), v1::CLOUD) << c.locale;
+        EXPECT_TRUE(c.regions.count(a.route.region())) << c.locale << " ran in " << a.route.region();
+        seen[c.locale].insert(a.route.region());
+      }
+      EXPECT_FALSE(a.text.empty()) << c.locale;
+      EXPECT_TRUE(a.done.IsInitialized());
+    }
+  }
+  // Load is spread over the allowed regions.
+  EXPECT_EQ(seen["zh-CN"].size() + seen["zh-Hans-CN"].size() >= 3, true);
+  // What each backend received, independently of what the device reported.
+  for (const char* cn : {"cn-north-1-a", "cn-north-1-b", "cn-east-1-a"}) {
+    auto j = JurisdictionsReceived(t.Received(cn));
+    EXPECT_TRUE(j.empty() || j == std::set<std::string>{"cn"}) << cn;
+  }
+  for (const char* eu : {"eu-central-1-a", "eu-west-1-a"}) {
+    auto j = JurisdictionsReceived(t.Received(eu));
+    EXPECT_TRUE(j.empty() || j == std::set<std::string>{"eu"}) << eu;
+  }
+  EXPECT_EQ(JurisdictionsReceived(t.Received("us-east-1-a")), std::set<std::string>{"us"});
+}
+
+TEST(TopologyTest, AllCnBackendsDownFailsClosedAndNothingGoesElsewhere) {
+  Topology t(AllRegions());
+  for (const char* cn : {"cn-north-1-a", "cn-north-1-b", "cn-east-1-a"}) t.StopBackend(cn);
+  for (int i = 0; i < 4; ++i) {
+    Answer a = Generate(t.device(), Request("zh-CN", "你好，请帮我写一首诗"));
+    EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE) << a.status.error_message();
+    EXPECT_TRUE(absl::StrContains(a.status.error_message(), "FAIL_CLOSED"))
+        << a.status.error_message();
+    EXPECT_EQ(a.messages, 0);  // not even a RouteInfo
+  }
+  for (const char* other : {"eu-central-1-a", "eu-west-1-a", "us-east-1-a"}) {
+    EXPECT_EQ(t.Received(other), "") << other << " received a request";
+  }
+}
+
+TEST(TopologyTest, EuBackendsDownFallsBackToTheLocalModel) {
+  Topology t(AllRegions());
+  t.StopBackend("eu-central-1-a");
+  t.StopBackend("eu-west-1-a");
+  Answer a = Generate(t.device(), Request("de-DE", "Wie spät ist es?", /*consent=*/true));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.route.target(), v1::LOCAL);
+  EXPECT_TRUE(a.route.fell_back());
+  EXPECT_EQ(a.route.rule_ids(a.route.rule_ids_size() - 1), "eu.when_unavailable");
+  EXPECT_GT(a.done.usage().completion_tokens(), 0);  // the tiny llama model answered
+  for (const char* other : {"cn-north-1-a", "cn-north-1-b", "cn-east-1-a", "us-east-1-a"}) {
+    EXPECT_EQ(t.Received(other), "") << other;
+  }
+}
+
+TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegion) {
+  Topology t(std::vector<BackendSpec>{BackendSpec{"eu-central-1-a", "eu-central-1"}});
+  auto stub = t.BackendStub("eu-central-1-a");
+  v1::CloudRequest r;
+  r.mutable_claim()->set_jurisdiction("cn");
+  r.mutable_claim()->add_allowed_regions("cn-north-1");
+  r.mutable_claim()->add_allowed_regions("cn-east-1");
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content("hello");
+  grpc::ClientContext ctx;
+  auto reader = stub->Generate(&ctx, r);
+  v1::CloudChunk chunk;
+  int chunks = 0;
+  while (reader->Read(&chunk)) ++chunks;
+  grpc::Status s = reader->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(absl::StrContains(s.error_message(), "eu-central-1")) << s.error_message();
+  EXPECT_EQ(chunks, 0);
+  EXPECT_EQ(t.Received("eu-central-1-a"), "");
+
+  // An empty claim is refused too.
+  grpc::ClientContext ctx2;
+  r.mutable_claim()->clear_allowed_regions();
+  auto reader2 = stub->Generate(&ctx2, r);
+  while (reader2->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader2->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST(TopologyTest, RedactedIdNeverReachesTheBackendAndIsRestored) {
+  Topology t(std::vector<BackendSpec>{BackendSpec{"cn-north-1-a", "cn-north-1"}});
+  const std::string id = "11010519491231002X";
+  Answer a = Generate(t.device(),
+                      Request("zh-CN", "我的身份证号是" + id + "，请记住。", false,
+                              v1::PREFER_CLOUD, 200));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.route.target(), v1::CLOUD);
+  ASSERT_EQ(a.route.redactions_size(), 1);
+  EXPECT_EQ(a.route.redactions(0).category(), v1::CN_RESIDENT_ID);
+  std::string received = t.Received("cn-north-1-a");
+  EXPECT_FALSE(absl::StrContains(received, id)) << received;
+  EXPECT_TRUE(absl::StrContains(received, "[CN_RESIDENT_ID_1]")) << received;
+  // The backend echoes what it got; the device puts the ID back.
+  EXPECT_EQ(a.text, "我的身份证号是" + id + "，请记住。");
+  // Neither process logged the prompt.
+  EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "身份证"));
+  EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/cn-north-1-a.log"), "身份证"));
+}
+
+TEST(TopologyTest, InvalidRequestsGetInvalidArgumentSayingWhat) {
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
+  struct Case {
+    v1::GenerateRequest request;
+    std::string expected;
+  };
+  std::vector<Case> cases;
+  cases.push_back({Request("en-US-US!", "hi"), "locale"});
+  v1::GenerateRequest empty = Request("en-US", "hi");
+  empty.clear_messages();
+  cases.push_back({empty, "messages: at least one message"});
+  cases.push_back({Request("en-US", std::string(40 * 1024, 'a')), "the limit is 32768"});
+  cases.push_back({Request("en-US", std::string("abc\xc3\x28", 5)), "not valid UTF-8 at byte 3"});
+  for (const Case& c : cases) {
+    Answer a = Generate(t.device(), c.request);
+    EXPECT_EQ(a.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.expected;
+    EXPECT_TRUE(absl::StrContains(a.status.error_message(), c.expected))
+        << a.status.error_message();
+    grpc::ClientContext ctx;
+    v1::RouteInfo info;
+    EXPECT_EQ(t.device()->Explain(&ctx, c.request, &info).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+  EXPECT_EQ(t.Received("us-east-1-a"), "");
+}
+
+TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
+  std::string dir = MakeTestDir();
+  std::ofstream(dir + "/policy.textproto")
+      << "version: \"bad\"\nregions { name: \"r1\" }\n"
+      << "jurisdictions { id: \"a\" countries: \"DE\" }\n"
+      << "jurisdictions { id: \"b\" countries: \"DE\" }\n"
+      << "default_rule {}\n";
+  std::ofstream(dir + "/backends.textproto") << "";
+  Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--policy=" + dir + "/policy.textproto",
+             "--backends=" + dir + "/backends.textproto", "--model=" HR_TINY_MODEL},
+            dir + "/device.log");
+  EXPECT_EQ(p.WaitExit(absl::Seconds(30)), 1);
+  std::string log = ReadFile(dir + "/device.log");
+  EXPECT_TRUE(absl::StrContains(log, dir + "/policy.textproto:4:")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "country DE is already in jurisdiction 'a'")) << log;
+
+  Process v({HR_BIN_DIR "/hrctl", "validate", "--policy=" + dir + "/policy.textproto",
+             "--backends=" + dir + "/backends.textproto"},
+            dir + "/validate.log");
+  EXPECT_EQ(v.WaitExit(absl::Seconds(30)), 1);
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/validate.log"), "policy.textproto:4:"));
+}
+
+TEST(TopologyTest, SighupWithABrokenPolicyKeepsTheOldOne) {
+  std::string dir = MakeTestDir();
+  std::string policy = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
+  std::ofstream(dir + "/policy.textproto") << policy;
+  std::ofstream(dir + "/backends.textproto") << "";
+  Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
+             "--policy=" + dir + "/policy.textproto", "--backends=" + dir + "/backends.textproto",
+             "--model=" HR_TINY_MODEL},
+            dir + "/device.log");
+  int port = WaitForPort(p, dir + "/port");
+  auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                      grpc::InsecureChannelCredentials()));
+  std::ofstream(dir + "/policy.textproto") << "version: \"broken\"\nnot_a_field: 1\n";
+  kill(p.pid(), SIGHUP);
+  absl::SleepFor(absl::Milliseconds(300));
+  grpc::ClientContext ctx;
+  v1::RouteInfo info;
+  ASSERT_TRUE(stub->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
+  EXPECT_EQ(info.policy_version(), "2026-11-example-1");
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/device.log"), "reload failed"));
+}
+
+TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
+  // One local slot and no queue: while a generation runs, another local request
+  // is refused with RESOURCE_EXHAUSTED; once it stops, the next is served.
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}},
+             {"--local_slots=1", "--local_max_queue=0", "--context_tokens=8192"});
+  grpc::ClientContext ctx;
+  auto reader = t.device()->Generate(&ctx, Request("en", "tell me a story", false,
+                                                   v1::ROUTE_HINT_UNSPECIFIED, 4096));
+  v1::GenerateResponse r;
+  bool got_text = false;
+  while (!got_text && reader->Read(&r)) got_text = r.has_chunk();
+  ASSERT_TRUE(got_text);
+  Answer busy = Generate(t.device(), Request("en", "hi", false, v1::ROUTE_HINT_UNSPECIFIED, 1));
+  EXPECT_EQ(busy.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << busy.status.error_message();
+  ctx.TryCancel();
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // 4096 tokens take the tiny model several seconds; a stopped generation frees
+  // the slot within a token.
+  bool served = false;
+  for (int i = 0; i < 100 && !served; ++i) {
+    Answer a = Generate(t.device(), Request("en", "hi", false, v1::ROUTE_HINT_UNSPECIFIED, 1));
+    served = a.status.ok();
+    if (!served) absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_TRUE(served);
+  EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "code=CANCELLED"));
+}
+
+TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
+  std::string dir = MakeTestDir();
+  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--listen=127.0.0.1:0",
+                 "--port_file=" + dir + "/port", "--engine=synthetic",
+                 "--synthetic_tokens_per_second=40"},
+                dir + "/cloud.log");
+  int port = WaitForPort(cloud, dir + "/port");
+  auto stub = v1::CloudInference::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  v1::CloudRequest req;
+  req.mutable_claim()->add_allowed_regions("us-east-1");
+  auto* m = req.add_messages();
+  m->set_role("user");
+  m->set_content("hello");
+  req.mutable_options()->set_max_tokens(30);  // about 0.75 s at 40 tokens/s
+  grpc::ClientContext ctx;
+  auto reader = stub->Generate(&ctx, req);
+  v1::CloudChunk chunk;
+  int texts = 0;
+  bool done = false;
+  ASSERT_TRUE(reader->Read(&chunk));  // start
+  kill(cloud.pid(), SIGTERM);
+  while (reader->Read(&chunk)) {
+    texts += chunk.has_text();
+    done |= chunk.has_done();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(done);
+  EXPECT_EQ(texts, 30);
+  EXPECT_EQ(cloud.WaitExit(absl::Seconds(15)), 0);
+}
+
+TEST(TopologyTest, ExplainShowsTheDecisionAndTheRule) {
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
+  grpc::ClientContext ctx;
+  v1::RouteInfo info;
+  auto req = Request("de-AT", "My doctor says I have diabetes", true);
+  ASSERT_TRUE(t.device()->Explain(&ctx, req, &info).ok());
+  EXPECT_EQ(info.target(), v1::LOCAL);
+  EXPECT_EQ(info.jurisdiction(), "eu");
+  EXPECT_EQ(info.rule_ids(0), "eu.category.HEALTH");
+  EXPECT_EQ(info.policy_version(), "2026-11-example-1");
+  EXPECT_EQ(t.Received("us-east-1-a"), "");
+}
+
+}  // namespace
+}  // namespace hr::testing

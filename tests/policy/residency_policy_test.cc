@@ -1,0 +1,206 @@
+#include "policy/residency_policy.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace hr::policy {
+namespace {
+
+constexpr char kPolicy[] = R"pb(
+  version: "test-1"
+  regions { name: "cn-north-1" }
+  regions { name: "eu-central-1" }
+  regions { name: "us-east-1" }
+  jurisdictions {
+    id: "cn"
+    countries: "CN"
+    cloud { allowed_regions: "cn-north-1" allowed_model_families: "qwen" when_unavailable: FAIL_CLOSED }
+    categories { category: CN_RESIDENT_ID action: REDACT }
+  }
+  jurisdictions {
+    id: "eu"
+    countries: ["DE", "FR"]
+    cloud { allowed_regions: "eu-central-1" allowed_model_families: "qwen" consent_required: true when_unavailable: FALLBACK_LOCAL }
+    categories { category: HEALTH action: LOCAL_ONLY }
+  }
+  jurisdictions {
+    id: "us"
+    countries: "US"
+    cloud { allowed_regions: "us-east-1" allowed_model_families: "llama" when_unavailable: FALLBACK_LOCAL }
+  }
+  default_rule { id: "default" }
+)pb";
+
+constexpr char kBackends[] = R"pb(
+  backends { name: "cn-a" address: "127.0.0.1:1" region: "cn-north-1" model_family: "qwen" }
+  backends { name: "eu-a" address: "127.0.0.1:2" region: "eu-central-1" model_family: "qwen" }
+  backends { name: "us-a" address: "127.0.0.1:3" region: "us-east-1" model_family: "llama" }
+  backends { name: "us-qwen" address: "127.0.0.1:4" region: "us-east-1" model_family: "qwen" }
+)pb";
+
+template <typename M>
+M Parse(const std::string& text) {
+  M m;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &m));
+  return m;
+}
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  std::string path = ::testing::TempDir() + "/" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(ResidencyPolicyTest, CountriesPickTheirJurisdiction) {
+  auto p = ResidencyPolicy::Create(Parse<v1::Policy>(kPolicy), Parse<v1::Backends>(kBackends));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)->RuleForCountry("CN").id, "cn");
+  EXPECT_EQ((*p)->RuleForCountry("FR").id, "eu");
+  EXPECT_EQ((*p)->RuleForCountry("JP").id, "default");
+  EXPECT_EQ((*p)->RuleForCountry("").id, "default");
+  EXPECT_FALSE((*p)->default_rule().cloud_allowed);
+  EXPECT_EQ((*p)->version(), "test-1");
+}
+
+TEST(ResidencyPolicyTest, BackendsForFiltersByRegionAndModelFamily) {
+  auto p = ResidencyPolicy::Create(Parse<v1::Policy>(kPolicy), Parse<v1::Backends>(kBackends));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto us = (*p)->BackendsFor((*p)->RuleForCountry("US"));
+  ASSERT_EQ(us.size(), 1u);  // us-qwen is in the region but of a family not allowed
+  EXPECT_EQ(us[0]->name(), "us-a");
+  auto cn = (*p)->BackendsFor((*p)->RuleForCountry("CN"));
+  ASSERT_EQ(cn.size(), 1u);
+  EXPECT_EQ(cn[0]->name(), "cn-a");
+  EXPECT_TRUE((*p)->BackendsFor((*p)->default_rule()).empty());
+}
+
+TEST(ResidencyPolicyTest, CategoryActionsDefaultToAllow) {
+  auto p = ResidencyPolicy::Create(Parse<v1::Policy>(kPolicy), Parse<v1::Backends>(kBackends));
+  ASSERT_TRUE(p.ok());
+  const JurisdictionRule& cn = (*p)->RuleForCountry("CN");
+  EXPECT_EQ(cn.ActionFor(v1::CN_RESIDENT_ID), v1::REDACT);
+  EXPECT_EQ(cn.ActionFor(v1::EMAIL), v1::ALLOW);
+}
+
+struct BadCase {
+  const char* name;
+  std::string policy_edit_from;  // replaced in kPolicy
+  std::string policy_edit_to;
+  std::string expected;          // substring of the error
+  friend void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+};
+
+class InvalidPolicyTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(InvalidPolicyTest, IsRefusedWithFileLineAndReason) {
+  const BadCase& c = GetParam();
+  std::string policy = kPolicy;
+  size_t at = policy.find(c.policy_edit_from);
+  ASSERT_NE(at, std::string::npos) << c.policy_edit_from;
+  policy.replace(at, c.policy_edit_from.size(), c.policy_edit_to);
+  std::string ppath = WriteTemp(std::string(c.name) + ".policy", policy);
+  std::string bpath = WriteTemp(std::string(c.name) + ".backends", kBackends);
+  auto p = LoadResidencyPolicy(ppath, bpath);
+  ASSERT_FALSE(p.ok()) << c.name;
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  std::string msg(p.status().message());
+  EXPECT_NE(msg.find(c.expected), std::string::npos) << msg;
+  // Every problem names the file and a line.
+  EXPECT_NE(msg.find(ppath + ":"), std::string::npos) << msg;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, InvalidPolicyTest,
+    ::testing::Values(
+        BadCase{"country_twice", R"(countries: ["DE", "FR"])", R"(countries: ["DE", "CN"])",
+                "country CN is already in jurisdiction 'cn'"},
+        BadCase{"empty_regions", R"(cloud { allowed_regions: "us-east-1" allowed_model_families: "llama")",
+                R"(cloud { allowed_model_families: "llama")", "allowed_regions: is empty"},
+        BadCase{"undeclared_region", R"(allowed_regions: "eu-central-1" allowed_model_families)",
+                R"(allowed_regions: "eu-centrall-1" allowed_model_families)",
+                "region 'eu-centrall-1' is not declared"},
+        BadCase{"unknown_field", R"(version: "test-1")", "version: \"test-1\"\n  colour: 3",
+                "colour"},
+        BadCase{"unknown_enum", "when_unavailable: FAIL_CLOSED", "when_unavailable: FAIL_OPEN",
+                "FAIL_OPEN"},
+        BadCase{"no_countries", R"(countries: "US")", "", "no locale can reach"},
+        BadCase{"redact_topic", "category: HEALTH action: LOCAL_ONLY",
+                "category: HEALTH action: REDACT", "REDACT is not possible for HEALTH"},
+        BadCase{"lower_country", R"(countries: "CN")", R"(countries: "cn")",
+                "not an ISO 3166-1 alpha-2 code"},
+        BadCase{"no_version", R"(version: "test-1")", "", "version: is required"},
+        BadCase{"no_when_unavailable", "when_unavailable: FAIL_CLOSED", "",
+                "when_unavailable: is required"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(ResidencyPolicyTest, ReportsTheLineOfTheDuplicateCountry) {
+  std::string policy = "version: \"v\"\nregions { name: \"r\" }\n"
+                       "jurisdictions { id: \"a\" countries: \"DE\" }\n"
+                       "jurisdictions {\n  id: \"b\"\n  countries: \"DE\"\n}\n"
+                       "default_rule {}\n";
+  auto p = LoadResidencyPolicy(WriteTemp("dup.policy", policy), WriteTemp("dup.backends", ""));
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("dup.policy:6:"), absl::string_view::npos) << p.status();
+}
+
+TEST(ResidencyPolicyTest, BackendInUnknownRegionIsAnError) {
+  std::string backends = std::string(kBackends) +
+      R"pb(backends { name: "x" address: "a:1" region: "ap-south-1" model_family: "qwen" })pb";
+  auto p = LoadResidencyPolicy(WriteTemp("r.policy", kPolicy), WriteTemp("r.backends", backends));
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("region 'ap-south-1' is not declared"),
+            absl::string_view::npos) << p.status();
+  EXPECT_NE(p.status().message().find("r.backends:"), absl::string_view::npos) << p.status();
+}
+
+TEST(ResidencyPolicyTest, WarnsAboutAnAllowedRegionNoBackendServes) {
+  std::string backends = R"pb(
+    backends { name: "cn-a" address: "127.0.0.1:1" region: "cn-north-1" model_family: "qwen" }
+  )pb";
+  auto p = ResidencyPolicy::Create(Parse<v1::Policy>(kPolicy), Parse<v1::Backends>(backends));
+  ASSERT_TRUE(p.ok()) << p.status();
+  bool warned = false;
+  for (const auto& w : (*p)->warnings()) warned |= w.find("'eu-central-1'") != std::string::npos;
+  EXPECT_TRUE(warned);
+}
+
+TEST(ResidencyPolicyTest, BackendInARegionNoJurisdictionAllowsIsAWarning) {
+  v1::Policy policy = Parse<v1::Policy>(kPolicy);
+  policy.mutable_jurisdictions(2)->clear_cloud();  // us becomes local-only
+  auto p = ResidencyPolicy::Create(policy, Parse<v1::Backends>(kBackends));
+  ASSERT_TRUE(p.ok()) << p.status();
+  bool warned = false;
+  for (const auto& w : (*p)->warnings()) warned |= w.find("backend 'us-a'") != std::string::npos;
+  EXPECT_TRUE(warned);
+  EXPECT_TRUE((*p)->BackendsFor((*p)->RuleForCountry("US")).empty());
+}
+
+TEST(ResidencyPolicyTest, MissingFileIsNotFound) {
+  auto p = LoadResidencyPolicy("/nonexistent/policy.textproto", "/nonexistent/b");
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ResidencyPolicyTest, TheShippedExamplePolicyIsValid) {
+  auto p = LoadResidencyPolicy(HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                               HR_SOURCE_DIR "/deploy/local/backends.textproto");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ((*p)->RuleForCountry("CN").when_unavailable, v1::FAIL_CLOSED);
+  EXPECT_EQ((*p)->RuleForCountry("IT").id, "eu");
+  EXPECT_TRUE((*p)->RuleForCountry("IT").consent_required);
+  EXPECT_EQ((*p)->RuleForCountry("IT").ActionFor(v1::HEALTH), v1::LOCAL_ONLY);
+  EXPECT_FALSE((*p)->default_rule().cloud_allowed);
+}
+
+TEST(CheckResidencyClaimTest, RefusesAClaimWithoutTheRegion) {
+  EXPECT_TRUE(CheckResidencyClaim({"cn-north-1", "cn-east-1"}, "cn-east-1").ok());
+  EXPECT_EQ(CheckResidencyClaim({"eu-central-1"}, "cn-east-1").code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(CheckResidencyClaim({}, "cn-east-1").code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace hr::policy

@@ -1,0 +1,126 @@
+#include "router/detectors.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace hr::router {
+namespace {
+
+// Makes a valid mainland-China resident ID from its first 17 digits.
+std::string WithCheckDigit(const std::string& first17) {
+  static const int kW[17] = {7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2};
+  int sum = 0;
+  for (int i = 0; i < 17; ++i) sum += (first17[i] - '0') * kW[i];
+  return first17 + "10X98765432"[sum % 11];
+}
+
+std::vector<v1::SensitiveCategory> Categories(const std::vector<Span>& spans) {
+  std::vector<v1::SensitiveCategory> out;
+  for (const Span& s : spans) out.push_back(s.category);
+  return out;
+}
+
+class DetectorsTest : public ::testing::Test {
+ protected:
+  // Returns the single span's text, or "" when there is not exactly one span.
+  std::string Only(v1::SensitiveCategory c, const std::string& text) {
+    auto spans = d_.FindSpans(text);
+    if (spans.size() != 1 || spans[0].category != c) return "";
+    return text.substr(spans[0].start, spans[0].end - spans[0].start);
+  }
+  Detectors d_;
+};
+
+TEST_F(DetectorsTest, CnResidentIdInChineseSentenceWithValidCheckDigit) {
+  for (const std::string& first17 : {"11010519491231002", "44030819900307461", "31011519850512203"}) {
+    std::string id = WithCheckDigit(first17);
+    EXPECT_EQ(Only(v1::CN_RESIDENT_ID, "我的身份证号是" + id + "，请帮我查询。"), id);
+  }
+}
+
+TEST_F(DetectorsTest, CnResidentIdWithWrongCheckDigitIsNotAnId) {
+  std::string id = WithCheckDigit("11010519491231002");
+  id.back() = id.back() == '1' ? '2' : '1';
+  for (const Span& s : d_.FindSpans("身份证号" + id)) EXPECT_NE(s.category, v1::CN_RESIDENT_ID);
+  EXPECT_FALSE(IsValidCnResidentId(id));
+}
+
+TEST_F(DetectorsTest, CnResidentIdWithImpossibleDateIsNotAnId) {
+  EXPECT_FALSE(IsValidCnResidentId(WithCheckDigit("11010519491331002")));  // month 13
+}
+
+TEST_F(DetectorsTest, CnMobileNumbers) {
+  EXPECT_EQ(Only(v1::PHONE, "请打我的手机13812345678谢谢"), "13812345678");
+  EXPECT_EQ(Only(v1::PHONE, "电话：+86 138-1234-5678。"), "+86 138-1234-5678");
+  // 12 digits is not a mobile number; 1[0-2] prefixes do not exist.
+  EXPECT_TRUE(d_.FindSpans("编号 123812345678 结束").empty());
+  EXPECT_TRUE(d_.FindSpans("号码12012345678").empty());
+}
+
+TEST_F(DetectorsTest, InternationalAndNorthAmericanPhones) {
+  EXPECT_EQ(Only(v1::PHONE, "Call +49 30 1234 5678 today"), "+49 30 1234 5678");
+  EXPECT_EQ(Only(v1::PHONE, "Call (555) 123-4567 now"), "(555) 123-4567");
+  EXPECT_EQ(Only(v1::PHONE, "or 555.123.4567."), "555.123.4567");
+}
+
+TEST_F(DetectorsTest, PaymentCardsPassLuhn) {
+  EXPECT_EQ(Only(v1::PAYMENT_CARD, "card 4111 1111 1111 1111 exp"), "4111 1111 1111 1111");
+  EXPECT_EQ(Only(v1::PAYMENT_CARD, "card 5500-0000-0000-0004."), "5500-0000-0000-0004");
+  EXPECT_TRUE(PassesLuhn("378282246310005"));
+  EXPECT_FALSE(PassesLuhn("4111 1111 1111 1112"));
+  for (const Span& s : d_.FindSpans("card 4111 1111 1111 1112")) {
+    EXPECT_NE(s.category, v1::PAYMENT_CARD);
+  }
+}
+
+TEST_F(DetectorsTest, IbanPassesMod97) {
+  EXPECT_EQ(Only(v1::IBAN, "IBAN DE89 3704 0044 0532 0130 00 please"),
+            "DE89 3704 0044 0532 0130 00");
+  EXPECT_EQ(Only(v1::IBAN, "to GB82WEST12345698765432."), "GB82WEST12345698765432");
+  EXPECT_FALSE(IsValidIban("DE89 3704 0044 0532 0130 01"));
+  EXPECT_TRUE(d_.FindSpans("to GB82WEST12345698765433").empty());
+}
+
+TEST_F(DetectorsTest, UsSsnInValidRanges) {
+  EXPECT_EQ(Only(v1::US_SSN, "SSN 123-45-6789."), "123-45-6789");
+  for (const char* bad : {"000-12-3456", "666-12-3456", "912-12-3456", "123-00-4567",
+                          "123-45-0000"}) {
+    EXPECT_FALSE(IsValidUsSsn(bad)) << bad;
+    EXPECT_TRUE(d_.FindSpans(std::string("SSN ") + bad).empty()) << bad;
+  }
+}
+
+TEST_F(DetectorsTest, EmailAddresses) {
+  EXPECT_EQ(Only(v1::EMAIL, "mail jane.doe+tag@example.co.uk, thanks"),
+            "jane.doe+tag@example.co.uk");
+  EXPECT_EQ(Only(v1::EMAIL, "邮箱是wang@example.cn谢谢"), "wang@example.cn");
+  EXPECT_TRUE(d_.FindSpans("not an email: a@b").empty());
+}
+
+TEST_F(DetectorsTest, IpAddresses) {
+  EXPECT_EQ(Only(v1::IP_ADDRESS, "host 192.168.1.20 is down"), "192.168.1.20");
+  EXPECT_EQ(Only(v1::IP_ADDRESS, "v6 2001:db8::8a2e:370:7334 ok"), "2001:db8::8a2e:370:7334");
+  EXPECT_TRUE(d_.FindSpans("version 999.1.1.1").empty());
+  EXPECT_TRUE(d_.FindSpans("meet at 12:30").empty());
+}
+
+TEST_F(DetectorsTest, SeveralSpansComeSortedAndDoNotOverlap) {
+  std::string text = "Mail a@example.com, card 4111111111111111, SSN 123-45-6789";
+  auto spans = d_.FindSpans(text);
+  EXPECT_EQ(Categories(spans),
+            (std::vector<v1::SensitiveCategory>{v1::EMAIL, v1::PAYMENT_CARD, v1::US_SSN}));
+  for (size_t i = 1; i < spans.size(); ++i) EXPECT_LE(spans[i - 1].end, spans[i].start);
+}
+
+TEST_F(DetectorsTest, TopicKeywordsInEnglishAndChinese) {
+  EXPECT_TRUE(d_.MentionsHealth("My doctor said my blood pressure is high"));
+  EXPECT_TRUE(d_.MentionsHealth("我有糖尿病，应该吃什么？"));
+  EXPECT_FALSE(d_.MentionsHealth("What is the capital of France?"));
+  EXPECT_TRUE(d_.MentionsFinance("How do I refinance my mortgage?"));
+  EXPECT_TRUE(d_.MentionsFinance("我想申请信用卡"));
+  EXPECT_FALSE(d_.MentionsFinance("Tell me a joke about cats"));
+}
+
+}  // namespace
+}  // namespace hr::router

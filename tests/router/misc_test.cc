@@ -1,0 +1,136 @@
+// Complexity score, request validation, UTF-8 helpers and backend health.
+#include "gtest/gtest.h"
+#include "router/backend_health.h"
+#include "router/complexity.h"
+#include "router/request_validation.h"
+#include "util/utf8.h"
+
+namespace hr::router {
+namespace {
+
+TEST(ComplexityTest, MultiStepMathScoresAboveAGreeting) {
+  double easy = HeuristicComplexityScore("Hi! How are you?");
+  double hard = HeuristicComplexityScore(
+      "Solve step by step: if 3x + 7 = 22, what is x? Then prove it.");
+  double zh_hard = HeuristicComplexityScore("请一步一步计算：如果 3x + 7 = 22，x 等于多少？然后证明。");
+  EXPECT_LT(easy, 0.3);
+  EXPECT_GT(hard, 0.7);
+  EXPECT_GT(zh_hard, 0.7);
+  EXPECT_GE(easy, 0.0);
+  EXPECT_LE(hard, 1.0);
+}
+
+TEST(ComplexityTest, FeaturesCountWhatTheySay) {
+  ComplexityFeatures f = ExtractComplexityFeatures("Why? 为什么？ 1+1=2");
+  EXPECT_EQ(f.questions, 2);
+  EXPECT_EQ(f.math_markers, 2);
+  EXPECT_GE(f.multi_step_markers, 1);
+  EXPECT_GT(f.digit_share, 0.0);
+}
+
+v1::GenerateRequest Valid() {
+  v1::GenerateRequest r;
+  r.set_locale("de-DE");
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content("Hallo");
+  return r;
+}
+
+std::string ErrorOf(const v1::GenerateRequest& r, RequestLimits limits = {}) {
+  auto s = ValidateGenerateRequest(r, limits);
+  if (s.ok()) return "OK";
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(s.status().message());
+}
+
+TEST(ValidateTest, AcceptsAValidRequest) { EXPECT_EQ(ErrorOf(Valid()), "OK"); }
+
+TEST(ValidateTest, NamesWhatIsWrong) {
+  auto r = Valid();
+  r.set_locale("de_");
+  EXPECT_NE(ErrorOf(r).find("locale"), std::string::npos);
+  r = Valid();
+  r.clear_messages();
+  EXPECT_EQ(ErrorOf(r), "messages: at least one message is required");
+  r = Valid();
+  r.mutable_messages(0)->set_content(std::string("ok\xff", 3));
+  EXPECT_EQ(ErrorOf(r), "messages[0].content: not valid UTF-8 at byte 2");
+  r = Valid();
+  r.mutable_messages(0)->set_content(std::string(100, 'a'));
+  RequestLimits small;
+  small.max_prompt_bytes = 10;
+  EXPECT_EQ(ErrorOf(r, small), "messages: the prompt is 100 bytes; the limit is 10");
+  r = Valid();
+  r.mutable_messages(0)->set_role("robot");
+  EXPECT_NE(ErrorOf(r).find("messages[0].role"), std::string::npos);
+  r = Valid();
+  r.mutable_options()->set_temperature(3);
+  EXPECT_NE(ErrorOf(r).find("options.temperature"), std::string::npos);
+}
+
+TEST(Utf8Test, FindsTheFirstInvalidByte) {
+  EXPECT_EQ(util::FindInvalidUtf8("héllo 你好 😀"), absl::string_view::npos);
+  EXPECT_EQ(util::FindInvalidUtf8("ab\xc0\xaf"), 2u);          // overlong
+  EXPECT_EQ(util::FindInvalidUtf8("a\xed\xa0\x80"), 1u);       // surrogate
+  EXPECT_EQ(util::FindInvalidUtf8("a\xf4\x90\x80\x80"), 1u);   // above U+10FFFF
+  EXPECT_EQ(util::FindInvalidUtf8("你\xe5\xa5"), 3u);           // truncated
+}
+
+TEST(Utf8Test, CompletePrefixStopsBeforeAPartialCharacter) {
+  std::string s = "a你";
+  EXPECT_EQ(util::CompleteUtf8Prefix(s), s.size());
+  EXPECT_EQ(util::CompleteUtf8Prefix(s.substr(0, 3)), 1u);
+  EXPECT_EQ(util::CompleteUtf8Prefix(""), 0u);
+}
+
+std::vector<v1::Backend> Backends() {
+  std::vector<v1::Backend> out(3);
+  for (int i = 0; i < 3; ++i) out[i].set_name("b" + std::to_string(i));
+  return out;
+}
+
+TEST(BackendHealthTest, EjectsAfterConsecutiveFailuresAndRecovers) {
+  FakeClock clock;
+  BackendHealth h({/*consecutive_failures=*/2, absl::Seconds(5), absl::Seconds(60)}, &clock);
+  h.RecordFailure("b0");
+  EXPECT_FALSE(h.IsEjected("b0"));
+  h.RecordFailure("b0");
+  EXPECT_TRUE(h.IsEjected("b0"));
+  clock.Advance(absl::Seconds(6));
+  EXPECT_FALSE(h.IsEjected("b0"));
+  h.RecordFailure("b0");
+  h.RecordFailure("b0");  // second ejection lasts twice as long
+  clock.Advance(absl::Seconds(6));
+  EXPECT_TRUE(h.IsEjected("b0"));
+  clock.Advance(absl::Seconds(5));
+  EXPECT_FALSE(h.IsEjected("b0"));
+}
+
+TEST(BackendHealthTest, OrderPutsHealthyFirstAndNeverAddsBackends) {
+  FakeClock clock;
+  BackendHealth h({1, absl::Seconds(5), absl::Seconds(60)}, &clock);
+  auto backends = Backends();
+  std::vector<const v1::Backend*> candidates = {&backends[0], &backends[1]};
+  h.RecordFailure("b0");
+  for (int i = 0; i < 4; ++i) {
+    auto order = h.Order(candidates);
+    ASSERT_EQ(order.size(), 2u);
+    EXPECT_EQ(order[0]->name(), "b1");
+    EXPECT_EQ(order[1]->name(), "b0");  // still tried, last
+  }
+  auto down = h.Order(candidates, [](const v1::Backend& b) { return b.name() == "b1"; });
+  EXPECT_EQ(down.size(), 2u);
+}
+
+TEST(BackendHealthTest, OrderRotatesAmongHealthyBackends) {
+  BackendHealth h({});
+  auto backends = Backends();
+  std::vector<const v1::Backend*> all = {&backends[0], &backends[1], &backends[2]};
+  std::set<std::string> firsts;
+  for (int i = 0; i < 3; ++i) firsts.insert(h.Order(all)[0]->name());
+  EXPECT_EQ(firsts.size(), 3u);
+}
+
+}  // namespace
+}  // namespace hr::router

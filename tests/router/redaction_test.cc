@@ -1,0 +1,53 @@
+#include "router/redaction.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "router/detectors.h"
+
+namespace hr::router {
+namespace {
+
+using Mapping = std::vector<std::pair<std::string, std::string>>;
+
+std::array<bool, policy::kNumCategories> Only(v1::SensitiveCategory c) {
+  std::array<bool, policy::kNumCategories> r{};
+  r[c] = true;
+  return r;
+}
+
+TEST(RedactTest, ReplacesMarkedCategoriesWithTypedPlaceholders) {
+  Detectors d;
+  std::string a = "ID 11010519491231002X and mail x@example.com";
+  std::string b = "again 11010519491231002X";
+  Redacted r = Redact({a, b}, {d.FindSpans(a), d.FindSpans(b)}, Only(v1::CN_RESIDENT_ID));
+  EXPECT_EQ(r.contents[0], "ID [CN_RESIDENT_ID_1] and mail x@example.com");
+  EXPECT_EQ(r.contents[1], "again [CN_RESIDENT_ID_1]");  // same value, same placeholder
+  EXPECT_EQ(r.counts[v1::CN_RESIDENT_ID], 1);
+  ASSERT_EQ(r.mapping.size(), 1u);
+  EXPECT_EQ(r.mapping[0].second, "11010519491231002X");
+}
+
+TEST(RestorerTest, RestoresPlaceholdersSplitAcrossChunks) {
+  Restorer r(Mapping{{"[EMAIL_1]", "a@b.cn"}, {"[EMAIL_2]", "c@d.cn"}});
+  std::string out;
+  for (const char* piece : {"Write to [EM", "AIL_", "1] or [", "EMAIL_2", "] now [x] ["}) {
+    out += r.Feed(piece);
+  }
+  out += r.Flush();
+  EXPECT_EQ(out, "Write to a@b.cn or c@d.cn now [x] [");
+}
+
+TEST(RestorerTest, PassesTextThroughWithoutMapping) {
+  Restorer r(Mapping{});
+  EXPECT_EQ(r.Feed("[EMAIL_1] stays"), "[EMAIL_1] stays");
+}
+
+TEST(RestorerTest, HoldsBackOnlyWhatCouldBeAPlaceholder) {
+  Restorer r(Mapping{{"[IBAN_1]", "DE89"}});
+  EXPECT_EQ(r.Feed("abc [I"), "abc ");
+  EXPECT_EQ(r.Feed("X"), "[IX");
+}
+
+}  // namespace
+}  // namespace hr::router
