@@ -31,6 +31,19 @@ bool IsIpGlue(char c) {
   return absl::ascii_isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
 }
 
+bool IsPlausiblePhone(absl::string_view m) {
+  // Digits before any extension.
+  int digits = 0;
+  for (char c : m) {
+    if (c == 'x' || c == 'e') break;
+    digits += absl::ascii_isdigit(static_cast<unsigned char>(c));
+  }
+  if (digits < 7 || digits > 15) return false;
+  // A date (and time) is not a phone number.
+  static const RE2* kDate = new RE2(R"(\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})");
+  return !RE2::PartialMatch(re2::StringPiece(m.data(), m.size()), *kDate);
+}
+
 RE2::Options Latin1Off() {
   RE2::Options o;
   o.set_log_errors(false);
@@ -47,7 +60,9 @@ const std::vector<Pattern>& Patterns() {
       {v1::PAYMENT_CARD, new RE2(R"(\d(?:[ \-]?\d){12,18})", Latin1Off()),
        PassesLuhn, IsDigitGlue, 8},
       {v1::IBAN,
-       new RE2(R"([A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30})", Latin1Off()),
+       // Country, check digits, then the account in groups of four (with or
+       // without spaces) and a last short group; either letter case.
+       new RE2(R"((?i)[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)", Latin1Off()),
        IsValidIban, IsAlnumGlue, 8},
       {v1::US_SSN, new RE2(R"(\d{3}-\d{2}-\d{4})", Latin1Off()), IsValidUsSsn,
        IsDigitGlue, 7},
@@ -57,11 +72,19 @@ const std::vector<Pattern>& Patterns() {
       // International: +CC then 6-14 more digits in groups.
       {v1::PHONE,
        new RE2(R"((?:\+|00)[1-9]\d{0,2}(?:[ .\-]?\(?\d{1,4}\)?){2,5})", Latin1Off()),
-       nullptr, IsDigitGlue, 4},
+       IsPlausiblePhone, IsDigitGlue, 4},
       // North American and similar national formats: (555) 555-1234, 555.555.1234.
       {v1::PHONE,
        new RE2(R"((?:1[ .\-])?(?:\(\d{3}\) ?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?: ?(?:x|ext\.?) ?\d{1,5})?)", Latin1Off()),
        nullptr, IsDigitGlue, 3},
+      // National formats: 2 to 6 groups of digits separated by space, dot or dash,
+      // an optional area code in parentheses and extension ("x123"); 7 to 15
+      // digits, not a date.
+      {v1::PHONE,
+       new RE2(R"((?:\(\d{1,4}\)[ .\-]?)?\d{1,4}(?:[ .\-]\d{2,8}){1,5}(?:[ .]?(?:x|ext\.?) ?\d{1,6})?|\(\d{2,4}\) ?\d{3,8}(?:[ .\-]\d{2,8})?(?: ?x\d{1,6})?)", Latin1Off()),
+       IsPlausiblePhone, IsAlnumGlue, 2},
+      // A bare run of 10 digits (North-American numbers written without spaces).
+      {v1::PHONE, new RE2(R"([2-9]\d{9})", Latin1Off()), nullptr, IsAlnumGlue, 1},
       {v1::IP_ADDRESS,
        new RE2(R"((?:\d{1,3}\.){3}\d{1,3}|(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})", Latin1Off()),
        IsValidIpAddress, IsIpGlue, 6},
@@ -81,8 +104,13 @@ const RE2& FinanceKeywords() {
   return *re;
 }
 
+struct Candidate {
+  Span span;
+  int strength;
+};
+
 // Scans `text` for every match of `p` that passes its checks and boundaries.
-void Scan(const Pattern& p, absl::string_view text, std::vector<Span>* out) {
+void Scan(const Pattern& p, absl::string_view text, std::vector<Candidate>* out) {
   re2::StringPiece input(text.data(), text.size());
   re2::StringPiece m;
   size_t pos = 0;
@@ -97,19 +125,12 @@ void Scan(const Pattern& p, absl::string_view text, std::vector<Span>* out) {
     bool glued = (start > 0 && p.is_glue(text[start - 1])) ||
                  (end < text.size() && p.is_glue(text[end]));
     if (!glued && (p.valid == nullptr || p.valid(absl::string_view(m.data(), m.size())))) {
-      out->push_back(Span{p.category, start, end});
+      out->push_back({Span{p.category, start, end}, p.strength});
       pos = end;
     } else {
       pos = start + 1;
     }
   }
-}
-
-int Strength(v1::SensitiveCategory c) {
-  for (const Pattern& p : Patterns()) {
-    if (p.category == c) return p.strength;
-  }
-  return 0;
 }
 
 }  // namespace
@@ -122,19 +143,18 @@ Detectors::Detectors() {
 }
 
 std::vector<Span> Detectors::FindSpans(absl::string_view text) const {
-  std::vector<Span> candidates;
+  std::vector<Candidate> candidates;
   for (const Pattern& p : Patterns()) Scan(p, text, &candidates);
-  if (candidates.size() < 2) return candidates;
   // Longest first, then strongest; keep each that overlaps none already kept.
-  std::sort(candidates.begin(), candidates.end(), [](const Span& a, const Span& b) {
-    size_t la = a.end - a.start, lb = b.end - b.start;
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    size_t la = a.span.end - a.span.start, lb = b.span.end - b.span.start;
     if (la != lb) return la > lb;
-    int sa = Strength(a.category), sb = Strength(b.category);
-    if (sa != sb) return sa > sb;
-    return a.start < b.start;
+    if (a.strength != b.strength) return a.strength > b.strength;
+    return a.span.start < b.span.start;
   });
   std::vector<Span> kept;
-  for (const Span& s : candidates) {
+  for (const Candidate& c : candidates) {
+    const Span& s = c.span;
     bool overlaps = std::any_of(kept.begin(), kept.end(), [&](const Span& k) {
       return s.start < k.end && k.start < s.end;
     });
