@@ -448,8 +448,14 @@ absl::StatusOr<Prepared> Prepare(const v1::GenerateRequest& request,
 DeviceRouter::DeviceRouter(DeviceRouterOptions options,
                            std::shared_ptr<const policy::ResidencyPolicy> policy,
                            engine::EnginePool* local, CloudClient* cloud,
-                           router::BackendHealth* health)
-    : options_(options), local_(local), cloud_(cloud), health_(health), policy_(std::move(policy)) {}
+                           router::BackendHealth* health,
+                           const router::ComplexityModel* complexity_model)
+    : options_(options),
+      local_(local),
+      cloud_(cloud),
+      health_(health),
+      classifier_(complexity_model),
+      policy_(std::move(policy)) {}
 
 void DeviceRouter::SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy) {
   absl::MutexLock lock(&mu_);

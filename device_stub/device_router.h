@@ -50,8 +50,11 @@ struct DeviceRouterOptions {
 // Thread-safe. `local`, `cloud` and `health` must outlive it.
 class DeviceRouter {
  public:
+  // `complexity_model` may be null (the heuristic score is used); it must
+  // outlive the router, like `local`, `cloud` and `health`.
   DeviceRouter(DeviceRouterOptions options, std::shared_ptr<const policy::ResidencyPolicy> policy,
-               engine::EnginePool* local, CloudClient* cloud, router::BackendHealth* health);
+               engine::EnginePool* local, CloudClient* cloud, router::BackendHealth* health,
+               const router::ComplexityModel* complexity_model = nullptr);
 
   // Swaps in a new policy; requests already running keep the one they started with.
   void SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy);

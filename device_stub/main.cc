@@ -17,6 +17,7 @@
 #include "engine/synthetic_engine.h"
 #include "grpc_util/server_util.h"
 #include "policy/residency_policy.h"
+#include "router/complexity_model.h"
 #include "spdlog/spdlog.h"
 #include "util/log_format.h"
 
@@ -30,8 +31,11 @@ ABSL_FLAG(int, local_slots, 1, "concurrent local generations (llama.cpp contexts
 ABSL_FLAG(int, local_threads, 2, "CPU threads per llama.cpp context");
 ABSL_FLAG(int, local_max_queue, 4, "local requests that may wait; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, context_tokens, 2048, "tokens per llama.cpp context (prompt and answer)");
-ABSL_FLAG(double, complexity_threshold, 0.5, "complexity score from which a request prefers "
-          "the cloud (where the policy allows it)");
+ABSL_FLAG(std::string, complexity_model, "models/complexity.pb", "learned complexity model "
+          "(hr-train); empty: use the heuristic score");
+ABSL_FLAG(double, complexity_threshold, -1, "complexity score from which a request prefers the "
+          "cloud (where the policy allows it); -1: the model file's calibrated threshold (0.5 "
+          "for the heuristic)");
 ABSL_FLAG(int, max_prompt_bytes, 32 * 1024, "largest accepted prompt (all messages)");
 ABSL_FLAG(int, default_max_tokens, 128, "answer length when a request gives none");
 ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(120), "for calls without a deadline");
@@ -103,15 +107,31 @@ int main(int argc, char** argv) {
     spdlog::error("--local_engine must be llama or synthetic, not '{}'", engine);
     return 2;
   }
+  std::unique_ptr<hr::router::ComplexityModel> complexity;
+  double threshold = 0.5;
+  if (!absl::GetFlag(FLAGS_complexity_model).empty()) {
+    auto loaded = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_complexity_model));
+    if (!loaded.ok()) {
+      spdlog::error("{}", loaded.status().message());
+      return 1;
+    }
+    complexity = *std::move(loaded);
+    threshold = complexity->threshold();
+    spdlog::info("complexity model {} threshold={:.4f} ({})", absl::GetFlag(FLAGS_complexity_model),
+                 threshold, complexity->weights().threshold_note());
+  }
+  if (absl::GetFlag(FLAGS_complexity_threshold) >= 0) {
+    threshold = absl::GetFlag(FLAGS_complexity_threshold);
+  }
   hr::engine::EnginePool local(std::move(generators), absl::GetFlag(FLAGS_local_max_queue));
   hr::device::GrpcCloudClient cloud;
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;
   options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
-  options.complexity_threshold = absl::GetFlag(FLAGS_complexity_threshold);
+  options.complexity_threshold = threshold;
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
   options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
-  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health);
+  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health, complexity.get());
   hr::device::RouterService service(&router);
 
   auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},

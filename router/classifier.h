@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "policy/residency_policy.h"
+#include "router/complexity_model.h"
 #include "router/detectors.h"
 
 namespace hr::router {
@@ -17,7 +18,8 @@ struct Classification {
   // Per v1::SensitiveCategory: number of spans for identifiers, 1 when the topic
   // is mentioned for HEALTH and FINANCIAL, else 0.
   std::array<int, policy::kNumCategories> counts{};
-  // Complexity of the last user message, in [0, 1]; higher means harder.
+  // Complexity of the last user message, in [0, 1]; higher means harder: the
+  // learned model's score when there is one, else the heuristic's.
   double complexity = 0;
 };
 
@@ -29,11 +31,14 @@ struct MessageView {
 // Classifies a conversation. Thread-safe; holds no per-request state.
 class Classifier {
  public:
-  Classifier() = default;
+  // `model` (may be null: use the heuristic score) must outlive the classifier.
+  explicit Classifier(const ComplexityModel* model = nullptr) : model_(model) {}
   Classification Classify(const std::vector<MessageView>& messages) const;
+  const Detectors& detectors() const { return detectors_; }
 
  private:
   Detectors detectors_;
+  const ComplexityModel* model_;
 };
 
 }  // namespace hr::router

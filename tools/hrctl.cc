@@ -20,6 +20,9 @@
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "policy/residency_policy.h"
 #include "demo_cases.pb.h"
+#include "records.pb.h"
+#include "router/classifier.h"
+#include "router/complexity_model.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "the device router (hr-device) to talk to");
 ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file (validate)");
@@ -34,6 +37,10 @@ ABSL_FLAG(double, temperature, 0, "sampling temperature (0: greedy)");
 ABSL_FLAG(std::string, request_id, "", "request id (empty: the router makes one)");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(60), "deadline of each call");
 ABSL_FLAG(std::string, cases, "deploy/local/demo_cases.textproto", "case list (demo)");
+ABSL_FLAG(std::string, complexity_model, "models/complexity.pb",
+          "score: the learned model, as hr-device loads it (empty: the heuristic)");
+ABSL_FLAG(double, complexity_threshold, -1,
+          "score: threshold (-1: the model file's, 0.5 for the heuristic)");
 ABSL_FLAG(bool, json, false, "machine-readable output (JSON; one object per line for streams)");
 
 namespace {
@@ -51,6 +58,12 @@ Commands:
       Send the request, stream the answer, and print where it ran.
   hrctl demo     [--target ADDR] [--cases FILE]
       Send each case of a case list and print a table of the decisions.
+  hrctl score    [--complexity_model FILE] < prompts.jsonl
+      For each line {"prompt": ...}: the complexity score, the threshold and the
+      decision it implies, computed exactly as hr-device computes them.
+  hrctl detect   < prompts.jsonl
+      For each line {"prompt": ...}: the sensitive spans (type, start and end in
+      bytes, text).
 
 PROMPT is the remaining arguments joined by spaces, or --prompt_file.
 )";
@@ -314,6 +327,65 @@ int Demo() {
   return failures == 0 ? 0 : 1;
 }
 
+// Reads {"prompt": ...} lines from stdin and prints one JSON line each.
+int ForEachPrompt(const std::function<std::string(const std::string&)>& f) {
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  std::string line;
+  int errors = 0, lineno = 0;
+  while (std::getline(std::cin, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    hybridrouter::tools::PromptRecord r;
+    auto s = google::protobuf::util::JsonStringToMessage(line, &r, opts);
+    if (!s.ok()) {
+      ++errors;
+      std::printf("{\"error\":%s}\n",
+                  JsonString(absl::StrCat("line ", lineno, ": ", s.ToString())).c_str());
+      continue;
+    }
+    std::printf("%s\n", f(r.prompt()).c_str());
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+int Score() {
+  std::unique_ptr<hr::router::ComplexityModel> model;
+  double threshold = 0.5;
+  if (!absl::GetFlag(FLAGS_complexity_model).empty()) {
+    auto loaded = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_complexity_model));
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(loaded.status().message()).c_str());
+      return 1;
+    }
+    model = *std::move(loaded);
+    threshold = model->threshold();
+  }
+  if (absl::GetFlag(FLAGS_complexity_threshold) >= 0) {
+    threshold = absl::GetFlag(FLAGS_complexity_threshold);
+  }
+  hr::router::Classifier classifier(model.get());
+  return ForEachPrompt([&](const std::string& prompt) {
+    double score = classifier.Classify({{"user", prompt}}).complexity;
+    return absl::StrFormat("{\"score\":%.6f,\"threshold\":%.6f,\"decision\":\"%s\"}", score,
+                           threshold, score >= threshold ? "cloud" : "local");
+  });
+}
+
+int Detect() {
+  hr::router::Detectors detectors;
+  return ForEachPrompt([&](const std::string& prompt) {
+    std::vector<std::string> spans;
+    for (const auto& s : detectors.FindSpans(prompt)) {
+      spans.push_back(absl::StrFormat(
+          "{\"type\":\"%s\",\"start\":%d,\"end\":%d,\"text\":%s}",
+          v1::SensitiveCategory_Name(s.category), s.start, s.end,
+          JsonString(absl::string_view(prompt).substr(s.start, s.end - s.start))));
+    }
+    return absl::StrCat("{\"spans\":[", absl::StrJoin(spans, ","), "]}");
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -326,6 +398,8 @@ int main(int argc, char** argv) {
   std::string cmd = args[1];
   if (cmd == "validate") return Validate();
   if (cmd == "demo") return Demo();
+  if (cmd == "score") return Score();
+  if (cmd == "detect") return Detect();
   if (cmd == "explain" || cmd == "generate") {
     auto request = BuildRequest(args);
     if (!request.ok()) {

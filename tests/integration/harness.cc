@@ -130,6 +130,7 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
                                    "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
                                    "--backends=" + dir_ + "/backends.textproto",
                                    "--model=" HR_TINY_MODEL,
+                                   "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb",
                                    "--local_threads=1"};
   argv.insert(argv.end(), device_flags.begin(), device_flags.end());
   device_ = std::make_unique<Process>(argv, dir_ + "/device.log");

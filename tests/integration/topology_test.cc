@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
@@ -196,7 +197,8 @@ TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
       << "default_rule {}\n";
   std::ofstream(dir + "/backends.textproto") << "";
   Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--policy=" + dir + "/policy.textproto",
-             "--backends=" + dir + "/backends.textproto", "--model=" HR_TINY_MODEL},
+             "--backends=" + dir + "/backends.textproto", "--model=" HR_TINY_MODEL,
+             "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"},
             dir + "/device.log");
   EXPECT_EQ(p.WaitExit(absl::Seconds(30)), 1);
   std::string log = ReadFile(dir + "/device.log");
@@ -217,7 +219,7 @@ TEST(TopologyTest, SighupWithABrokenPolicyKeepsTheOldOne) {
   std::ofstream(dir + "/backends.textproto") << "";
   Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
              "--policy=" + dir + "/policy.textproto", "--backends=" + dir + "/backends.textproto",
-             "--model=" HR_TINY_MODEL},
+             "--model=" HR_TINY_MODEL, "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"},
             dir + "/device.log");
   int port = WaitForPort(p, dir + "/port");
   auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
@@ -291,6 +293,36 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   EXPECT_TRUE(done);
   EXPECT_EQ(texts, 30);
   EXPECT_EQ(cloud.WaitExit(absl::Seconds(15)), 0);
+}
+
+TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
+  const std::vector<std::string> prompts = {"What is the capital of France?",
+                                            "Solve step by step: if 3x + 7 = 22, what is x?",
+                                            "请一步一步计算 3x + 7 = 22"};
+  std::string in = t.dir() + "/prompts.jsonl";
+  {
+    std::ofstream f(in);
+    for (const auto& p : prompts) f << "{\"prompt\": \"" << p << "\", \"other\": 1}\n";
+  }
+  std::string out = t.dir() + "/scores.jsonl";
+  std::string cmd = std::string(HR_BIN_DIR "/hrctl score --complexity_model=" HR_SOURCE_DIR
+                                "/models/complexity.pb < ") + in + " > " + out;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  std::vector<std::string> lines = absl::StrSplit(ReadFile(out), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    grpc::ClientContext ctx;
+    v1::RouteInfo info;
+    ASSERT_TRUE(t.device()->Explain(&ctx, Request("en-US", prompts[i], false,
+                                                  v1::ROUTE_HINT_UNSPECIFIED), &info).ok());
+    EXPECT_TRUE(absl::StrContains(lines[i], absl::StrFormat("\"score\":%.6f,", info.complexity_score())))
+        << lines[i] << " vs " << info.complexity_score();
+    EXPECT_TRUE(absl::StrContains(lines[i], absl::StrFormat("\"threshold\":%.6f,", info.complexity_threshold())))
+        << lines[i];
+    EXPECT_EQ(absl::StrContains(lines[i], "\"decision\":\"cloud\""), info.target() == v1::CLOUD)
+        << lines[i];
+  }
 }
 
 TEST(TopologyTest, ExplainShowsTheDecisionAndTheRule) {

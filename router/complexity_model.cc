@@ -1,0 +1,84 @@
+#include "router/complexity_model.h"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace hr::router {
+
+namespace v1 = ::hybridrouter::v1;
+
+float HashedScale(const TextFeatures& f) {
+  return f.hashes.empty() ? 0.0f : 1.0f / std::sqrt(static_cast<float>(f.hashes.size()));
+}
+
+ComplexityModel::ComplexityModel(v1::ComplexityModelWeights w)
+    : weights_(std::move(w)), mask_((uint64_t{1} << weights_.hash_bits()) - 1) {}
+
+absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::FromWeights(
+    v1::ComplexityModelWeights w) {
+  if (w.feature_version() != kFeatureVersion) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "weights are for feature version ", w.feature_version(), "; this build extracts version ",
+        kFeatureVersion, " (retrain with hr-train)"));
+  }
+  if (w.hash_bits() < 8 || w.hash_bits() > 24 ||
+      w.hashed_weights_size() != (1 << w.hash_bits()) ||
+      w.dense_weights_size() != kNumDenseFeatures) {
+    return absl::InvalidArgumentError("weights file has the wrong number of weights");
+  }
+  return std::unique_ptr<ComplexityModel>(new ComplexityModel(std::move(w)));
+}
+
+absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read complexity model ", path));
+  v1::ComplexityModelWeights w;
+  if (!w.ParseFromIstream(&in)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " is not a complexity weights file"));
+  }
+  auto model = FromWeights(std::move(w));
+  if (!model.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", model.status().message()));
+  }
+  return model;
+}
+
+double ComplexityModel::Logit(const TextFeatures& f) const {
+  const float* w = weights_.hashed_weights().data();
+  float sparse = 0;
+  for (uint64_t h : f.hashes) sparse += w[h & mask_];
+  double z = weights_.bias() + sparse * HashedScale(f);
+  for (int i = 0; i < kNumDenseFeatures; ++i) z += weights_.dense_weights(i) * f.dense[i];
+  return z;
+}
+
+double ComplexityModel::Score(const TextFeatures& f) const {
+  return 1.0 / (1.0 + std::exp(-Logit(f)));
+}
+
+double ComplexityModel::Score(absl::string_view prompt) const {
+  thread_local TextFeatures features;
+  ExtractTextFeatures(prompt, &features);
+  return Score(features);
+}
+
+absl::Status SaveComplexityWeights(const v1::ComplexityModelWeights& weights,
+                                   const std::string& path) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out || !weights.SerializeToOstream(&out)) {
+      return absl::InternalError(absl::StrCat("cannot write ", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hr::router

@@ -1,0 +1,54 @@
+#ifndef HYBRID_ROUTER_ROUTER_COMPLEXITY_MODEL_H_
+#define HYBRID_ROUTER_ROUTER_COMPLEXITY_MODEL_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "hybridrouter/v1/complexity.pb.h"
+#include "router/text_features.h"
+
+namespace hr::router {
+
+// The learned complexity model: logistic regression over TextFeatures. Its score
+// in [0, 1] estimates how likely the small local model is to fail on a prompt;
+// prompts scoring at least threshold() prefer the cloud. Immutable; thread-safe.
+//
+// Example:
+//   auto model = ComplexityModel::Load("models/complexity.pb");
+//   if (model.ok() && (*model)->Score(prompt) >= (*model)->threshold()) ...
+class ComplexityModel {
+ public:
+  // NotFound for a missing file; InvalidArgument for a file that does not parse,
+  // was made for another feature version, or has the wrong number of weights.
+  static absl::StatusOr<std::unique_ptr<ComplexityModel>> Load(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<ComplexityModel>> FromWeights(
+      hybridrouter::v1::ComplexityModelWeights weights);
+
+  double Score(absl::string_view prompt) const;
+  double Score(const TextFeatures& features) const;
+  // The raw logit, for training.
+  double Logit(const TextFeatures& features) const;
+
+  double threshold() const { return weights_.threshold(); }
+  const hybridrouter::v1::ComplexityModelWeights& weights() const { return weights_; }
+
+ private:
+  explicit ComplexityModel(hybridrouter::v1::ComplexityModelWeights w);
+  hybridrouter::v1::ComplexityModelWeights weights_;
+  uint64_t mask_;
+};
+
+// Writes `weights` to `path` (atomically, via a temporary file).
+absl::Status SaveComplexityWeights(const hybridrouter::v1::ComplexityModelWeights& weights,
+                                   const std::string& path);
+
+// The scale of the hashed features' sum: 1/sqrt(count), so that long and short
+// prompts weigh alike. Shared by scoring and training.
+float HashedScale(const TextFeatures& f);
+
+}  // namespace hr::router
+
+#endif  // HYBRID_ROUTER_ROUTER_COMPLEXITY_MODEL_H_

@@ -1,0 +1,122 @@
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "router/complexity_model.h"
+#include "router/complexity_trainer.h"
+#include "router/routing_eval.h"
+#include "router/text_features.h"
+
+namespace hr::router {
+namespace {
+
+namespace v1 = ::hybridrouter::v1;
+
+TEST(TextFeaturesTest, WordsCjkAndNumbersBecomeStableHashes) {
+  TextFeatures a, b, c;
+  ExtractTextFeatures("Solve 12 + 7", &a);
+  ExtractTextFeatures("solve 99 + 1", &b);  // case folded; "12" and "99" share a shape
+  ExtractTextFeatures("你好", &c);
+  ASSERT_EQ(a.hashes.size(), 5u);  // 3 words (solve, #2, #1) + 2 bigrams
+  EXPECT_EQ(a.hashes, b.hashes);
+  TextFeatures d;
+  ExtractTextFeatures("solve 123 + 1", &d);  // a longer number is another feature
+  EXPECT_NE(a.hashes[1], d.hashes[1]);
+  EXPECT_EQ(c.hashes.size(), 3u);       // 2 characters + 1 bigram
+  EXPECT_GT(c.dense[6], 0.99f);         // CJK share
+  EXPECT_EQ(StableHash("abc"), 0xe16801510db89efdULL);  // FNV-1a 64, fixed forever
+}
+
+std::vector<TrainingExample> ToyExamples() {
+  // "integral" prompts need the strong model; "hello" prompts do not.
+  std::vector<TrainingExample> out;
+  for (int i = 0; i < 200; ++i) {
+    TrainingExample e;
+    bool hard = i % 2 == 0;
+    ExtractTextFeatures(hard ? "compute the integral of this" : "hello there friend", &e.features);
+    e.label = hard ? 1 : 0;
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+TEST(TrainerTest, LearnsASeparableProblemDeterministically) {
+  TrainOptions o;
+  o.hash_bits = 10;
+  o.epochs = 3;
+  int epochs_seen = 0;
+  o.progress = [&](int, double) { ++epochs_seen; };
+  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), o);
+  EXPECT_EQ(epochs_seen, 3);
+  auto model = ComplexityModel::FromWeights(w);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_GT((*model)->Score("compute the integral of this"), 0.8);
+  EXPECT_LT((*model)->Score("hello there friend"), 0.2);
+  v1::ComplexityModelWeights again = TrainComplexityModel(ToyExamples(), o);
+  EXPECT_EQ(w.SerializeAsString(), again.SerializeAsString());
+}
+
+TEST(ComplexityModelTest, RefusesWeightsOfAnotherShape) {
+  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), {10, 1});
+  v1::ComplexityModelWeights other_version = w;
+  other_version.set_feature_version(kFeatureVersion + 1);
+  EXPECT_EQ(ComplexityModel::FromWeights(other_version).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::ComplexityModelWeights short_weights = w;
+  short_weights.mutable_hashed_weights()->RemoveLast();
+  EXPECT_EQ(ComplexityModel::FromWeights(short_weights).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ComplexityModel::Load("/nonexistent.pb").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(ComplexityModelTest, SaveAndLoadRoundTrip) {
+  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), {10, 1});
+  w.set_threshold(0.37);
+  std::string path = ::testing::TempDir() + "/weights.pb";
+  ASSERT_TRUE(SaveComplexityWeights(w, path).ok());
+  auto model = ComplexityModel::Load(path);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_DOUBLE_EQ((*model)->threshold(), 0.37);
+}
+
+TEST(ComplexityModelTest, TheShippedModelLoads) {
+  auto model = ComplexityModel::Load(HR_SOURCE_DIR "/models/complexity.pb");
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_GT((*model)->threshold(), 0.0);
+  EXPECT_LT((*model)->threshold(), 1.0);
+}
+
+TEST(RoutingEvalTest, PerfectAndReversedOrders) {
+  // Two prompts only the strong model gets right, two both get right.
+  std::vector<Outcome> o = {{0.9, false, true}, {0.8, false, true}, {0.2, true, true},
+                            {0.1, true, true}};
+  RoutingMetrics m = EvaluateRouting(o);
+  EXPECT_DOUBLE_EQ(m.weak_accuracy, 0.5);
+  EXPECT_DOUBLE_EQ(m.strong_accuracy, 1.0);
+  // acc(k) for k=1..4: 0.75, 1, 1, 1 -> gains 0.5, 1, 1, 1 -> APGR 0.875.
+  EXPECT_DOUBLE_EQ(m.apgr, 0.875);
+  // 95% of 1.0 is first reached at k=2: saved 1 - 2/4.
+  EXPECT_DOUBLE_EQ(m.saved_at_95, 0.5);
+  for (auto& x : o) x.score = -x.score;  // the worst order
+  RoutingMetrics r = EvaluateRouting(o);
+  // acc(k): 0.5, 0.5, 0.75, 1 -> gains 0, 0, 0.5, 1 -> 0.375.
+  EXPECT_DOUBLE_EQ(r.apgr, 0.375);
+  EXPECT_DOUBLE_EQ(r.saved_at_95, 0.0);
+}
+
+TEST(RoutingEvalTest, RandomBaselineIsAboutAHalf) {
+  std::vector<Outcome> o;
+  for (int i = 0; i < 400; ++i) o.push_back({0, i % 3 == 0, i % 3 != 2});
+  RoutingMetrics r = EvaluateRandomRouting(o, 50, 7);
+  EXPECT_NEAR(r.apgr, 0.5, 0.05);
+}
+
+TEST(RoutingEvalTest, ThresholdForCloudShare) {
+  std::vector<double> scores = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
+  EXPECT_DOUBLE_EQ(ThresholdForCloudShare(scores, 0.3), 0.8);
+  EXPECT_GT(ThresholdForCloudShare(scores, 0.0), 1.0);
+  EXPECT_DOUBLE_EQ(ThresholdForCloudShare(scores, 1.0), 0.1);
+}
+
+}  // namespace
+}  // namespace hr::router

@@ -1,0 +1,376 @@
+// hr-train: trains, evaluates and calibrates the complexity model, and measures
+// the sensitive-data detectors on labelled data.
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/util/json_util.h"
+#include "records.pb.h"
+#include "router/complexity_model.h"
+#include "router/complexity_trainer.h"
+#include "router/detectors.h"
+#include "router/routing_eval.h"
+#include "router/text_features.h"
+
+ABSL_FLAG(std::string, data, "", "input: outcome JSONL (train, eval, calibrate) or presidio "
+          "JSON (detectors)");
+ABSL_FLAG(std::string, model, "models/complexity.pb", "weights file to read (eval, calibrate)");
+ABSL_FLAG(std::string, out, "", "weights file to write (train; calibrate: default --model)");
+ABSL_FLAG(std::string, split, "", "which part of the data: train, validation, test or all "
+          "(default: train for train, validation for calibrate, test for eval)");
+ABSL_FLAG(std::string, label, "gain", "what the model predicts: weak_wrong (the local "
+          "model fails) or gain (the local model fails and the cloud model succeeds)");
+ABSL_FLAG(int, epochs, 2, "training epochs");
+ABSL_FLAG(int, hash_bits, 16, "2^hash_bits feature buckets");
+ABSL_FLAG(double, learning_rate, 0.3, "Adagrad step size");
+ABSL_FLAG(double, l2, 1e-3, "L2 weight decay");
+ABSL_FLAG(uint64_t, seed, 1, "seed for example order and the random baseline");
+ABSL_FLAG(double, target_local_share, -1, "calibrate: share of requests to keep local (0..1)");
+ABSL_FLAG(double, target_quality, -1, "calibrate: fraction of the cloud model's accuracy to "
+          "keep (e.g. 0.95), with as many local answers as possible");
+ABSL_FLAG(std::string, show_errors, "", "detectors: print the misses and false alarms of this "
+          "entity type (e.g. PHONE_NUMBER)");
+ABSL_FLAG(bool, json, false, "eval, detectors: print JSON");
+
+namespace {
+
+namespace v1 = ::hybridrouter::v1;
+namespace tools = ::hybridrouter::tools;
+using hr::router::Outcome;
+using hr::router::RoutingMetrics;
+
+constexpr char kUsage[] = R"(hr-train: the complexity model and detector measurements.
+
+  hr-train train     --data dev.jsonl --out models/complexity.pb [--split train]
+  hr-train eval      --data dev.jsonl --model models/complexity.pb [--split test]
+  hr-train calibrate --data dev.jsonl --model models/complexity.pb
+                     (--target_local_share 0.5 | --target_quality 0.95) [--split validation]
+  hr-train detectors --data presidio_generated_large.json
+
+Outcome data is JSONL: {"prompt", "weak_correct", "strong_correct", optional "source"}.
+Each prompt falls in one split by a stable hash of its text: 70% train, 10%
+validation, 20% test. Train on train, calibrate on validation, report on test.
+)";
+
+struct Record {
+  std::string family;
+  std::string prompt;
+  bool weak = false, strong = false;
+};
+
+std::string SplitOf(absl::string_view prompt) {
+  uint64_t b = hr::router::StableHash(prompt) % 10;
+  return b < 7 ? "train" : (b == 7 ? "validation" : "test");
+}
+
+absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  std::vector<Record> out;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    tools::OutcomeRecord r;
+    auto s = google::protobuf::util::JsonStringToMessage(line, &r, opts);
+    if (!s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": ", s.ToString()));
+    }
+    if (split != "all" && SplitOf(r.prompt()) != split) continue;
+    std::vector<std::string> parts = absl::StrSplit(r.source(), '/');
+    out.push_back({parts[0].empty() ? "unknown" : parts[0], r.prompt(), r.weak_correct(),
+                   r.strong_correct()});
+  }
+  return out;
+}
+
+std::string SplitFlag(const char* fallback) {
+  std::string s = absl::GetFlag(FLAGS_split);
+  return s.empty() ? fallback : s;
+}
+
+int Die(const absl::Status& s) {
+  std::fprintf(stderr, "error: %s\n", std::string(s.message()).c_str());
+  return 1;
+}
+
+int Train() {
+  std::string split = SplitFlag("train");
+  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
+  if (!records.ok()) return Die(records.status());
+  std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return Die(absl::InvalidArgumentError("--out is required"));
+  std::string label = absl::GetFlag(FLAGS_label);
+  if (label != "weak_wrong" && label != "gain") {
+    return Die(absl::InvalidArgumentError("--label must be weak_wrong or gain"));
+  }
+  std::fprintf(stderr, "extracting features of %zu prompts (split %s)\n", records->size(),
+               split.c_str());
+  std::vector<hr::router::TrainingExample> examples(records->size());
+  for (size_t i = 0; i < records->size(); ++i) {
+    const Record& r = (*records)[i];
+    hr::router::ExtractTextFeatures(r.prompt, &examples[i].features);
+    examples[i].label = label == "gain" ? (r.strong && !r.weak) : !r.weak;
+  }
+  hr::router::TrainOptions o;
+  o.hash_bits = absl::GetFlag(FLAGS_hash_bits);
+  o.epochs = absl::GetFlag(FLAGS_epochs);
+  o.learning_rate = absl::GetFlag(FLAGS_learning_rate);
+  o.l2 = absl::GetFlag(FLAGS_l2);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  absl::Time start = absl::Now();
+  o.progress = [&](int epoch, double loss) {
+    std::fprintf(stderr, "epoch %d/%d: log loss %.4f (%.1f s)\n", epoch, o.epochs, loss,
+                 absl::ToDoubleSeconds(absl::Now() - start));
+  };
+  v1::ComplexityModelWeights w = hr::router::TrainComplexityModel(examples, o);
+  w.set_label(label);
+  w.set_threshold_note("uncalibrated");
+  w.set_provenance(absl::StrFormat(
+      "data=%s split=%s n=%d label=%s epochs=%d hash_bits=%d lr=%g l2=%g seed=%d",
+      absl::GetFlag(FLAGS_data), split, examples.size(), label, o.epochs, o.hash_bits,
+      o.learning_rate, o.l2, o.seed));
+  if (auto s = hr::router::SaveComplexityWeights(w, out); !s.ok()) return Die(s);
+  std::fprintf(stderr, "wrote %s\n", out.c_str());
+  return 0;
+}
+
+std::map<std::string, std::vector<Outcome>> ScoreByFamily(const std::vector<Record>& records,
+                                                          const hr::router::ComplexityModel& m) {
+  std::map<std::string, std::vector<Outcome>> out;
+  for (const Record& r : records) {
+    Outcome o{m.Score(r.prompt), r.weak, r.strong};
+    out[r.family].push_back(o);
+    out["all"].push_back(o);
+  }
+  return out;
+}
+
+int Eval() {
+  std::string split = SplitFlag("test");
+  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
+  if (!records.ok()) return Die(records.status());
+  auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
+  if (!model.ok()) return Die(model.status());
+  auto families = ScoreByFamily(*records, **model);
+  bool json = absl::GetFlag(FLAGS_json);
+  if (!json) {
+    std::printf("split=%s model=%s\n", split.c_str(), absl::GetFlag(FLAGS_model).c_str());
+    std::printf("%-8s %6s %7s %7s | %6s %9s | %11s %16s\n", "family", "n", "weak", "strong",
+                "APGR", "saved@95", "random APGR", "random saved@95");
+  }
+  std::vector<std::string> rows;
+  for (const auto& [family, outcomes] : families) {
+    RoutingMetrics m = hr::router::EvaluateRouting(outcomes);
+    RoutingMetrics r = hr::router::EvaluateRandomRouting(outcomes, 200, absl::GetFlag(FLAGS_seed));
+    if (json) {
+      rows.push_back(absl::StrFormat(
+          "{\"family\":\"%s\",\"n\":%d,\"weak_accuracy\":%.4f,\"strong_accuracy\":%.4f,"
+          "\"apgr\":%.4f,\"saved_at_95\":%.4f,\"random_apgr\":%.4f,\"random_saved_at_95\":%.4f}",
+          family, m.n, m.weak_accuracy, m.strong_accuracy, m.apgr, m.saved_at_95, r.apgr,
+          r.saved_at_95));
+    } else {
+      std::printf("%-8s %6d %7.3f %7.3f | %6.3f %9.3f | %11.3f %16.3f\n", family.c_str(), m.n,
+                  m.weak_accuracy, m.strong_accuracy, m.apgr, m.saved_at_95, r.apgr,
+                  r.saved_at_95);
+    }
+  }
+  // What the model's calibrated threshold does on this split.
+  const double t = (*model)->threshold();
+  int local = 0, correct = 0, strong = 0;
+  for (const Outcome& o : families["all"]) {
+    bool cloud = o.score >= t;
+    local += !cloud;
+    correct += cloud ? o.strong_correct : o.weak_correct;
+    strong += o.strong_correct;
+  }
+  const int n = static_cast<int>(families["all"].size());
+  double local_share = n ? static_cast<double>(local) / n : 0;
+  double accuracy = n ? static_cast<double>(correct) / n : 0;
+  double of_strong = strong ? static_cast<double>(correct) / strong : 0;
+  if (json) {
+    std::printf("{\"split\":\"%s\",\"families\":[%s],\"threshold\":%.6f,"
+                "\"local_share\":%.4f,\"accuracy\":%.4f,\"of_strong\":%.4f}\n",
+                split.c_str(), absl::StrJoin(rows, ",").c_str(), t, local_share, accuracy,
+                of_strong);
+  } else {
+    std::printf("at the model's threshold %.4f (%s): %.1f%% local, accuracy %.3f = %.1f%% of "
+                "the cloud model's\n",
+                t, (*model)->weights().threshold_note().c_str(), 100 * local_share, accuracy,
+                100 * of_strong);
+  }
+  return 0;
+}
+
+int Calibrate() {
+  std::string split = SplitFlag("validation");
+  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
+  if (!records.ok()) return Die(records.status());
+  auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
+  if (!model.ok()) return Die(model.status());
+  double local_share = absl::GetFlag(FLAGS_target_local_share);
+  double quality = absl::GetFlag(FLAGS_target_quality);
+  if ((local_share < 0) == (quality < 0)) {
+    return Die(absl::InvalidArgumentError(
+        "give exactly one of --target_local_share and --target_quality"));
+  }
+  std::vector<Outcome> outcomes = ScoreByFamily(*records, **model)["all"];
+  std::vector<double> scores;
+  for (const Outcome& o : outcomes) scores.push_back(o.score);
+  double threshold;
+  std::string note;
+  if (local_share >= 0) {
+    if (local_share > 1) return Die(absl::InvalidArgumentError("--target_local_share is 0..1"));
+    threshold = hr::router::ThresholdForCloudShare(scores, 1 - local_share);
+    note = absl::StrFormat("local_share=%.2f on split %s (n=%d)", local_share, split,
+                           outcomes.size());
+  } else {
+    // The highest threshold whose routing keeps `quality` of the strong accuracy.
+    std::sort(outcomes.begin(), outcomes.end(),
+              [](const Outcome& a, const Outcome& b) { return a.score > b.score; });
+    int strong = 0, correct = 0;
+    for (const Outcome& o : outcomes) {
+      strong += o.strong_correct;
+      correct += o.weak_correct;
+    }
+    threshold = 1.01;
+    size_t k = 0;
+    while (k < outcomes.size() && correct < quality * strong) {
+      correct += static_cast<int>(outcomes[k].strong_correct) -
+                 static_cast<int>(outcomes[k].weak_correct);
+      threshold = outcomes[k].score;
+      ++k;
+    }
+    note = absl::StrFormat("quality=%.2f of cloud accuracy on split %s (n=%d): %.1f%% local",
+                           quality, split, outcomes.size(),
+                           100.0 * (outcomes.size() - k) / std::max<size_t>(1, outcomes.size()));
+  }
+  v1::ComplexityModelWeights w = (*model)->weights();
+  w.set_threshold(threshold);
+  w.set_threshold_note(note);
+  std::string out = absl::GetFlag(FLAGS_out).empty() ? absl::GetFlag(FLAGS_model)
+                                                      : absl::GetFlag(FLAGS_out);
+  if (auto s = hr::router::SaveComplexityWeights(w, out); !s.ok()) return Die(s);
+  std::printf("threshold %.4f (%s) written to %s\n", threshold, note.c_str(), out.c_str());
+  return 0;
+}
+
+// Byte offset of the `chars`-th code point of `s`.
+size_t ByteOffset(absl::string_view s, int chars) {
+  size_t i = 0;
+  for (int c = 0; c < chars && i < s.size(); ++c) {
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+  }
+  return i;
+}
+
+int Detectors() {
+  std::ifstream in(absl::GetFlag(FLAGS_data));
+  if (!in) return Die(absl::NotFoundError("cannot read --data"));
+  std::stringstream ss;
+  ss << "{\"samples\":" << in.rdbuf() << "}";
+  tools::PiiSamples samples;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  auto st = google::protobuf::util::JsonStringToMessage(ss.str(), &samples, opts);
+  if (!st.ok()) return Die(absl::InvalidArgumentError(st.ToString()));
+  const std::map<std::string, v1::SensitiveCategory> kTypes = {
+      {"CREDIT_CARD", v1::PAYMENT_CARD}, {"PHONE_NUMBER", v1::PHONE},
+      {"EMAIL_ADDRESS", v1::EMAIL},      {"US_SSN", v1::US_SSN},
+      {"IBAN_CODE", v1::IBAN},           {"IP_ADDRESS", v1::IP_ADDRESS}};
+  struct Counts {
+    int gold = 0, found_gold = 0, predicted = 0, correct_predicted = 0;
+  };
+  std::map<std::string, Counts> counts;
+  hr::router::Detectors detectors;
+  for (const auto& sample : samples.samples()) {
+    const std::string& text = sample.full_text();
+    auto spans = detectors.FindSpans(text);
+    for (const auto& [name, category] : kTypes) {
+      Counts& c = counts[name];
+      std::vector<std::pair<size_t, size_t>> gold;
+      for (const auto& g : sample.spans()) {
+        if (g.entity_type() != name) continue;
+        gold.emplace_back(ByteOffset(text, g.start_position()), ByteOffset(text, g.end_position()));
+      }
+      c.gold += gold.size();
+      const bool show = absl::GetFlag(FLAGS_show_errors) == name;
+      auto overlaps = [](size_t a0, size_t a1, size_t b0, size_t b1) { return a0 < b1 && b0 < a1; };
+      for (const auto& [g0, g1] : gold) {
+        bool found = false;
+        for (const auto& s : spans) {
+          if (s.category == category && overlaps(g0, g1, s.start, s.end)) {
+            found = true;
+            break;
+          }
+        }
+        c.found_gold += found;
+        if (show && !found) std::printf("miss:  %s\n", text.substr(g0, g1 - g0).c_str());
+      }
+      for (const auto& s : spans) {
+        if (s.category != category) continue;
+        ++c.predicted;
+        bool right = false;
+        for (const auto& [g0, g1] : gold) right = right || overlaps(g0, g1, s.start, s.end);
+        c.correct_predicted += right;
+        if (show && !right) {
+          std::printf("false: %s  <- %s\n", text.substr(s.start, s.end - s.start).c_str(),
+                      text.c_str());
+        }
+      }
+    }
+  }
+  bool json = absl::GetFlag(FLAGS_json);
+  if (!json) {
+    std::printf("%zu samples; a detected span counts when it overlaps a labelled span of its "
+                "type\n%-14s %6s %9s %9s %7s\n",
+                samples.samples_size(), "entity", "gold", "predicted", "precision", "recall");
+  }
+  std::vector<std::string> rows;
+  for (const auto& [name, c] : counts) {
+    double p = c.predicted == 0 ? 1.0 : static_cast<double>(c.correct_predicted) / c.predicted;
+    double r = c.gold == 0 ? 1.0 : static_cast<double>(c.found_gold) / c.gold;
+    if (json) {
+      rows.push_back(absl::StrFormat(
+          "{\"entity\":\"%s\",\"gold\":%d,\"predicted\":%d,\"precision\":%.4f,\"recall\":%.4f}",
+          name, c.gold, c.predicted, p, r));
+    } else {
+      std::printf("%-14s %6d %9d %9.3f %7.3f\n", name.c_str(), c.gold, c.predicted, p, r);
+    }
+  }
+  if (json) std::printf("[%s]\n", absl::StrJoin(rows, ",").c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::string cmd = args.size() > 1 ? args[1] : "";
+  if (absl::GetFlag(FLAGS_data).empty() && !cmd.empty()) {
+    std::fprintf(stderr, "error: --data is required\n");
+    return 2;
+  }
+  if (cmd == "train") return Train();
+  if (cmd == "eval") return Eval();
+  if (cmd == "calibrate") return Calibrate();
+  if (cmd == "detectors") return Detectors();
+  std::fprintf(stderr, "%s", kUsage);
+  return 2;
+}
