@@ -109,13 +109,15 @@ struct Candidate {
   int strength;
 };
 
-// Scans `text` for every match of `p` that passes its checks and boundaries.
-void Scan(const Pattern& p, absl::string_view text, std::vector<Candidate>* out) {
+// Scans text[begin, end) for every match of `p` that passes its checks and
+// boundaries (which look at the whole text).
+void Scan(const Pattern& p, absl::string_view text, size_t begin, size_t end_of_window,
+          std::vector<Candidate>* out) {
   re2::StringPiece input(text.data(), text.size());
   re2::StringPiece m;
-  size_t pos = 0;
-  while (pos < text.size() &&
-         p.re->Match(input, pos, text.size(), RE2::UNANCHORED, &m, 1)) {
+  size_t pos = begin;
+  while (pos < end_of_window &&
+         p.re->Match(input, pos, end_of_window, RE2::UNANCHORED, &m, 1)) {
     size_t start = m.data() - text.data();
     size_t end = start + m.size();
     if (m.empty()) {
@@ -142,9 +144,34 @@ Detectors::Detectors() {
   FinanceKeywords();
 }
 
+// Every identifier pattern contains a digit, '@' or ':' (phone, ID and card
+// numbers, IBANs, SSNs, IPv4 need digits; e-mail '@'; IPv6 ':'), and none is
+// longer than kReach bytes. So only windows of kReach bytes around such
+// characters are scanned, merged where they touch: ordinary prose is skipped,
+// and the cost stays linear in the text.
+constexpr size_t kReach = 96;
+
+std::vector<std::pair<size_t, size_t>> TriggerWindows(absl::string_view text) {
+  std::vector<std::pair<size_t, size_t>> windows;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != '@' && c != ':') continue;
+    size_t begin = i > kReach ? i - kReach : 0;
+    size_t end = std::min(text.size(), i + kReach);
+    if (!windows.empty() && begin <= windows.back().second) {
+      windows.back().second = end;
+    } else {
+      windows.emplace_back(begin, end);
+    }
+  }
+  return windows;
+}
+
 std::vector<Span> Detectors::FindSpans(absl::string_view text) const {
   std::vector<Candidate> candidates;
-  for (const Pattern& p : Patterns()) Scan(p, text, &candidates);
+  for (const auto& [begin, end] : TriggerWindows(text)) {
+    for (const Pattern& p : Patterns()) Scan(p, text, begin, end, &candidates);
+  }
   // Longest first, then strongest; keep each that overlaps none already kept.
   std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
     size_t la = a.span.end - a.span.start, lb = b.span.end - b.span.start;
