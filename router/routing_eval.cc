@@ -5,12 +5,18 @@
 
 namespace hr::router {
 
+namespace {
+void SortByScore(std::vector<Outcome>* o) {
+  std::stable_sort(o->begin(), o->end(),
+                   [](const Outcome& a, const Outcome& b) { return a.score > b.score; });
+}
+}  // namespace
+
 RoutingMetrics EvaluateRouting(std::vector<Outcome> o) {
   RoutingMetrics m;
   m.n = static_cast<int>(o.size());
   if (m.n == 0) return m;
-  std::stable_sort(o.begin(), o.end(),
-                   [](const Outcome& a, const Outcome& b) { return a.score > b.score; });
+  SortByScore(&o);
   int weak = 0, strong = 0;
   for (const Outcome& x : o) {
     weak += x.weak_correct;
@@ -60,6 +66,24 @@ double ThresholdForCloudShare(std::vector<double> scores, double cloud_share) {
   size_t k = std::min(scores.size(), static_cast<size_t>(cloud_share * scores.size() + 0.5));
   if (k == 0) return 1.01;
   return scores[k - 1];
+}
+
+double ThresholdForQuality(std::vector<Outcome> o, double quality, double* local_share) {
+  SortByScore(&o);
+  int strong = 0, correct = 0;
+  for (const Outcome& x : o) {
+    strong += x.strong_correct;
+    correct += x.weak_correct;
+  }
+  double threshold = 1.01;
+  size_t k = 0;
+  while (k < o.size() && correct < quality * strong) {
+    correct += static_cast<int>(o[k].strong_correct) - static_cast<int>(o[k].weak_correct);
+    threshold = o[k].score;
+    ++k;
+  }
+  *local_share = o.empty() ? 1.0 : static_cast<double>(o.size() - k) / o.size();
+  return threshold;
 }
 
 }  // namespace hr::router

@@ -38,6 +38,11 @@ RoutingMetrics EvaluateRandomRouting(const std::vector<Outcome>& outcomes, int t
 // or above it); 1.01 when the share is 0.
 double ThresholdForCloudShare(std::vector<double> scores, double cloud_share);
 
+// The highest threshold whose routing keeps `quality` (e.g. 0.95) of the strong
+// model's accuracy: the score of the k-th highest prompt for the smallest such k
+// (1.01 when k is 0). Sets *local_share to the share of prompts below it.
+double ThresholdForQuality(std::vector<Outcome> outcomes, double quality, double* local_share);
+
 }  // namespace hr::router
 
 #endif  // HYBRID_ROUTER_ROUTER_ROUTING_EVAL_H_

@@ -239,25 +239,10 @@ int Calibrate() {
     note = absl::StrFormat("local_share=%.2f on split %s (n=%d)", local_share, split,
                            outcomes.size());
   } else {
-    // The highest threshold whose routing keeps `quality` of the strong accuracy.
-    std::sort(outcomes.begin(), outcomes.end(),
-              [](const Outcome& a, const Outcome& b) { return a.score > b.score; });
-    int strong = 0, correct = 0;
-    for (const Outcome& o : outcomes) {
-      strong += o.strong_correct;
-      correct += o.weak_correct;
-    }
-    threshold = 1.01;
-    size_t k = 0;
-    while (k < outcomes.size() && correct < quality * strong) {
-      correct += static_cast<int>(outcomes[k].strong_correct) -
-                 static_cast<int>(outcomes[k].weak_correct);
-      threshold = outcomes[k].score;
-      ++k;
-    }
+    double local = 0;
+    threshold = hr::router::ThresholdForQuality(outcomes, quality, &local);
     note = absl::StrFormat("quality=%.2f of cloud accuracy on split %s (n=%d): %.1f%% local",
-                           quality, split, outcomes.size(),
-                           100.0 * (outcomes.size() - k) / std::max<size_t>(1, outcomes.size()));
+                           quality, split, outcomes.size(), 100 * local);
   }
   v1::ComplexityModelWeights w = (*model)->weights();
   w.set_threshold(threshold);

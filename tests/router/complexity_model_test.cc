@@ -111,6 +111,19 @@ TEST(RoutingEvalTest, RandomBaselineIsAboutAHalf) {
   EXPECT_NEAR(r.apgr, 0.5, 0.05);
 }
 
+TEST(RoutingEvalTest, ThresholdForQualityStopsAtTheFirstGoodEnoughK) {
+  std::vector<Outcome> o = {{0.9, false, true}, {0.8, false, true}, {0.2, true, true},
+                            {0.1, true, true}};
+  double local = 0;
+  // 75% of the strong accuracy is reached by sending the top prompt only.
+  EXPECT_DOUBLE_EQ(ThresholdForQuality(o, 0.75, &local), 0.9);
+  EXPECT_DOUBLE_EQ(local, 0.75);
+  EXPECT_DOUBLE_EQ(ThresholdForQuality(o, 1.0, &local), 0.8);
+  EXPECT_DOUBLE_EQ(local, 0.5);
+  EXPECT_GT(ThresholdForQuality(o, 0.5, &local), 1.0);  // the weak model alone suffices
+  EXPECT_DOUBLE_EQ(local, 1.0);
+}
+
 TEST(RoutingEvalTest, ThresholdForCloudShare) {
   std::vector<double> scores = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
   EXPECT_DOUBLE_EQ(ThresholdForCloudShare(scores, 0.3), 0.8);
