@@ -10,8 +10,7 @@
 #include "absl/time/clock.h"
 #include "cloud_backend/inference_service.h"
 #include "engine/engine_pool.h"
-#include "engine/llama_engine.h"
-#include "engine/synthetic_engine.h"
+#include "engine/engine_factory.h"
 #include "grpc_util/server_util.h"
 #include "spdlog/spdlog.h"
 #include "util/log_format.h"
@@ -54,37 +53,25 @@ int main(int argc, char** argv) {
     spdlog::error("--slots must be at least 1 and --max_queue at least 0");
     return 2;
   }
-  std::vector<std::unique_ptr<hr::engine::Generator>> generators;
-  std::unique_ptr<hr::engine::LlamaModel> model;
-  std::string model_name;
   const std::string engine = absl::GetFlag(FLAGS_engine);
-  if (engine == "llama") {
-    auto loaded = hr::engine::LlamaModel::Load({absl::GetFlag(FLAGS_model),
-                                                absl::GetFlag(FLAGS_context_tokens),
-                                                absl::GetFlag(FLAGS_threads)});
-    if (!loaded.ok()) {
-      spdlog::error("{}", loaded.status().message());
-      return 1;
-    }
-    model = *std::move(loaded);
-    auto made = model->NewGenerators(slots);
-    if (!made.ok()) {
-      spdlog::error("{}", made.status().message());
-      return 1;
-    }
-    generators = *std::move(made);
-    model_name = model->description();
-  } else if (engine == "synthetic") {
-    for (int i = 0; i < slots; ++i) {
-      generators.push_back(hr::engine::NewSyntheticGenerator(
-          {absl::GetFlag(FLAGS_synthetic_tokens_per_second), absl::GetFlag(FLAGS_synthetic_echo)}));
-    }
-    model_name = "synthetic";
-  } else {
+  if (!hr::engine::IsKnownEngine(engine)) {
     spdlog::error("--engine must be llama or synthetic, not '{}'", engine);
     return 2;
   }
-  hr::engine::EnginePool pool(std::move(generators), absl::GetFlag(FLAGS_max_queue));
+  hr::engine::EngineSpec spec;
+  spec.kind = engine;
+  spec.slots = slots;
+  spec.llama = {absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_context_tokens),
+                absl::GetFlag(FLAGS_threads)};
+  spec.synthetic = {absl::GetFlag(FLAGS_synthetic_tokens_per_second),
+                    absl::GetFlag(FLAGS_synthetic_echo)};
+  auto made = hr::engine::MakeEngine(spec);
+  if (!made.ok()) {
+    spdlog::error("{}", made.status().message());
+    return 1;
+  }
+  const std::string model_name = made->description;
+  hr::engine::EnginePool pool(std::move(made->generators), absl::GetFlag(FLAGS_max_queue));
   hr::cloud::InferenceService service(
       {region, model_name, absl::GetFlag(FLAGS_record_requests)}, &pool);
 

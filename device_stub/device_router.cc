@@ -151,14 +151,13 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
 
   void TryNextBackend() {
     size_t attempt;
+    bool cancelled;
     {
       absl::MutexLock lock(&mu_);
-      if (cancelled_) {
-        call_.reset();
-      }
       attempt = attempt_;
+      cancelled = cancelled_;
     }
-    if (IsCancelled()) {
+    if (cancelled) {
       Complete(absl::CancelledError("cancelled by the client"), nullptr);
       return;
     }

@@ -13,8 +13,7 @@
 #include "device_stub/device_router.h"
 #include "device_stub/router_service.h"
 #include "engine/engine_pool.h"
-#include "engine/llama_engine.h"
-#include "engine/synthetic_engine.h"
+#include "engine/engine_factory.h"
 #include "grpc_util/server_util.h"
 #include "policy/residency_policy.h"
 #include "router/complexity_model.h"
@@ -83,29 +82,20 @@ int main(int argc, char** argv) {
     spdlog::error("--local_slots must be at least 1 and --local_max_queue at least 0");
     return 2;
   }
-  std::unique_ptr<hr::engine::LlamaModel> model;
-  std::vector<std::unique_ptr<hr::engine::Generator>> generators;
   const std::string engine = absl::GetFlag(FLAGS_local_engine);
-  if (engine == "llama") {
-    auto loaded = hr::engine::LlamaModel::Load({absl::GetFlag(FLAGS_model),
-                                                absl::GetFlag(FLAGS_context_tokens),
-                                                absl::GetFlag(FLAGS_local_threads)});
-    if (!loaded.ok()) {
-      spdlog::error("{}", loaded.status().message());
-      return 1;
-    }
-    model = *std::move(loaded);
-    auto made = model->NewGenerators(slots);
-    if (!made.ok()) {
-      spdlog::error("{}", made.status().message());
-      return 1;
-    }
-    generators = *std::move(made);
-  } else if (engine == "synthetic") {
-    for (int i = 0; i < slots; ++i) generators.push_back(hr::engine::NewSyntheticGenerator({}));
-  } else {
+  if (!hr::engine::IsKnownEngine(engine)) {
     spdlog::error("--local_engine must be llama or synthetic, not '{}'", engine);
     return 2;
+  }
+  hr::engine::EngineSpec spec;
+  spec.kind = engine;
+  spec.slots = slots;
+  spec.llama = {absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_context_tokens),
+                absl::GetFlag(FLAGS_local_threads)};
+  auto made = hr::engine::MakeEngine(spec);
+  if (!made.ok()) {
+    spdlog::error("{}", made.status().message());
+    return 1;
   }
   std::unique_ptr<hr::router::ComplexityModel> complexity;
   double threshold = 0.5;
@@ -123,7 +113,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_complexity_threshold) >= 0) {
     threshold = absl::GetFlag(FLAGS_complexity_threshold);
   }
-  hr::engine::EnginePool local(std::move(generators), absl::GetFlag(FLAGS_local_max_queue));
+  hr::engine::EnginePool local(std::move(made->generators), absl::GetFlag(FLAGS_local_max_queue));
   hr::device::GrpcCloudClient cloud;
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;
@@ -141,7 +131,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("serving port={} local_engine={} model=\"{}\" slots={}", server->port, engine,
-               model ? model->description() : "synthetic", slots);
+               made->description, slots);
 
   int sig = hr::grpc_util::WaitForTermination([&router] {
     spdlog::info("SIGHUP: reloading the policy and backends");

@@ -41,7 +41,7 @@ constexpr char kChatMlTemplate[] = "chatml";
 class LlamaGenerator : public Generator {
  public:
   LlamaGenerator(llama_model* model, llama_context* ctx, const std::string* tmpl)
-      : model_(model), vocab_(llama_model_get_vocab(model)), ctx_(ctx), tmpl_(tmpl) {}
+      : vocab_(llama_model_get_vocab(model)), ctx_(ctx), tmpl_(tmpl) {}
   ~LlamaGenerator() override { llama_free(ctx_); }
 
   absl::StatusOr<GenerationResult> Generate(GenerationJob& job) override {
@@ -140,7 +140,6 @@ class LlamaGenerator : public Generator {
     return tokens;
   }
 
-  llama_model* model_;
   const llama_vocab* vocab_;
   llama_context* ctx_;
   const std::string* tmpl_;

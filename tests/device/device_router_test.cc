@@ -102,11 +102,7 @@ class DeviceRouterTest : public ::testing::Test {
   DeviceRouterTest() : health_(router::OutlierOptions{}) {
     v1::Backends backends;
     google::protobuf::TextFormat::ParseFromString(kBackends, &backends);
-    auto p = policy::LoadResidencyPolicy(HR_SOURCE_DIR "/deploy/local/policy.textproto",
-                                         HR_SOURCE_DIR "/deploy/local/backends.textproto");
-    EXPECT_TRUE(p.ok()) << p.status();
     // The shipped policy with this test's backends.
-    v1::Policy policy_proto;
     auto compiled = policy::ResidencyPolicy::Create(ShippedPolicy(), backends);
     EXPECT_TRUE(compiled.ok()) << compiled.status();
     std::vector<std::unique_ptr<engine::Generator>> gens;
