@@ -2,18 +2,14 @@
 #include "policy/residency_policy.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "re2/re2.h"
+#include "util/text_proto.h"
 
 namespace hr::policy {
 namespace {
@@ -45,48 +41,6 @@ std::string Where(const std::string& file, const Tree* tree, const Descriptor* d
     }
   }
   return absl::StrCat(file, ": ");
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int err = errno;
-    std::string msg = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
-    if (err == EACCES) return absl::PermissionDeniedError(msg);
-    return absl::NotFoundError(msg);
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Collects the parser's own errors (syntax, unknown field or enum value).
-class CollectingErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  CollectingErrorCollector(std::string file, std::vector<std::string>* out)
-      : file_(std::move(file)), out_(out) {}
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    out_->push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
-  }
-  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
-                  const std::string& message) override {
-    AddError(line, column, message);
-  }
-
- private:
-  std::string file_;
-  std::vector<std::string>* out_;
-};
-
-template <typename Message>
-bool ParseTextFile(const std::string& path, const std::string& text, Message* msg,
-                   Tree* tree, std::vector<std::string>* problems) {
-  TextFormat::Parser parser;
-  CollectingErrorCollector errors(path, problems);
-  parser.RecordErrorsTo(&errors);
-  parser.WriteLocationsTo(tree);
-  return parser.ParseFromString(text, msg);
 }
 
 }  // namespace
@@ -358,17 +312,17 @@ std::vector<const v1::Backend*> ResidencyPolicy::BackendsFor(
 
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path) {
-  absl::StatusOr<std::string> policy_text = ReadFile(policy_path);
+  absl::StatusOr<std::string> policy_text = util::ReadFile(policy_path);
   if (!policy_text.ok()) return policy_text.status();
-  absl::StatusOr<std::string> backends_text = ReadFile(backends_path);
+  absl::StatusOr<std::string> backends_text = util::ReadFile(backends_path);
   if (!backends_text.ok()) return backends_text.status();
 
   std::vector<std::string> problems;
   v1::Policy policy;
   v1::Backends backends;
   Tree policy_tree, backends_tree;
-  bool ok = ParseTextFile(policy_path, *policy_text, &policy, &policy_tree, &problems);
-  ok &= ParseTextFile(backends_path, *backends_text, &backends, &backends_tree, &problems);
+  bool ok = util::ParseTextProto(policy_path, *policy_text, &policy, &problems, &policy_tree);
+  ok &= util::ParseTextProto(backends_path, *backends_text, &backends, &problems, &backends_tree);
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot parse configuration:\n", absl::StrJoin(problems, "\n")));

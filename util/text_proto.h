@@ -1,0 +1,25 @@
+#ifndef HYBRID_ROUTER_UTIL_TEXT_PROTO_H_
+#define HYBRID_ROUTER_UTIL_TEXT_PROTO_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/text_format.h"
+
+namespace hr::util {
+
+// Reads a whole file. NotFound or PermissionDenied naming the path on failure.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Parses textproto `text` (read from `path`, which only names it in messages) into
+// `msg`. Appends one "PATH:LINE:COLUMN: message" per parser error to `problems`
+// and returns false on failure. `tree`, when given, receives field positions.
+bool ParseTextProto(const std::string& path, const std::string& text,
+                    google::protobuf::Message* msg, std::vector<std::string>* problems,
+                    google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
+
+}  // namespace hr::util
+
+#endif  // HYBRID_ROUTER_UTIL_TEXT_PROTO_H_
