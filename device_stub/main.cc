@@ -26,6 +26,8 @@ ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "cloud backe
 ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "local GGUF model");
 ABSL_FLAG(std::string, local_engine, "llama", "llama, or synthetic (fixed-rate token stream, "
           "for load tests only)");
+ABSL_FLAG(double, local_synthetic_tokens_per_second, 200, "rate of each synthetic local stream "
+          "(--local_engine=synthetic; 0: unthrottled)");
 ABSL_FLAG(int, local_slots, 1, "concurrent local generations (llama.cpp contexts)");
 ABSL_FLAG(int, local_threads, 2, "CPU threads per llama.cpp context");
 ABSL_FLAG(int, local_max_queue, 4, "local requests that may wait; beyond: RESOURCE_EXHAUSTED");
@@ -92,6 +94,7 @@ int main(int argc, char** argv) {
   spec.slots = slots;
   spec.llama = {absl::GetFlag(FLAGS_model), absl::GetFlag(FLAGS_context_tokens),
                 absl::GetFlag(FLAGS_local_threads)};
+  spec.synthetic.tokens_per_second = absl::GetFlag(FLAGS_local_synthetic_tokens_per_second);
   auto made = hr::engine::MakeEngine(spec);
   if (!made.ok()) {
     spdlog::error("{}", made.status().message());

@@ -134,8 +134,8 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
                                    "--local_threads=1"};
   argv.insert(argv.end(), device_flags.begin(), device_flags.end());
   device_ = std::make_unique<Process>(argv, dir_ + "/device.log");
-  int port = WaitForPort(*device_, dir_ + "/device.port");
-  device_stub_ = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+  device_port_ = WaitForPort(*device_, dir_ + "/device.port");
+  device_stub_ = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", device_port_),
                                                          grpc::InsecureChannelCredentials()));
 }
 

@@ -63,6 +63,8 @@ class Topology {
   ~Topology();
 
   v1::Router::Stub* device() { return device_stub_.get(); }
+  int device_port() const { return device_port_; }
+  int backend_port(const std::string& name) const { return ports_.at(name); }
   std::unique_ptr<v1::CloudInference::Stub> BackendStub(const std::string& name);
   // What backend `name` received, one text-format CloudRequest per line.
   std::string Received(const std::string& name) const;
@@ -76,6 +78,7 @@ class Topology {
   std::map<std::string, int> ports_;
   std::unique_ptr<Process> device_;
   std::unique_ptr<v1::Router::Stub> device_stub_;
+  int device_port_ = 0;
 };
 
 // The result of one Router.Generate call.

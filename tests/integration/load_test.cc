@@ -1,0 +1,210 @@
+// hr-load against real hr-device and hr-cloud processes on loopback.
+#include <fstream>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "load.pb.h"
+#include "tests/integration/harness.h"
+
+namespace hr::testing {
+namespace {
+
+namespace tools = ::hybridrouter::tools;
+using ::testing::HasSubstr;
+
+struct LoadRun {
+  int exit_code = -1;
+  tools::LoadReport report;
+  std::string output;  // stdout and stderr
+};
+
+// Runs hr-load with `flags` and a workload written from `workload`, and reads its
+// JSON report.
+LoadRun RunLoad(const std::string& dir, const std::string& name, const std::string& workload,
+                std::vector<std::string> flags) {
+  const std::string workload_path = dir + "/" + name + ".workload";
+  const std::string json_path = dir + "/" + name + ".json";
+  std::ofstream(workload_path) << workload;
+  std::vector<std::string> argv = {HR_BIN_DIR "/hr-load", "--workload=" + workload_path,
+                                   "--json=" + json_path,
+                                   "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  Process p(argv, dir + "/" + name + ".log");
+  LoadRun run;
+  run.exit_code = p.WaitExit(absl::Seconds(120));
+  run.output = ReadFile(p.log_path());
+  google::protobuf::util::JsonParseOptions opts;
+  auto parsed = google::protobuf::util::JsonStringToMessage(ReadFile(json_path), &run.report, opts);
+  // Exit codes 0 and 1 come with a report; 2 (bad usage) does not.
+  if (run.exit_code == 0 || run.exit_code == 1) {
+    EXPECT_TRUE(parsed.ok()) << "no JSON report; output:\n" << run.output;
+  }
+  return run;
+}
+
+std::map<std::string, int64_t> Routes(const tools::LoadReport& r) {
+  std::map<std::string, int64_t> out;
+  for (const auto& route : r.routes()) out[route.route()] = route.requests();
+  return out;
+}
+
+std::map<std::string, int64_t> Codes(const tools::LoadReport& r) {
+  std::map<std::string, int64_t> out;
+  for (const auto& s : r.statuses()) out[s.code()] = s.count();
+  return out;
+}
+
+// A local engine that never makes the load wait (the synthetic one, unthrottled,
+// with room for every request): these tests are about the harness.
+const std::vector<std::string> kFastLocal = {"--local_engine=synthetic",
+                                             "--local_synthetic_tokens_per_second=0",
+                                             "--local_slots=4", "--local_max_queue=256"};
+
+constexpr char kMixed[] = R"pb(
+  locales { locale: "zh-CN" weight: 2 hint: PREFER_CLOUD }
+  locales { locale: "de-DE" cloud_consent: true hint: PREFER_CLOUD }
+  locales { locale: "ja-JP" }
+  prompts: "What is the capital of France?"
+  prompts: "北京明天的天气怎么样？"
+  options { max_tokens: 4 }
+)pb";
+
+TEST(LoadTest, ClosedLoopReportsEveryRequestPerRouteWithNoViolations) {
+  Topology t({{"cn-north-1-a", "cn-north-1"}, {"eu-west-1-a", "eu-west-1"}}, kFastLocal);
+  LoadRun run = RunLoad(t.dir(), "closed", kMixed,
+                        {absl::StrCat("--target=127.0.0.1:", t.device_port()),
+                         "--mode=closed", "--concurrency=4", "--requests=120", "--duration=0"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const tools::LoadReport& r = run.report;
+  EXPECT_EQ(r.requests(), 120);
+  EXPECT_EQ(r.ok(), 120) << run.output;
+  EXPECT_EQ(r.residency_violations(), 0);
+  EXPECT_EQ(r.latency().count(), 120);
+  EXPECT_GT(r.latency().p50_us(), 0);
+  EXPECT_LE(r.latency().p50_us(), r.latency().p99_us());
+  auto routes = Routes(r);
+  EXPECT_GT(routes["cloud/cn-north-1"], 0);
+  EXPECT_GT(routes["cloud/eu-west-1"], 0);
+  EXPECT_GT(routes["local"], 0);
+  EXPECT_EQ(routes["cloud/cn-north-1"] + routes["cloud/eu-west-1"] + routes["local"], 120);
+  EXPECT_THAT(run.output, HasSubstr("residency violations: 0"));
+  EXPECT_THAT(run.output, HasSubstr("cloud/cn-north-1"));
+}
+
+TEST(LoadTest, AViolationAgainstTheCheckedPolicyFailsTheRun) {
+  // The device follows the shipped policy (cn: cn-north-1 or cn-east-1); hr-load
+  // checks against a stricter one (cn: cn-east-1 only), so every zh-CN answer
+  // served in cn-north-1 must be reported as a violation.
+  Topology t({{"cn-north-1-a", "cn-north-1"}}, kFastLocal);
+  const std::string strict = t.dir() + "/strict.textproto";
+  std::ofstream(strict) << R"pb(
+    version: "strict"
+    jurisdictions { id: "cn" countries: "CN" cloud { allowed_regions: "cn-east-1" } }
+    default_rule { id: "default" }
+  )pb";
+  LoadRun run = RunLoad(t.dir(), "strict", kMixed,
+                        {absl::StrCat("--target=127.0.0.1:", t.device_port()), "--policy=" + strict,
+                         "--requests=40", "--duration=0", "--concurrency=2"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  const int64_t to_cn = Routes(run.report)["cloud/cn-north-1"];
+  EXPECT_GT(to_cn, 0);
+  EXPECT_EQ(run.report.residency_violations(), to_cn);
+  EXPECT_EQ(run.report.policy_version(), "strict");
+  ASSERT_GT(run.report.violation_examples_size(), 0);
+  EXPECT_EQ(run.report.violation_examples(0).region(), "cn-north-1");
+}
+
+TEST(LoadTest, FailuresAreCountedNotDropped) {
+  // No cn backend at all: zh-CN fails closed (UNAVAILABLE), de-DE falls back.
+  Topology t({{"us-east-1-a", "us-east-1", "llama"}}, kFastLocal);
+  LoadRun run = RunLoad(t.dir(), "failing", kMixed,
+                        {absl::StrCat("--target=127.0.0.1:", t.device_port()), "--mode=open",
+                         "--rps=200", "--requests=60", "--duration=0"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const tools::LoadReport& r = run.report;
+  EXPECT_EQ(r.requests(), 60);
+  EXPECT_EQ(r.ok() + r.failed(), 60);
+  auto codes = Codes(r);
+  EXPECT_GT(codes["UNAVAILABLE"], 0);
+  EXPECT_EQ(codes["UNAVAILABLE"], r.failed());
+  EXPECT_EQ(codes["OK"], r.ok());
+  auto routes = Routes(r);
+  EXPECT_EQ(routes["none"], codes["UNAVAILABLE"]);
+  EXPECT_GT(routes["local-fallback"], 0);
+  EXPECT_EQ(r.residency_violations(), 0);
+}
+
+TEST(LoadTest, CloudApiLoadsABackendDirectlyWithClaimsFromThePolicy) {
+  Topology t({{"eu-west-1-a", "eu-west-1"}}, kFastLocal);
+  LoadRun run = RunLoad(
+      t.dir(), "direct",
+      R"pb(locales { locale: "fr-FR" } prompts: "bonjour" options { max_tokens: 3 })pb",
+      {absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")), "--api=cloud",
+       "--requests=30", "--duration=0"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.report.ok(), 30) << run.output;
+  EXPECT_EQ(Routes(run.report)["cloud/eu-west-1"], 30);
+  EXPECT_THAT(t.Received("eu-west-1-a"), HasSubstr("jurisdiction: \"eu\""));
+
+  // A locale the policy keeps local cannot be sent to a backend at all.
+  LoadRun refused = RunLoad(
+      t.dir(), "local-only", R"pb(locales { locale: "ja-JP" } prompts: "x")pb",
+      {absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")), "--api=cloud",
+       "--requests=1"});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.output, HasSubstr("ja-JP is local only"));
+}
+
+TEST(LoadTest, StopsAtTheDurationInOpenLoop) {
+  Topology t({}, kFastLocal);
+  LoadRun run = RunLoad(t.dir(), "timed",
+                        R"pb(locales { locale: "ja-JP" } prompts: "x" options { max_tokens: 2 })pb",
+                        {absl::StrCat("--target=127.0.0.1:", t.device_port()), "--mode=open",
+                         "--rps=100", "--duration=1500ms"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  // Poisson arrivals at 100/s for 1.5 s: about 150 (far outside 60..300 is a bug).
+  EXPECT_GT(run.report.requests(), 60);
+  EXPECT_LT(run.report.requests(), 300);
+  EXPECT_EQ(run.report.ok(), run.report.requests());
+  EXPECT_EQ(Routes(run.report)["local"], run.report.requests());
+  EXPECT_GT(run.report.completion_tokens(), 0);
+}
+
+TEST(LoadTest, AFullLocalQueueIsReportedAsResourceExhaustedNotAHang) {
+  // One slow local slot and no queue: with four streams, most requests find the
+  // pool full and must end at once with RESOURCE_EXHAUSTED.
+  Topology t({}, {"--local_engine=synthetic", "--local_synthetic_tokens_per_second=50",
+                  "--local_slots=1", "--local_max_queue=0"});
+  LoadRun run = RunLoad(t.dir(), "full",
+                        R"pb(locales { locale: "ja-JP" } prompts: "x" options { max_tokens: 5 })pb",
+                        {absl::StrCat("--target=127.0.0.1:", t.device_port()), "--concurrency=4",
+                         "--requests=40", "--duration=0", "--timeout=20s"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto codes = Codes(run.report);
+  EXPECT_EQ(run.report.requests(), 40);
+  EXPECT_GT(codes["OK"], 0);
+  EXPECT_GT(codes["RESOURCE_EXHAUSTED"], 0);
+  EXPECT_EQ(codes["OK"] + codes["RESOURCE_EXHAUSTED"], 40) << run.output;
+  EXPECT_EQ(codes["DEADLINE_EXCEEDED"], 0);
+}
+
+TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
+  const std::string dir = MakeTestDir();
+  LoadRun run = RunLoad(dir, "bad", R"pb(locales { locale: "en-US" })pb", {"--requests=1"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("no prompts"));
+  run = RunLoad(dir, "mode", R"pb(locales { locale: "en-US" } prompts: "x")pb",
+                {"--mode=sideways"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("--mode must be closed or open"));
+  run = RunLoad(dir, "unbounded", R"pb(locales { locale: "en-US" } prompts: "x")pb",
+                {"--duration=0", "--requests=0"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("never ends"));
+}
+
+}  // namespace
+}  // namespace hr::testing
