@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The router against a plain proxy, in one run: the same hr-load workload
+# (bench/workloads/cloud_us.textproto: small prompts, 8-token answers, US locales
+# that go to the cloud) against one synthetic hr-cloud backend
+#   (a) direct   straight at the backend (CloudInference, claim from the policy),
+#   (b) device   through hr-device (Router: validate, classify, decide, forward),
+#   (c) nginx    through nginx (Debian's package) with grpc_pass to the backend.
+# Each round runs a closed loop (throughput at CONCURRENCY streams) and an open loop
+# at RPS requests/s (latency at moderate load) against a, b and c in turn; the
+# table shows the median over ROUNDS rounds and the ratios b/a and b/c.
+#
+#   bench/proxy_bench.sh            (after scripts/setup.sh; installs nginx and jq if missing)
+#   ROUNDS=3 DURATION=10s CONCURRENCY=16 RPS=500 bench/proxy_bench.sh
+#
+# Everything runs on this machine: client, router, proxy and backend share its
+# cores. Results and logs go to build/bench/proxy/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${HR_BIN:-build/bin}
+OUT=build/bench/proxy
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONCURRENCY=${CONCURRENCY:-16}
+RPS=${RPS:-500}
+WORKLOAD=bench/workloads/cloud_us.textproto
+POLICY=deploy/local/policy.textproto
+
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+command -v jq >/dev/null || need+=(jq)
+if ((${#need[@]})); then
+  echo "==> installing ${need[*]} (Debian packages)"
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+for b in hr-cloud hr-device hr-load; do
+  [[ -x $BIN/$b ]] || { echo "error: $BIN/$b missing: run scripts/setup.sh first" >&2; exit 1; }
+done
+
+rm -rf "$OUT"; mkdir -p "$OUT/nginx"
+PIDS=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_port_file() {  # file pid name
+  for _ in $(seq 1 200); do
+    [[ -s $1 ]] && return 0
+    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; see $OUT/$3.log" >&2; exit 1; }
+    sleep 0.05
+  done
+  echo "error: $3 did not start; see $OUT/$3.log" >&2; exit 1
+}
+free_port() {
+  for _ in $(seq 1 100); do
+    local p=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo "error: no free port" >&2; exit 1
+}
+
+# The backend: unthrottled synthetic tokens, enough slots that it never queues.
+"$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
+  --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
+  --log_level warn >"$OUT/backend.log" 2>&1 &
+PIDS+=($!); wait_port_file "$OUT/backend.port" $! backend
+BACKEND_PORT=$(cat "$OUT/backend.port")
+
+cat >"$OUT/backends.textproto" <<EOF
+backends { name: "us-east-1-bench" address: "127.0.0.1:$BACKEND_PORT" region: "us-east-1" model_family: "llama" }
+EOF
+"$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
+  --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
+  >"$OUT/device.log" 2>&1 &
+PIDS+=($!); wait_port_file "$OUT/device.port" $! device
+DEVICE_PORT=$(cat "$OUT/device.port")
+
+NGINX_PORT=$(free_port)
+cat >"$OUT/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $PWD/$OUT/nginx/nginx.pid;
+error_log $PWD/$OUT/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT http2;
+    location / { grpc_pass grpc://backend; }
+  }
+}
+EOF
+nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" >"$OUT/nginx.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.05; done
+
+declare -A TARGET=([direct]="127.0.0.1:$BACKEND_PORT --api cloud"
+                   [device]="127.0.0.1:$DEVICE_PORT --api router"
+                   [nginx]="127.0.0.1:$NGINX_PORT --api cloud")
+NAMES=(direct device nginx)
+
+load() {  # name json-out extra-flags...
+  local name=$1 out=$2; shift 2
+  # shellcheck disable=SC2086
+  "$BIN/hr-load" --target ${TARGET[$name]} --workload "$WORKLOAD" --policy "$POLICY" \
+    --progress=false --json "$out" "$@" >/dev/null
+}
+
+echo "==> warming up"
+for n in "${NAMES[@]}"; do load "$n" "$OUT/warmup-$n.json" --duration 2s --concurrency "$CONCURRENCY"; done
+
+for r in $(seq 1 "$ROUNDS"); do
+  echo "==> round $r/$ROUNDS: closed loop ($CONCURRENCY streams), open loop ($RPS/s), $DURATION each"
+  for n in "${NAMES[@]}"; do
+    load "$n" "$OUT/closed-$n-$r.json" --mode closed --concurrency "$CONCURRENCY" --duration "$DURATION"
+    load "$n" "$OUT/open-$n-$r.json" --mode open --rps "$RPS" --duration "$DURATION"
+  done
+done
+
+# median FIELD-EXPRESSION FILES...: the median over rounds of a jq expression.
+median() {
+  local expr=$1; shift
+  for f in "$@"; do jq -r "$expr" "$f"; done | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+}
+failures() { for f in "$@"; do jq -r '(.failed|tonumber) + (.residency_violations|tonumber)' "$f"; done | awk '{s+=$1} END {print s+0}'; }
+
+declare -A TPUT P50 P99 OPEN_TPUT FAILED
+for n in "${NAMES[@]}"; do
+  TPUT[$n]=$(median '.throughput_rps' "$OUT"/closed-"$n"-*.json)
+  P50[$n]=$(median '(.latency.p50_us|tonumber)' "$OUT"/open-"$n"-*.json)
+  P99[$n]=$(median '(.latency.p99_us|tonumber)' "$OUT"/open-"$n"-*.json)
+  OPEN_TPUT[$n]=$(median '.throughput_rps' "$OUT"/open-"$n"-*.json)
+  FAILED[$n]=$(failures "$OUT"/closed-"$n"-*.json "$OUT"/open-"$n"-*.json)
+done
+
+{
+  echo
+  echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
+  echo "client, backend, hr-device and nginx share these cores; medians of $ROUNDS rounds"
+  echo
+  printf '%-8s %16s %14s %14s %10s\n' "" "closed: ok/s" "open: p50 us" "open: p99 us" "failed"
+  for n in "${NAMES[@]}"; do
+    printf '%-8s %16.0f %14d %14d %10d\n' "$n" "${TPUT[$n]}" "${P50[$n]}" "${P99[$n]}" "${FAILED[$n]}"
+  done
+  echo
+  awk -v b="${TPUT[device]}" -v a="${TPUT[direct]}" -v c="${TPUT[nginx]}" \
+    'BEGIN { printf "throughput  device/direct %.2f   device/nginx %.2f\n", b/a, b/c }'
+  awk -v b="${P50[device]}" -v a="${P50[direct]}" -v c="${P50[nginx]}" \
+    'BEGIN { printf "p50 latency device-direct %+d us   device-nginx %+d us\n", b-a, b-c }'
+} | tee "$OUT/summary.txt"
