@@ -17,6 +17,17 @@ namespace hr::cloud {
 using grpc_util::SinkReactor;
 using grpc_util::ToGrpcStatus;
 
+namespace {
+
+// Text that queued up behind a write in flight goes out as one chunk.
+bool MergeText(v1::CloudChunk& queued, v1::CloudChunk& next) {
+  if (!queued.has_text() || !next.has_text()) return false;
+  queued.mutable_text()->append(next.text());
+  return true;
+}
+
+}  // namespace
+
 absl::Status ValidateCloudRequest(const v1::CloudRequest& r) {
   if (r.messages().empty()) {
     return absl::InvalidArgumentError("messages: at least one message is required");
@@ -59,7 +70,7 @@ void InferenceService::Record(const v1::CloudRequest& request) {
 
 grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::CloudRequest* request) {
-  auto* reactor = new SinkReactor<v1::CloudChunk>();
+  auto* reactor = new SinkReactor<v1::CloudChunk>(&MergeText);
   auto sink = reactor->sink();
   const absl::Time start = absl::Now();
   const std::string& id = request->request_id();
@@ -109,21 +120,23 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
   std::string region = options_.region;
   std::string jurisdiction = request->claim().jurisdiction();
   job->on_done = [sink, id, region, jurisdiction, start](absl::StatusOr<engine::GenerationResult> r) {
-    if (r.ok()) {
-      v1::CloudChunk done;
-      done.mutable_done()->mutable_usage()->set_prompt_tokens(r->prompt_tokens);
-      done.mutable_done()->mutable_usage()->set_completion_tokens(r->completion_tokens);
-      done.mutable_done()->set_finish_reason(r->finish_reason);
-      done.mutable_done()->set_region(region);
-      sink->Send(std::move(done));
-    }
     absl::Status s = r.status();
     spdlog::info("served request_id={} jurisdiction={} region={} code={} completion_tokens={} "
                  "micros={}",
                  id, jurisdiction, region, absl::StatusCodeToString(s.code()),
                  r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
-    sink->Finish(ToGrpcStatus(s));
+    if (!r.ok()) {
+      sink->Finish(ToGrpcStatus(s));
+      return;
+    }
+    v1::CloudChunk done;
+    done.mutable_done()->mutable_usage()->set_prompt_tokens(r->prompt_tokens);
+    done.mutable_done()->mutable_usage()->set_completion_tokens(r->completion_tokens);
+    done.mutable_done()->set_finish_reason(r->finish_reason);
+    done.mutable_done()->set_region(region);
+    sink->SendLast(std::move(done), grpc::Status::OK);
   };
+
   if (absl::Status submitted = pool_->Submit(job); !submitted.ok()) {
     spdlog::warn("refused request_id={} code={}", id,
                  absl::StatusCodeToString(submitted.code()));

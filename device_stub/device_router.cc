@@ -352,9 +352,6 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       }
       t->set_total_micros(absl::ToInt64Microseconds(now - arrival_));
       t->set_failed_attempts(failed);
-      v1::GenerateResponse r;
-      *r.mutable_done() = *done;
-      stream_->Send(std::move(r));
     }
     spdlog::info(
         "request_id={} jurisdiction={} target={} region={} backend={} code={} micros={} "
@@ -363,7 +360,13 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         region_.empty() ? "-" : region_, backend_.empty() ? "-" : backend_,
         absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
         failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
-    stream_->Finish(status);
+    if (done != nullptr) {
+      v1::GenerateResponse r;
+      *r.mutable_done() = std::move(*done);
+      stream_->FinishWith(std::move(r), status);
+    } else {
+      stream_->Finish(status);
+    }
   }
 
   bool IsCancelled() {

@@ -26,6 +26,12 @@ class ResponseStream {
   virtual bool Send(v1::GenerateResponse response) = 0;
   // Ends the stream; the first call wins.
   virtual void Finish(const absl::Status& status) = 0;
+  // Sends `last` and ends the stream with `status`, as one step where the
+  // transport can (the final message and the status travel together).
+  virtual void FinishWith(v1::GenerateResponse last, const absl::Status& status) {
+    Send(std::move(last));
+    Finish(status);
+  }
   // Runs `f` once if the client cancels (at once if it already has).
   virtual void OnCancel(std::function<void()> f) = 0;
 };

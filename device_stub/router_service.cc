@@ -14,11 +14,21 @@ class SinkStream : public ResponseStream {
       : sink_(std::move(sink)) {}
   bool Send(v1::GenerateResponse r) override { return sink_->Send(std::move(r)); }
   void Finish(const absl::Status& s) override { sink_->Finish(grpc_util::ToGrpcStatus(s)); }
+  void FinishWith(v1::GenerateResponse last, const absl::Status& s) override {
+    sink_->SendLast(std::move(last), grpc_util::ToGrpcStatus(s));
+  }
   void OnCancel(std::function<void()> f) override { sink_->OnCancel(std::move(f)); }
 
  private:
   std::shared_ptr<grpc_util::StreamSink<v1::GenerateResponse>> sink_;
 };
+
+// Text that queued up behind a write in flight goes out as one chunk.
+bool MergeText(v1::GenerateResponse& queued, v1::GenerateResponse& next) {
+  if (!queued.has_chunk() || !next.has_chunk()) return false;
+  queued.mutable_chunk()->mutable_text()->append(next.chunk().text());
+  return true;
+}
 
 absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   auto d = context->deadline();
@@ -33,7 +43,7 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* RouterService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  auto* reactor = new grpc_util::SinkReactor<v1::GenerateResponse>();
+  auto* reactor = new grpc_util::SinkReactor<v1::GenerateResponse>(&MergeText);
   router_->Generate(*request, DeadlineOf(context), std::make_shared<SinkStream>(reactor->sink()));
   return reactor;
 }

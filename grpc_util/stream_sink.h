@@ -12,33 +12,32 @@
 
 namespace hr::grpc_util {
 
+// Merges `next` into `queued` (a message not yet handed to gRPC) when the two
+// can travel as one, such as two pieces of text; returns false to keep them apart.
+template <typename Response>
+using MergeFn = bool (*)(Response& queued, Response& next);
+
 // The producer's side of a server-streaming call: any thread may Send() messages
 // and then Finish() once; they are written in order, one write in flight at a time,
-// without blocking the caller. Once the call is cancelled or finished, Send() and
-// Finish() do nothing. Thread-safe; shared by the reactor and the producers, so it
-// outlives the reactor.
+// without blocking the caller. Messages that queue up behind a write in flight
+// are merged by the MergeFn, when there is one, so a fast producer costs fewer
+// writes; the last message goes out together with the status (one operation,
+// not two) when the producer says which is last (SendLast). Once the call is
+// cancelled or finished, Send() and Finish() do nothing. Thread-safe; shared by
+// the reactor and the producers, so it outlives the reactor.
 template <typename Response>
 class StreamSink {
  public:
+  explicit StreamSink(MergeFn<Response> merge = nullptr) : merge_(merge) {}
+
   // Queues a message. Returns false when the stream is closed (the client went
   // away or Finish was called), so the producer can stop.
-  bool Send(Response response) {
-    grpc::ServerWriteReactor<Response>* start = nullptr;
-    const Response* message = nullptr;
-    {
-      absl::MutexLock lock(&mu_);
-      if (closed_ || finish_.has_value()) return false;
-      queue_.push_back(std::move(response));
-      if (!write_in_flight_ && reactor_ != nullptr) {
-        write_in_flight_ = true;
-        start = reactor_;
-        message = &queue_.front();
-      }
-    }
-    // A deque keeps references valid across push_back, and only WriteDone pops
-    // the message in flight, so it is safe to hand out outside the lock.
-    if (start != nullptr) start->StartWrite(message);
-    return true;
+  bool Send(Response response) { return Enqueue(std::move(response), std::nullopt); }
+
+  // Queues the last message and ends the call with `status` after it. Returns
+  // false, sending nothing, when the stream is already closed.
+  bool SendLast(Response response, grpc::Status status) {
+    return Enqueue(std::move(response), std::move(status));
   }
 
   // Ends the call with `status` after the queued messages. First call wins.
@@ -84,10 +83,49 @@ class StreamSink {
     reactor_ = reactor;
   }
 
+  bool Enqueue(Response response, std::optional<grpc::Status> last) {
+    grpc::ServerWriteReactor<Response>* start = nullptr;
+    const Response* message = nullptr;
+    bool and_finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_ || finish_.has_value()) return false;
+      // Only a message not yet handed to gRPC may change: the front is in flight.
+      const size_t started = write_in_flight_ ? 1 : 0;
+      if (merge_ == nullptr || queue_.size() <= started || !merge_(queue_.back(), response)) {
+        queue_.push_back(std::move(response));
+      }
+      if (last.has_value()) finish_ = std::move(last);
+      if (!write_in_flight_ && reactor_ != nullptr) {
+        write_in_flight_ = true;
+        start = reactor_;
+        message = &queue_.front();
+        and_finish = finish_.has_value() && queue_.size() == 1;
+        finish_started_ = and_finish;
+      }
+    }
+    // A deque keeps references valid across push_back, and only WriteDone pops
+    // the message in flight, so it is safe to hand out outside the lock.
+    if (start != nullptr) StartWrite(start, message, and_finish);
+    return true;
+  }
+
+  // The last message of the call carries the status with it (gRPC then calls
+  // OnDone without an OnWriteDone for it).
+  void StartWrite(grpc::ServerWriteReactor<Response>* reactor, const Response* message,
+                  bool and_finish) {
+    if (and_finish) {
+      reactor->StartWriteAndFinish(message, grpc::WriteOptions(), *finish_);
+    } else {
+      reactor->StartWrite(message);
+    }
+  }
+
   void WriteDone(bool ok) {
     grpc::ServerWriteReactor<Response>* reactor = nullptr;
     const Response* next = nullptr;
     bool finish = false;
+    bool and_finish = false;
     {
       absl::MutexLock lock(&mu_);
       queue_.pop_front();
@@ -98,6 +136,10 @@ class StreamSink {
       }
       if (!queue_.empty()) {
         next = &queue_.front();
+        if (finish_.has_value() && queue_.size() == 1 && !finish_started_) {
+          finish_started_ = true;
+          and_finish = true;
+        }
       } else {
         write_in_flight_ = false;
         if (finish_.has_value() && !finish_started_) {
@@ -107,7 +149,7 @@ class StreamSink {
       }
       reactor = reactor_;
     }
-    if (next != nullptr) reactor->StartWrite(next);
+    if (next != nullptr) StartWrite(reactor, next, and_finish);
     if (finish) reactor->Finish(*finish_);
   }
 
@@ -128,6 +170,7 @@ class StreamSink {
     closed_ = true;
   }
 
+  const MergeFn<Response> merge_;
   mutable absl::Mutex mu_;
   grpc::ServerWriteReactor<Response>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::deque<Response> queue_ ABSL_GUARDED_BY(mu_);
@@ -144,7 +187,10 @@ class StreamSink {
 template <typename Response>
 class SinkReactor : public grpc::ServerWriteReactor<Response> {
  public:
-  SinkReactor() : sink_(std::make_shared<StreamSink<Response>>()) { sink_->Attach(this); }
+  explicit SinkReactor(MergeFn<Response> merge = nullptr)
+      : sink_(std::make_shared<StreamSink<Response>>(merge)) {
+    sink_->Attach(this);
+  }
   const std::shared_ptr<StreamSink<Response>>& sink() const { return sink_; }
 
   void OnWriteDone(bool ok) override { sink_->WriteDone(ok); }
