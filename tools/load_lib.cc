@@ -247,6 +247,7 @@ void ReportBuilder::Add(const Outcome& o) {
   if (o.code != 0) ++failed_;
   StatusCount& sc = statuses_[CodeName(o.code)];
   if (sc.count++ == 0) sc.example = o.message;
+  sc.latency.push_back(o.latency_us);
   if (violation) {
     ++violations_;
     if (violation_examples_.size() < 10) {
@@ -303,6 +304,8 @@ tools::LoadReport ReportBuilder::Build(absl::Duration duration) const {
     s->set_code(code);
     s->set_count(sc.count);
     s->set_example(sc.example);
+    v = sc.latency;
+    *s->mutable_latency() = Summarize(&v);
   }
   r.set_residency_violations(violations_);
   for (const tools::Violation& ex : violation_examples_) *r.add_violation_examples() = ex;
@@ -348,11 +351,10 @@ std::string FormatReport(const tools::LoadReport& r) {
       out += LatencyRow("  first chunk", route.first_chunk());
     }
   }
-  absl::StrAppend(&out, "\nper status\n");
+  absl::StrAppend(&out, "\nper status (time to the status, ms)\n");
   for (const tools::StatusReport& s : r.statuses()) {
-    absl::StrAppendFormat(&out, "  %-20s %8d", s.code(), s.count());
-    if (!s.example().empty()) absl::StrAppendFormat(&out, "   e.g. \"%s\"", s.example());
-    out += "\n";
+    out += LatencyRow(s.code(), s.latency());
+    if (!s.example().empty()) absl::StrAppendFormat(&out, "  %-22s e.g. \"%s\"\n", "", s.example());
   }
   absl::StrAppendFormat(&out, "\nresidency violations: %d (checked against policy version %s)\n",
                         r.residency_violations(), r.policy_version());

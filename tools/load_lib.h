@@ -142,6 +142,7 @@ class ReportBuilder {
   struct StatusCount {
     int64_t count = 0;
     std::string example;
+    std::vector<int64_t> latency;
   };
 
   const ResidencyOracle* oracle_;
