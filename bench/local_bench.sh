@@ -26,6 +26,7 @@ OVER_RPS=${OVER_RPS:-15}
 QUEUE=${QUEUE:-2}
 WORKLOAD=bench/workloads/local.textproto
 rm -rf "$OUT"; mkdir -p "$OUT"
+source bench/common.sh
 
 echo "==> 1. llama.cpp directly"
 "$BIN/llama_speed" --model "$MODEL" --threads "$THREADS" --tokens "$TOKENS" --runs 20 \
@@ -36,9 +37,7 @@ echo "==> 1. llama.cpp directly"
   --backends "$OUT/backends.textproto" --model "$MODEL" --local_threads "$THREADS" \
   --local_slots 1 --local_max_queue "$QUEUE" --log_level warn >"$OUT/device.log" 2>&1 &
 DEVICE=$!
-trap 'kill -TERM $DEVICE 2>/dev/null; wait $DEVICE 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do [[ -s $OUT/device.port ]] && break; sleep 0.1; done
-[[ -s $OUT/device.port ]] || { echo "error: hr-device did not start; see $OUT/device.log" >&2; exit 1; }
+PIDS+=($DEVICE); wait_port_file "$OUT/device.port" $DEVICE device
 TARGET=127.0.0.1:$(cat "$OUT/device.port")
 
 echo "==> 2. through hr-device, one stream, $DURATION"

@@ -5,9 +5,10 @@
 #   (a) direct   straight at the backend (CloudInference, claim from the policy),
 #   (b) device   through hr-device (Router: validate, classify, decide, forward),
 #   (c) nginx    through nginx (Debian's package) with grpc_pass to the backend.
-# Each round runs a closed loop (throughput at CONCURRENCY streams) and an open loop
-# at RPS requests/s (latency at moderate load) against a, b and c in turn; the
-# table shows the median over ROUNDS rounds and the ratios b/a and b/c.
+# Each round runs a closed loop (throughput at CONCURRENCY streams, and the CPU
+# time the proxy and the backend spent per request) and an open loop at RPS
+# requests/s (latency at moderate load) against a, b and c in turn; the table shows
+# the median over ROUNDS rounds and the ratios b/a and b/c.
 #
 #   bench/proxy_bench.sh            (after scripts/setup.sh; installs nginx and jq if missing)
 #   ROUNDS=3 DURATION=10s CONCURRENCY=16 RPS=500 bench/proxy_bench.sh
@@ -40,23 +41,7 @@ for b in hr-cloud hr-device hr-load; do
 done
 
 rm -rf "$OUT"; mkdir -p "$OUT/nginx"
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port_file() {  # file pid name
-  for _ in $(seq 1 200); do
-    [[ -s $1 ]] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "error: $3 exited; see $OUT/$3.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  echo "error: $3 did not start; see $OUT/$3.log" >&2; exit 1
-}
+source bench/common.sh
 free_port() {
   for _ in $(seq 1 100); do
     local p=$((20000 + RANDOM % 20000))
@@ -98,8 +83,23 @@ http {
 }
 EOF
 nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" >"$OUT/nginx.log" 2>&1 &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.05; done
+
+BACKEND_PID=${PIDS[0]}
+DEVICE_PID=${PIDS[1]}
+# CPU time (user + system, in clock ticks) of a process and its children threads;
+# for nginx, the master and its workers.
+ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s+=$1} END {print s+0}'; }
+proxy_pids() {  # name
+  case $1 in
+    direct) ;;
+    device) echo "$DEVICE_PID" ;;
+    nginx) echo "$NGINX_PID" $(pgrep -P "$NGINX_PID") ;;
+  esac
+}
+HZ=$(getconf CLK_TCK)
 
 declare -A TARGET=([direct]="127.0.0.1:$BACKEND_PORT --api cloud"
                    [device]="127.0.0.1:$DEVICE_PORT --api router"
@@ -119,7 +119,14 @@ for n in "${NAMES[@]}"; do load "$n" "$OUT/warmup-$n.json" --duration 2s --concu
 for r in $(seq 1 "$ROUNDS"); do
   echo "==> round $r/$ROUNDS: closed loop ($CONCURRENCY streams), open loop ($RPS/s), $DURATION each"
   for n in "${NAMES[@]}"; do
+    # shellcheck disable=SC2046
+    b0=$(ticks "$BACKEND_PID"); p0=$(ticks $(proxy_pids "$n"))
     load "$n" "$OUT/closed-$n-$r.json" --mode closed --concurrency "$CONCURRENCY" --duration "$DURATION"
+    # shellcheck disable=SC2046
+    b1=$(ticks "$BACKEND_PID"); p1=$(ticks $(proxy_pids "$n"))
+    ok=$(jq -r '.ok|tonumber' "$OUT/closed-$n-$r.json")
+    awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v ok="$ok" -v hz="$HZ" \
+      'BEGIN { printf "%.1f %.1f\n", p * 1e6 / hz / ok, b * 1e6 / hz / ok }' >"$OUT/cpu-$n-$r.txt"
     load "$n" "$OUT/open-$n-$r.json" --mode open --rps "$RPS" --duration "$DURATION"
   done
 done
@@ -131,13 +138,15 @@ median() {
 }
 failures() { for f in "$@"; do jq -r '(.failed|tonumber) + (.residency_violations|tonumber)' "$f"; done | awk '{s+=$1} END {print s+0}'; }
 
-declare -A TPUT P50 P99 OPEN_TPUT FAILED
+declare -A TPUT P50 P99 OPEN_TPUT FAILED PROXY_CPU BACKEND_CPU
 for n in "${NAMES[@]}"; do
   TPUT[$n]=$(median '.throughput_rps' "$OUT"/closed-"$n"-*.json)
   P50[$n]=$(median '(.latency.p50_us|tonumber)' "$OUT"/open-"$n"-*.json)
   P99[$n]=$(median '(.latency.p99_us|tonumber)' "$OUT"/open-"$n"-*.json)
   OPEN_TPUT[$n]=$(median '.throughput_rps' "$OUT"/open-"$n"-*.json)
   FAILED[$n]=$(failures "$OUT"/closed-"$n"-*.json "$OUT"/open-"$n"-*.json)
+  PROXY_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f1 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  BACKEND_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f2 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
 done
 
 {
@@ -145,9 +154,11 @@ done
   echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
   echo "client, backend, hr-device and nginx share these cores; medians of $ROUNDS rounds"
   echo
-  printf '%-8s %16s %14s %14s %10s\n' "" "closed: ok/s" "open: p50 us" "open: p99 us" "failed"
+  printf '%-8s %14s %16s %18s %14s %14s %8s\n' "" "closed: ok/s" "proxy CPU us/req" "backend CPU us/req" \
+    "open: p50 us" "open: p99 us" "failed"
   for n in "${NAMES[@]}"; do
-    printf '%-8s %16.0f %14d %14d %10d\n' "$n" "${TPUT[$n]}" "${P50[$n]}" "${P99[$n]}" "${FAILED[$n]}"
+    printf '%-8s %14.0f %16.1f %18.1f %14d %14d %8d\n' "$n" "${TPUT[$n]}" "${PROXY_CPU[$n]}" \
+      "${BACKEND_CPU[$n]}" "${P50[$n]}" "${P99[$n]}" "${FAILED[$n]}"
   done
   echo
   awk -v b="${TPUT[device]}" -v a="${TPUT[direct]}" -v c="${TPUT[nginx]}" \

@@ -21,23 +21,7 @@ RPS=${RPS:-200}
 TOKENS_PER_SECOND=${TOKENS_PER_SECOND:-1000}
 rm -rf "$OUT"; mkdir -p "$OUT"
 
-PIDS=()
-cleanup() {
-  trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-wait_port_file() {  # file pid
-  for _ in $(seq 1 300); do
-    [[ -s $1 ]] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "error: a process exited; see $OUT/*.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "error: no port in $1" >&2; exit 1
-}
+source bench/common.sh
 
 : >"$OUT/backends.textproto"
 for region in cn-north-1 eu-central-1 us-east-1; do
@@ -45,7 +29,7 @@ for region in cn-north-1 eu-central-1 us-east-1; do
     --synthetic_tokens_per_second "$TOKENS_PER_SECOND" --slots 64 --max_queue 256 \
     --listen 127.0.0.1:0 --port_file "$OUT/$region.port" --log_level warn \
     >"$OUT/$region.log" 2>&1 &
-  PIDS+=($!); wait_port_file "$OUT/$region.port" $!
+  PIDS+=($!); wait_port_file "$OUT/$region.port" $! "$region"
   echo "backends { name: \"$region-a\" address: \"127.0.0.1:$(cat "$OUT/$region.port")\" region: \"$region\" model_family: \"qwen\" }" \
     >>"$OUT/backends.textproto"
 done
@@ -54,7 +38,7 @@ done
   --local_synthetic_tokens_per_second "$TOKENS_PER_SECOND" --local_slots 8 \
   --local_max_queue 64 --log_level warn >"$OUT/device.log" 2>&1 &
 DEVICE=$!
-PIDS+=($DEVICE); wait_port_file "$OUT/device.port" $DEVICE
+PIDS+=($DEVICE); wait_port_file "$OUT/device.port" $DEVICE device
 TARGET=127.0.0.1:$(cat "$OUT/device.port")
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DEVICE/status"; }
