@@ -169,6 +169,7 @@ class Driver {
     }
     cloud_api_ = absl::GetFlag(FLAGS_api) == "cloud";
     closed_loop_ = absl::GetFlag(FLAGS_mode) == "closed";
+    timeout_ = absl::GetFlag(FLAGS_timeout);
     max_requests_ = absl::GetFlag(FLAGS_requests);
   }
 
@@ -244,7 +245,7 @@ class Driver {
       request = sampler_.Next();
       channel = static_cast<size_t>(sent_) % channels_.size();
     }
-    const absl::Time deadline = absl::Now() + absl::GetFlag(FLAGS_timeout);
+    const absl::Time deadline = absl::Now() + timeout_;
     if (cloud_api_) {
       auto* call = new Call<v1::CloudRequest, v1::CloudChunk>(
           this, scheduled, deadline, ToCloudRequest(request), request.locale());
@@ -299,6 +300,7 @@ class Driver {
   std::vector<std::unique_ptr<v1::CloudInference::Stub>> cloud_stubs_;
   bool cloud_api_ = false;
   bool closed_loop_ = true;
+  absl::Duration timeout_;
   int64_t max_requests_ = 0;
 
   mutable absl::Mutex mu_;
