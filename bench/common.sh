@@ -1,5 +1,21 @@
 # Shared by the bench scripts (sourced, after OUT is set): every process whose pid
 # is added to PIDS is stopped on exit, Ctrl-C or SIGTERM.
+
+# need_commands CMD...: installs the Debian packages of the same names for the
+# commands that are missing (nginx, jq: what the scripts use beyond the build).
+need_commands() {
+  local missing=()
+  for c in "$@"; do command -v "$c" >/dev/null || missing+=("$c"); done
+  ((${#missing[@]})) || return 0
+  echo "==> installing ${missing[*]} (Debian packages)"
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# mid: the median of the numbers on stdin, one per line.
+mid() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+
 PIDS=()
 cleanup() {
   trap - EXIT INT TERM

@@ -9,7 +9,7 @@
 #      must end at once with RESOURCE_EXHAUSTED, queued ones wait their turn, none
 #      hangs.
 #
-#   bench/local_bench.sh       (after scripts/setup.sh)
+#   bench/local_bench.sh       (after scripts/setup.sh; installs jq if missing)
 #   MODEL=path.gguf THREADS=2 TOKENS=32 bench/local_bench.sh
 #
 # Client and router share this machine's cores. Output in build/bench/local/.
@@ -27,6 +27,7 @@ QUEUE=${QUEUE:-2}
 WORKLOAD=bench/workloads/local.textproto
 rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/common.sh
+need_commands jq
 
 echo "==> 1. llama.cpp directly"
 "$BIN/llama_speed" --model "$MODEL" --threads "$THREADS" --tokens "$TOKENS" --runs 20 \

@@ -27,21 +27,13 @@ RPS=${RPS:-500}
 WORKLOAD=bench/workloads/cloud_us.textproto
 POLICY=deploy/local/policy.textproto
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v jq >/dev/null || need+=(jq)
-if ((${#need[@]})); then
-  echo "==> installing ${need[*]} (Debian packages)"
-  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
 for b in hr-cloud hr-device hr-load; do
   [[ -x $BIN/$b ]] || { echo "error: $BIN/$b missing: run scripts/setup.sh first" >&2; exit 1; }
 done
 
 rm -rf "$OUT"; mkdir -p "$OUT/nginx"
 source bench/common.sh
+need_commands nginx jq
 free_port() {
   for _ in $(seq 1 100); do
     local p=$((20000 + RANDOM % 20000))
@@ -134,7 +126,7 @@ done
 # median FIELD-EXPRESSION FILES...: the median over rounds of a jq expression.
 median() {
   local expr=$1; shift
-  for f in "$@"; do jq -r "$expr" "$f"; done | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+  for f in "$@"; do jq -r "$expr" "$f"; done | mid
 }
 failures() { for f in "$@"; do jq -r '(.failed|tonumber) + (.residency_violations|tonumber)' "$f"; done | awk '{s+=$1} END {print s+0}'; }
 
@@ -145,8 +137,8 @@ for n in "${NAMES[@]}"; do
   P99[$n]=$(median '(.latency.p99_us|tonumber)' "$OUT"/open-"$n"-*.json)
   OPEN_TPUT[$n]=$(median '.throughput_rps' "$OUT"/open-"$n"-*.json)
   FAILED[$n]=$(failures "$OUT"/closed-"$n"-*.json "$OUT"/open-"$n"-*.json)
-  PROXY_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f1 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-  BACKEND_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f2 | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
+  PROXY_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f1 | mid)
+  BACKEND_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f2 | mid)
 done
 
 {
