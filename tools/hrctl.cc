@@ -1,6 +1,5 @@
 // hrctl: the operator's and app developer's command-line tool for hybrid-router.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -14,7 +13,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
@@ -23,6 +21,7 @@
 #include "records.pb.h"
 #include "router/classifier.h"
 #include "router/complexity_model.h"
+#include "util/text_proto.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "the device router (hr-device) to talk to");
 ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file (validate)");
@@ -127,15 +126,15 @@ absl::StatusOr<v1::GenerateRequest> BuildRequest(const std::vector<char*>& args)
   std::string prompt;
   std::string file = absl::GetFlag(FLAGS_prompt_file);
   if (!file.empty()) {
-    std::stringstream ss;
     if (file == "-") {
+      std::stringstream ss;
       ss << std::cin.rdbuf();
+      prompt = ss.str();
     } else {
-      std::ifstream in(file, std::ios::binary);
-      if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", file));
-      ss << in.rdbuf();
+      absl::StatusOr<std::string> text = hr::util::ReadFile(file);
+      if (!text.ok()) return text.status();
+      prompt = *std::move(text);
     }
-    prompt = ss.str();
   } else {
     prompt = absl::StrJoin(args.begin() + 2, args.end(), " ");
   }
@@ -287,16 +286,16 @@ int Generate(const v1::GenerateRequest& request) {
 }
 
 int Demo() {
-  std::ifstream in(absl::GetFlag(FLAGS_cases));
-  if (!in) {
-    std::fprintf(stderr, "error: cannot read %s\n", absl::GetFlag(FLAGS_cases).c_str());
+  const std::string path = absl::GetFlag(FLAGS_cases);
+  absl::StatusOr<std::string> text = hr::util::ReadFile(path);
+  if (!text.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(text.status().message()).c_str());
     return 1;
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
   hybridrouter::tools::DemoCases cases;
-  if (!google::protobuf::TextFormat::ParseFromString(ss.str(), &cases)) {
-    std::fprintf(stderr, "error: cannot parse %s\n", absl::GetFlag(FLAGS_cases).c_str());
+  std::vector<std::string> problems;
+  if (!hr::util::ParseTextProto(path, *text, &cases, &problems)) {
+    std::fprintf(stderr, "error: %s\n", absl::StrJoin(problems, "\nerror: ").c_str());
     return 1;
   }
   auto stub = Connect();
