@@ -11,10 +11,11 @@ Classification Classifier::Classify(const std::vector<MessageView>& messages) co
   bool health = false, finance = false;
   absl::string_view last_user;
   for (const MessageView& m : messages) {
-    c.spans.push_back(detectors_.FindSpans(m.content));
-    for (const Span& s : c.spans.back()) ++c.counts[s.category];
-    health = health || detectors_.MentionsHealth(m.content);
-    finance = finance || detectors_.MentionsFinance(m.content);
+    Detectors::Findings found = detectors_.Analyze(m.content);
+    for (const Span& s : found.spans) ++c.counts[s.category];
+    c.spans.push_back(std::move(found.spans));
+    health = health || found.health;
+    finance = finance || found.finance;
     if (m.role == "user") last_user = m.content;
   }
   c.counts[v1::HEALTH] = health ? 1 : 0;

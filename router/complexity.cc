@@ -50,9 +50,13 @@ ComplexityFeatures ExtractComplexityFeatures(absl::string_view prompt) {
     } else if ((c & 0xC0) != 0x80) {  // the first byte of a multi-byte character
       ++non_space;
       if (c >= 0xE3 && c <= 0xE9) ++cjk;  // U+3000..U+9FFF: CJK and punctuation
-      if (absl::StartsWith(prompt.substr(i), "？")) ++f.questions;
+      // The full-width question mark and the math symbols all start with one of
+      // these bytes; most characters (CJK ones included) start with others.
+      if (c != 0xEF && c != 0xE2 && c != 0xCF && c != 0xC3) continue;
+      absl::string_view rest = prompt.substr(i);
+      if (absl::StartsWith(rest, "？")) ++f.questions;
       for (absl::string_view sym : {"∫", "√", "≤", "≥", "≠", "∑", "π", "×", "÷"}) {
-        if (absl::StartsWith(prompt.substr(i), sym)) ++f.math_markers;
+        if (absl::StartsWith(rest, sym)) ++f.math_markers;
       }
     }
   }

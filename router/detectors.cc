@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "re2/re2.h"
+#include "re2/set.h"
 
 namespace hr::router {
 namespace {
@@ -20,6 +21,7 @@ struct Pattern {
   // not a piece of a longer number or word.
   bool (*is_glue)(char);
   int strength;  // tie-break on equal-length overlaps: higher wins
+  bool after_at = false;  // the e-mail pattern; every other one needs a digit or ':'
 };
 
 bool IsDigitGlue(char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }
@@ -54,7 +56,7 @@ const std::vector<Pattern>& Patterns() {
   static const auto* patterns = new std::vector<Pattern>{
       {v1::EMAIL,
        new RE2(R"([A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,24})", Latin1Off()),
-       nullptr, IsEmailGlue, 5},
+       nullptr, IsEmailGlue, 5, /*after_at=*/true},
       {v1::CN_RESIDENT_ID, new RE2(R"(\d{17}[\dXx])", Latin1Off()),
        IsValidCnResidentId, IsAlnumGlue, 9},
       {v1::PAYMENT_CARD, new RE2(R"(\d(?:[ \-]?\d){12,18})", Latin1Off()),
@@ -104,6 +106,20 @@ const RE2& FinanceKeywords() {
   return *re;
 }
 
+// Every identifier pattern (indices as in Patterns()) and then the two keyword
+// patterns, for one pass that tells which of them occur anywhere in a text.
+const RE2::Set& AllPatterns() {
+  static const RE2::Set* set = [] {
+    auto* s = new RE2::Set(Latin1Off(), RE2::UNANCHORED);
+    for (const Pattern& p : Patterns()) s->Add(p.re->pattern(), nullptr);
+    s->Add(HealthKeywords().pattern(), nullptr);
+    s->Add(FinanceKeywords().pattern(), nullptr);
+    if (!s->Compile()) std::abort();  // the patterns are constants
+    return s;
+  }();
+  return *set;
+}
+
 struct Candidate {
   Span span;
   int strength;
@@ -135,27 +151,20 @@ void Scan(const Pattern& p, absl::string_view text, size_t begin, size_t end_of_
   }
 }
 
-}  // namespace
+using Window = std::pair<size_t, size_t>;
 
-Detectors::Detectors() {
-  // Compile everything up front so that the first request does not pay for it.
-  Patterns();
-  HealthKeywords();
-  FinanceKeywords();
-}
-
-// Every identifier pattern contains a digit, '@' or ':' (phone, ID and card
-// numbers, IBANs, SSNs, IPv4 need digits; e-mail '@'; IPv6 ':'), and none is
-// longer than kReach bytes. So only windows of kReach bytes around such
-// characters are scanned, merged where they touch: ordinary prose is skipped,
-// and the cost stays linear in the text.
+// Every identifier pattern but the e-mail one contains a digit or ':' (phone, ID
+// and card numbers, IBANs, SSNs, IPv4 need digits; IPv6 ':'), and none is longer
+// than kReach bytes. So only windows of kReach bytes around such characters are
+// scanned, merged where they touch: ordinary prose is skipped, and the cost stays
+// linear in the text.
 constexpr size_t kReach = 96;
 
-std::vector<std::pair<size_t, size_t>> TriggerWindows(absl::string_view text) {
-  std::vector<std::pair<size_t, size_t>> windows;
+std::vector<Window> DigitWindows(absl::string_view text) {
+  std::vector<Window> windows;
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != '@' && c != ':') continue;
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) && c != ':') continue;
     size_t begin = i > kReach ? i - kReach : 0;
     size_t end = std::min(text.size(), i + kReach);
     if (!windows.empty() && begin <= windows.back().second) {
@@ -167,10 +176,65 @@ std::vector<std::pair<size_t, size_t>> TriggerWindows(absl::string_view text) {
   return windows;
 }
 
-std::vector<Span> Detectors::FindSpans(absl::string_view text) const {
+// An e-mail address lies within the run of characters around an '@' that its
+// local part ([A-Za-z0-9._%+-]) and its domain ([A-Za-z0-9.-]) may hold.
+std::vector<Window> EmailWindows(absl::string_view text) {
+  auto local = [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+           c == '%' || c == '+' || c == '-';
+  };
+  auto domain = [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-';
+  };
+  std::vector<Window> windows;
+  for (size_t at = text.find('@'); at != absl::string_view::npos; at = text.find('@', at + 1)) {
+    size_t begin = at, end = at + 1;
+    while (begin > 0 && local(text[begin - 1])) --begin;
+    while (end < text.size() && domain(text[end])) ++end;
+    windows.emplace_back(begin, end);
+  }
+  return windows;
+}
+
+}  // namespace
+
+Detectors::Detectors(Options options) : options_(options) {
+  // Compile everything up front so that the first request does not pay for it.
+  Patterns();
+  HealthKeywords();
+  FinanceKeywords();
+  AllPatterns();
+}
+
+Detectors::Findings Detectors::Analyze(absl::string_view text) const {
+  const std::vector<Pattern>& patterns = Patterns();
+  const int health = patterns.size(), finance = health + 1;
+  // Which patterns occur anywhere: the windows below are parts of the text and no
+  // pattern is anchored, so a pattern that does not match the text cannot match a
+  // window. If the set cannot tell (it ran out of memory), run them all.
+  std::vector<bool> run(patterns.size() + 2, true);
+  bool decided = false;
+  if (options_.prefilter) {
+    std::vector<int> hits;
+    RE2::Set::ErrorInfo error;
+    decided = AllPatterns().Match(re2::StringPiece(text.data(), text.size()), &hits, &error) ||
+              error.kind == RE2::Set::kNoError;
+    if (decided) {
+      run.assign(run.size(), false);
+      for (int i : hits) run[i] = true;
+    }
+  }
+  Findings out;
+  out.health = decided ? run[health] : MentionsHealth(text);
+  out.finance = decided ? run[finance] : MentionsFinance(text);
+  if (std::find(run.begin(), run.begin() + health, true) == run.begin() + health) return out;
+
   std::vector<Candidate> candidates;
-  for (const auto& [begin, end] : TriggerWindows(text)) {
-    for (const Pattern& p : Patterns()) Scan(p, text, begin, end, &candidates);
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    if (!run[i]) continue;
+    for (const auto& [begin, end] : patterns[i].after_at ? EmailWindows(text) : DigitWindows(text)) {
+      Scan(patterns[i], text, begin, end, &candidates);
+    }
   }
   // Longest first, then strongest; keep each that overlaps none already kept.
   std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
@@ -179,17 +243,20 @@ std::vector<Span> Detectors::FindSpans(absl::string_view text) const {
     if (a.strength != b.strength) return a.strength > b.strength;
     return a.span.start < b.span.start;
   });
-  std::vector<Span> kept;
   for (const Candidate& c : candidates) {
     const Span& s = c.span;
-    bool overlaps = std::any_of(kept.begin(), kept.end(), [&](const Span& k) {
+    bool overlaps = std::any_of(out.spans.begin(), out.spans.end(), [&](const Span& k) {
       return s.start < k.end && k.start < s.end;
     });
-    if (!overlaps) kept.push_back(s);
+    if (!overlaps) out.spans.push_back(s);
   }
-  std::sort(kept.begin(), kept.end(),
+  std::sort(out.spans.begin(), out.spans.end(),
             [](const Span& a, const Span& b) { return a.start < b.start; });
-  return kept;
+  return out;
+}
+
+std::vector<Span> Detectors::FindSpans(absl::string_view text) const {
+  return Analyze(text).spans;
 }
 
 bool Detectors::MentionsHealth(absl::string_view text) const {

@@ -1,5 +1,6 @@
 #include "router/detectors.h"
 
+#include <random>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -120,6 +121,48 @@ TEST_F(DetectorsTest, TopicKeywordsInEnglishAndChinese) {
   EXPECT_TRUE(d_.MentionsFinance("How do I refinance my mortgage?"));
   EXPECT_TRUE(d_.MentionsFinance("我想申请信用卡"));
   EXPECT_FALSE(d_.MentionsFinance("Tell me a joke about cats"));
+}
+
+TEST_F(DetectorsTest, AnalyzeFindsTopicsAndSpansInOneCall) {
+  Detectors::Findings f = d_.Analyze("My doctor billed my credit card 4111 1111 1111 1111.");
+  EXPECT_TRUE(f.health);
+  EXPECT_TRUE(f.finance);
+  EXPECT_EQ(Categories(f.spans), (std::vector<v1::SensitiveCategory>{v1::PAYMENT_CARD}));
+  Detectors::Findings none = d_.Analyze("Tell me a joke about cats, 3 of them");
+  EXPECT_FALSE(none.health || none.finance);
+  EXPECT_TRUE(none.spans.empty());
+}
+
+// The one-pass check only skips patterns that cannot match: with it and without it
+// (every pattern run), texts mixing identifiers, near misses and prose give the
+// same findings.
+TEST_F(DetectorsTest, PrefilterChangesNothingButSpeed) {
+  const std::vector<std::string> pieces = {
+      "call me at ", "(555) 555-1234", "+44 20 7946 0958", "13812345678", "+86 138-1234-5678",
+      "mail ", "jane.doe+tag@example.co.uk", "a@b", "wang@example.cn", " card ",
+      "4111 1111 1111 1111", "4111 1111 1111 1112", "SSN 123-45-6789", "000-12-3456",
+      "GB82 WEST 1234 5698 7654 32", "GB82WEST12345698765433", "192.168.1.20", "999.1.1.1",
+      "2001:db8::8a2e:370:7334", "12:30", WithCheckDigit("11010519491231002"),
+      "身份证号", "我有糖尿病", "信用卡", "doctor", "mortgage", " ", ", ", "。", "x", "ext. 12",
+      "2024-05-06", "42", "hello world", "-", "."};
+  Detectors all_patterns(Detectors::Options{.prefilter = false});
+  std::mt19937 rng(7);
+  int spans = 0, health = 0, finance = 0;
+  for (int i = 0; i < 2000; ++i) {
+    std::string text;
+    for (int k = rng() % 12; k > 0; --k) text += pieces[rng() % pieces.size()];
+    Detectors::Findings fast = d_.Analyze(text), slow = all_patterns.Analyze(text);
+    ASSERT_EQ(fast.spans, slow.spans) << text;
+    ASSERT_EQ(fast.health, slow.health) << text;
+    ASSERT_EQ(fast.finance, slow.finance) << text;
+    spans += fast.spans.size();
+    health += fast.health;
+    finance += fast.finance;
+  }
+  // The texts did exercise the detectors.
+  EXPECT_GT(spans, 2000);
+  EXPECT_GT(health, 200);
+  EXPECT_GT(finance, 200);
 }
 
 }  // namespace
