@@ -1,0 +1,139 @@
+// hr-train as a user runs it: train, calibrate and eval on a small outcome file.
+#include <stdlib.h>
+
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace hr::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct ToolRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+class HrTrainTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/hr_train_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+
+  ToolRun HrTrain(std::vector<std::string> args) {
+    args.insert(args.begin(), HR_BIN_DIR "/hr-train");
+    Process p(args, absl::StrCat(dir_, "/run", ++runs_, ".log"));
+    ToolRun r;
+    r.exit_code = p.WaitExit(absl::Seconds(60));
+    r.output = ReadFile(p.log_path());
+    return r;
+  }
+
+  // `eval --json`'s row for `family`, on the held-out (test) split.
+  google::protobuf::Struct EvalRow(const std::string& data, const std::string& family) {
+    ToolRun r = HrTrain({"eval", "--data=" + data, "--model=" + dir_ + "/m.pb", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    google::protobuf::Struct report;
+    std::string json = r.output.substr(r.output.find('{'));
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &report).ok()) << r.output;
+    for (const auto& row : report.fields().at("families").list_value().values()) {
+      if (row.struct_value().fields().at("family").string_value() == family) {
+        return row.struct_value();
+      }
+    }
+    ADD_FAILURE() << "no row for " << family << " in " << r.output;
+    return {};
+  }
+
+  std::string dir_;
+  int runs_ = 0;
+};
+
+double Field(const google::protobuf::Struct& s, const std::string& name) {
+  auto it = s.fields().find(name);
+  return it == s.fields().end() ? -1 : it->second.number_value();
+}
+
+// Prompts made of the same random words whatever their source; the cloud model
+// helps on source quiz/hard and not on quiz/easy, and on prompts with "integral"
+// in them.
+std::string WriteOutcomes(const std::string& path, bool words_tell) {
+  const std::vector<std::string> words = {"apple", "river", "seven", "blue", "stone", "music",
+                                          "quick", "cloud", "paper", "light", "north", "green"};
+  std::mt19937 rng(3);
+  std::ofstream out(path);
+  for (int i = 0; i < 600; ++i) {
+    bool hard = i % 2 == 0;
+    std::string prompt = absl::StrCat("q", i);
+    for (int k = 0; k < 6; ++k) absl::StrAppend(&prompt, " ", words[rng() % words.size()]);
+    if (words_tell && hard) absl::StrAppend(&prompt, " integral");
+    out << "{\"source\": \"quiz/" << (hard ? "hard" : "easy") << "\", \"prompt\": \"" << prompt
+        << "\", \"weak_correct\": " << (hard ? "false" : "true")
+        << ", \"strong_correct\": true}\n";
+  }
+  return path;
+}
+
+TEST_F(HrTrainTest, LearnsWhatTheWordsTellAndReportsTheSourcePriorApart) {
+  for (bool words_tell : {true, false}) {
+    SCOPED_TRACE(words_tell ? "words tell" : "only the source tells");
+    std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", words_tell);
+    ToolRun train = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", "--epochs=3"});
+    ASSERT_EQ(train.exit_code, 0) << train.output;
+    EXPECT_THAT(train.output, HasSubstr("epoch 3/3"));  // progress
+    google::protobuf::Struct row = EvalRow(data, "quiz");
+    // With about half the prompts gaining, a perfect order scores about 0.75 and a
+    // random one 0.5. The source prior orders perfectly either way.
+    EXPECT_NEAR(Field(row, "random_apgr"), 0.5, 0.05);
+    const double prior = Field(row, "source_prior_apgr");
+    EXPECT_GT(prior, 0.7);
+    if (words_tell) {
+      EXPECT_NEAR(Field(row, "apgr"), prior, 0.01);
+    } else {
+      EXPECT_LT(Field(row, "apgr"), prior - 0.08);  // random words: nothing to learn
+    }
+  }
+}
+
+TEST_F(HrTrainTest, CalibrateWritesTheThresholdForTheLocalShare) {
+  std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
+  ASSERT_EQ(HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb"}).exit_code, 0);
+  ToolRun cal = HrTrain({"calibrate", "--data=" + data, "--model=" + dir_ + "/m.pb",
+                     "--target_local_share=0.5"});
+  ASSERT_EQ(cal.exit_code, 0) << cal.output;
+  ToolRun eval = HrTrain({"eval", "--data=" + data, "--model=" + dir_ + "/m.pb", "--split=all",
+                      "--json"});
+  google::protobuf::Struct report;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
+                  eval.output.substr(eval.output.find('{')), &report)
+                  .ok())
+      << eval.output;
+  EXPECT_NEAR(report.fields().at("local_share").number_value(), 0.5, 0.1);
+}
+
+TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
+  std::ofstream(dir_ + "/bad.jsonl") << "{\"prompt\": \"ok\", \"weak_correct\": true}\n{oops\n";
+  ToolRun r = HrTrain({"train", "--data=" + dir_ + "/bad.jsonl", "--out=" + dir_ + "/m.pb",
+                   "--split=all"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("bad.jsonl:2"));
+  r = HrTrain({"calibrate", "--data=" + dir_ + "/bad.jsonl", "--model=" + dir_ + "/m.pb"});
+  EXPECT_EQ(r.exit_code, 1);
+  r = HrTrain({"eval", "--data=" + dir_ + "/missing.jsonl", "--model=" + dir_ + "/m.pb"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("missing.jsonl"));
+}
+
+}  // namespace
+}  // namespace hr::testing
