@@ -10,18 +10,20 @@
 namespace hr::router {
 
 // Bumped whenever the features below change meaning; weights files record it.
-inline constexpr int kFeatureVersion = 1;
+inline constexpr int kFeatureVersion = 2;
 inline constexpr int kNumDenseFeatures = 8;
 
 // The cheap features of a prompt that the complexity model reads.
 struct TextFeatures {
   // Hashes (64-bit, stable across runs and machines) of the sparse features:
-  // lower-cased ASCII words and word bigrams, CJK characters and character
-  // bigrams, and digit-shape tokens (a number's length class). Unmasked; the
-  // model reduces them to its bucket count. Duplicates are kept (counts).
+  // lower-cased ASCII words and word bigrams, digit-shape tokens (a number's
+  // length class), runs of ASCII punctuation ("?", "==", "{", "```"), CJK
+  // characters and character bigrams. Unmasked; the model reduces them to its
+  // bucket count. Duplicates are kept (counts).
   std::vector<uint64_t> hashes;
-  // ln(1+bytes/100), digit share, math markers, code markers, multi-step
-  // markers, questions, CJK share, ln(1+numbers): each scaled to about [0, 1].
+  // ln(1+bytes/100), digit share, math markers (= + * / ^ % and symbols such as
+  // ∫ √ ≤), questions (? and ？), CJK share, ln(1+numbers), lines, mean word
+  // length: each scaled to about [0, 1].
   std::array<float, kNumDenseFeatures> dense{};
 };
 
@@ -29,8 +31,8 @@ struct TextFeatures {
 // absl::Hash); used for features and for deterministic data splits.
 uint64_t StableHash(absl::string_view s);
 
-// Extracts the features in one pass over the text plus the marker scans of
-// router/complexity.h. Cost is linear in the length of the prompt.
+// Extracts the features in one pass over the text: linear in its length, a few
+// nanoseconds a byte, no allocation once `out` has held a prompt as long.
 void ExtractTextFeatures(absl::string_view prompt, TextFeatures* out);
 
 }  // namespace hr::router

@@ -17,14 +17,48 @@ TEST(TextFeaturesTest, WordsCjkAndNumbersBecomeStableHashes) {
   ExtractTextFeatures("Solve 12 + 7", &a);
   ExtractTextFeatures("solve 99 + 1", &b);  // case folded; "12" and "99" share a shape
   ExtractTextFeatures("你好", &c);
-  ASSERT_EQ(a.hashes.size(), 5u);  // 3 words (solve, #2, #1) + 2 bigrams
+  ASSERT_EQ(a.hashes.size(), 6u);  // 3 words (solve, #2, #1) + 2 bigrams + "+"
   EXPECT_EQ(a.hashes, b.hashes);
   TextFeatures d;
   ExtractTextFeatures("solve 123 + 1", &d);  // a longer number is another feature
-  EXPECT_NE(a.hashes[1], d.hashes[1]);
+  EXPECT_NE(a.hashes[2], d.hashes[2]);
   EXPECT_EQ(c.hashes.size(), 3u);       // 2 characters + 1 bigram
-  EXPECT_GT(c.dense[6], 0.99f);         // CJK share
+  EXPECT_GT(c.dense[4], 0.99f);         // CJK share
   EXPECT_EQ(StableHash("abc"), 0xe16801510db89efdULL);  // FNV-1a 64, fixed forever
+}
+
+TEST(TextFeaturesTest, WordsOfAnyLengthAndPunctuationRuns) {
+  auto hashes = [](absl::string_view text) {
+    TextFeatures f;
+    ExtractTextFeatures(text, &f);
+    return f.hashes;
+  };
+  // Words are hashed eight bytes at a time: every byte counts, long words too.
+  EXPECT_NE(hashes("internationalization"), hashes("internationalizatiom"));
+  EXPECT_NE(hashes("abcdefgh"), hashes("abcdefghi"));
+  EXPECT_EQ(hashes("Pneumonoultramicroscopic"), hashes("pneumonoultramicroscopic"));
+  // A punctuation run is one feature: "==" is not "=" twice, nor "= =".
+  EXPECT_EQ(hashes("a == b").size(), 4u);  // a, "==", b, the bigram a b
+  EXPECT_NE(hashes("a == b"), hashes("a = = b"));
+  EXPECT_NE(hashes("x->y"), hashes("x-y"));
+  // Runs longer than four characters keep their first four.
+  EXPECT_EQ(hashes("=========="), hashes("====="));
+}
+
+TEST(TextFeaturesTest, DenseFeaturesCountWhatTheySay) {
+  TextFeatures f;
+  ExtractTextFeatures("Is 3 + 4 = 7?\nWhy？ ∫ x", &f);
+  // digits 3 of 14 non-space characters ("Is", "3", "+", "4", "=", "7", "?",
+  // "Why", "？", "∫", "x")
+  EXPECT_FLOAT_EQ(f.dense[1], 3.0f / 14);
+  EXPECT_FLOAT_EQ(f.dense[2], 3.0f / 8);  // + = ∫
+  EXPECT_FLOAT_EQ(f.dense[3], 2.0f / 4);  // ? ？
+  EXPECT_FLOAT_EQ(f.dense[4], 0.0f);      // no CJK characters
+  EXPECT_FLOAT_EQ(f.dense[6], 1.0f / 16); // one line break
+  TextFeatures empty;
+  ExtractTextFeatures("", &empty);
+  EXPECT_TRUE(empty.hashes.empty());
+  for (float x : empty.dense) EXPECT_EQ(x, 0.0f);
 }
 
 std::vector<TrainingExample> ToyExamples() {
