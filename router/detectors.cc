@@ -230,9 +230,19 @@ Detectors::Findings Detectors::Analyze(absl::string_view text) const {
   if (std::find(run.begin(), run.begin() + health, true) == run.begin() + health) return out;
 
   std::vector<Candidate> candidates;
+  std::vector<Window> email_windows, digit_windows;
+  bool have_email_windows = false, have_digit_windows = false;
   for (size_t i = 0; i < patterns.size(); ++i) {
     if (!run[i]) continue;
-    for (const auto& [begin, end] : patterns[i].after_at ? EmailWindows(text) : DigitWindows(text)) {
+    const bool email = patterns[i].after_at;
+    if (email && !have_email_windows) {
+      email_windows = EmailWindows(text);
+      have_email_windows = true;
+    } else if (!email && !have_digit_windows) {
+      digit_windows = DigitWindows(text);
+      have_digit_windows = true;
+    }
+    for (const auto& [begin, end] : email ? email_windows : digit_windows) {
       Scan(patterns[i], text, begin, end, &candidates);
     }
   }
