@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -75,6 +76,16 @@ std::string SplitOf(absl::string_view prompt) {
   return b < 7 ? "train" : (b == 7 ? "validation" : "test");
 }
 
+// The records of `split` ("all": every one).
+std::vector<Record> InSplit(const std::vector<Record>& records, const std::string& split) {
+  if (split == "all") return records;
+  std::vector<Record> out;
+  for (const Record& r : records) {
+    if (SplitOf(r.prompt) == split) out.push_back(r);
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
@@ -91,12 +102,11 @@ absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const 
     if (!s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": ", s.ToString()));
     }
-    if (split != "all" && SplitOf(r.prompt()) != split) continue;
     std::vector<std::string> parts = absl::StrSplit(r.source(), '/');
     out.push_back({parts[0].empty() ? "unknown" : parts[0], r.source(), r.prompt(),
                    r.weak_correct(), r.strong_correct()});
   }
-  return out;
+  return InSplit(out, split);
 }
 
 std::string SplitFlag(const char* fallback) {
@@ -150,11 +160,11 @@ int Train() {
   return 0;
 }
 
-std::map<std::string, std::vector<Outcome>> ScoreByFamily(const std::vector<Record>& records,
-                                                          const hr::router::ComplexityModel& m) {
+std::map<std::string, std::vector<Outcome>> ScoreByFamily(
+    const std::vector<Record>& records, absl::FunctionRef<double(const Record&)> score) {
   std::map<std::string, std::vector<Outcome>> out;
   for (const Record& r : records) {
-    Outcome o{m.Score(r.prompt), r.weak, r.strong};
+    Outcome o{score(r), r.weak, r.strong};
     out[r.family].push_back(o);
     out["all"].push_back(o);
   }
@@ -163,44 +173,49 @@ std::map<std::string, std::vector<Outcome>> ScoreByFamily(const std::vector<Reco
 
 // A reference, not a router: one told each prompt's source (such as
 // "mmlu/anatomy"), which scores it by how much better the cloud model did than the
-// local one on that source in the train split. It shows what knowing the topic
-// alone is worth, which word features can at best learn.
-absl::StatusOr<std::map<std::string, std::vector<Outcome>>> ScoreBySourcePrior(
-    const std::vector<Record>& records) {
-  auto train = ReadOutcomes(absl::GetFlag(FLAGS_data), "train");
-  if (!train.ok()) return train.status();
-  std::map<std::string, std::pair<int, int>> gain;  // source: n, strong - weak
-  int n = 0, total = 0;
-  for (const Record& r : *train) {
-    auto& [count, sum] = gain[r.source];
-    ++count;
-    sum += static_cast<int>(r.strong) - static_cast<int>(r.weak);
-    ++n;
-    total += static_cast<int>(r.strong) - static_cast<int>(r.weak);
+// local one on that source in `train`. It shows what knowing the topic alone is
+// worth, which word features can at best learn.
+class SourcePrior {
+ public:
+  explicit SourcePrior(const std::vector<Record>& train) {
+    for (const Record& r : train) {
+      const int gain = static_cast<int>(r.strong) - static_cast<int>(r.weak);
+      Gain& g = by_source_[r.source];
+      ++g.n;
+      g.sum += gain;
+      ++overall_.n;
+      overall_.sum += gain;
+    }
   }
-  std::map<std::string, std::vector<Outcome>> out;
-  for (const Record& r : records) {
-    auto it = gain.find(r.source);
-    double score = it != gain.end() ? static_cast<double>(it->second.second) / it->second.first
-                                    : (n ? static_cast<double>(total) / n : 0);
+
+  double Score(const Record& r) const {
+    auto it = by_source_.find(r.source);
+    const Gain& g = it != by_source_.end() ? it->second : overall_;
     // Break the ties within a source in a fixed pseudo-random order.
-    score += (hr::router::StableHash(r.prompt) % 1000) * 1e-9;
-    Outcome o{score, r.weak, r.strong};
-    out[r.family].push_back(o);
-    out["all"].push_back(o);
+    return g.Mean() + (hr::router::StableHash(r.prompt) % 1000) * 1e-9;
   }
-  return out;
-}
+
+ private:
+  struct Gain {
+    int n = 0, sum = 0;  // prompts; strong_correct - weak_correct summed over them
+    double Mean() const { return n ? static_cast<double>(sum) / n : 0; }
+  };
+  std::map<std::string, Gain> by_source_;
+  Gain overall_;
+};
 
 int Eval() {
   std::string split = SplitFlag("test");
-  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
-  if (!records.ok()) return Die(records.status());
+  auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
+  if (!all.ok()) return Die(all.status());
+  const std::vector<Record> records = InSplit(*all, split);
   auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return Die(model.status());
-  auto families = ScoreByFamily(*records, **model);
-  auto prior = ScoreBySourcePrior(*records);
-  if (!prior.ok()) return Die(prior.status());
+  auto families =
+      ScoreByFamily(records, [&](const Record& r) { return (*model)->Score(r.prompt); });
+  const SourcePrior source_prior(InSplit(*all, "train"));
+  auto prior =
+      ScoreByFamily(records, [&](const Record& r) { return source_prior.Score(r); });
   bool json = absl::GetFlag(FLAGS_json);
   if (!json) {
     std::printf("split=%s model=%s\n", split.c_str(), absl::GetFlag(FLAGS_model).c_str());
@@ -212,7 +227,7 @@ int Eval() {
   for (const auto& [family, outcomes] : families) {
     RoutingMetrics m = hr::router::EvaluateRouting(outcomes);
     RoutingMetrics r = hr::router::EvaluateRandomRouting(outcomes, 200, absl::GetFlag(FLAGS_seed));
-    RoutingMetrics p = hr::router::EvaluateRouting((*prior)[family]);
+    RoutingMetrics p = hr::router::EvaluateRouting(prior[family]);
     if (json) {
       rows.push_back(absl::StrFormat(
           "{\"family\":\"%s\",\"n\":%d,\"weak_accuracy\":%.4f,\"strong_accuracy\":%.4f,"
@@ -265,7 +280,8 @@ int Calibrate() {
     return Die(absl::InvalidArgumentError(
         "give exactly one of --target_local_share and --target_quality"));
   }
-  std::vector<Outcome> outcomes = ScoreByFamily(*records, **model)["all"];
+  std::vector<Outcome> outcomes =
+      ScoreByFamily(*records, [&](const Record& r) { return (*model)->Score(r.prompt); })["all"];
   std::vector<double> scores;
   for (const Outcome& o : outcomes) scores.push_back(o.score);
   double threshold;
