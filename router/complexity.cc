@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 #include "re2/re2.h"
+#include "router/text_features.h"
 
 namespace hr::router {
 namespace {
@@ -45,19 +45,15 @@ ComplexityFeatures ExtractComplexityFeatures(absl::string_view prompt) {
       if (absl::ascii_isspace(c)) continue;
       ++non_space;
       if (absl::ascii_isdigit(c)) ++digits;
-      if (c == '=' || c == '+' || c == '*' || c == '/' || c == '^' || c == '%') ++f.math_markers;
+      if (IsMathSymbol(c)) ++f.math_markers;
       if (c == '?') ++f.questions;
     } else if ((c & 0xC0) != 0x80) {  // the first byte of a multi-byte character
       ++non_space;
       if (c >= 0xE3 && c <= 0xE9) ++cjk;  // U+3000..U+9FFF: CJK and punctuation
-      // The full-width question mark and the math symbols all start with one of
-      // these bytes; most characters (CJK ones included) start with others.
-      if (c != 0xEF && c != 0xE2 && c != 0xCF && c != 0xC3) continue;
-      absl::string_view rest = prompt.substr(i);
-      if (absl::StartsWith(rest, "？")) ++f.questions;
-      for (absl::string_view sym : {"∫", "√", "≤", "≥", "≠", "∑", "π", "×", "÷"}) {
-        if (absl::StartsWith(rest, sym)) ++f.math_markers;
-      }
+      uint32_t cp;
+      DecodeUtf8(prompt, i, &cp);
+      if (IsMathSymbol(cp)) ++f.math_markers;
+      if (cp == 0xFF1F) ++f.questions;  // ？
     }
   }
   f.approx_tokens = ascii_bytes / 4.0 + cjk;

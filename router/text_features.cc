@@ -56,7 +56,9 @@ constexpr std::array<uint8_t, 128> MakeByteClasses() {
       t[c] = kPunctuation;
     }
   }
-  for (char c : {'=', '+', '*', '/', '^', '%'}) t[c] |= kMath;
+  for (int c = 0; c < 128; ++c) {
+    if (IsMathSymbol(c)) t[c] |= kMath;
+  }
   return t;
 }
 constexpr std::array<uint8_t, 128> kByteClass = MakeByteClasses();
@@ -64,33 +66,9 @@ constexpr std::array<uint8_t, 128> kByteClass = MakeByteClasses();
 // Longest punctuation run kept whole; longer runs ("=======") are cut.
 constexpr int kMaxPunctRun = 4;
 
-// Decodes one UTF-8 character at s[i] (assumed valid); returns its length.
-inline int DecodeUtf8(absl::string_view s, size_t i, uint32_t* cp) {
-  unsigned char c = s[i];
-  int len = c >= 0xF0 ? 4 : (c >= 0xE0 ? 3 : 2);
-  if (i + len > s.size() || c < 0xC0) {
-    *cp = 0xFFFD;
-    return 1;
-  }
-  uint32_t v = c & (0x3F >> (len - 1));
-  for (int k = 1; k < len; ++k) v = (v << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-  *cp = v;
-  return len;
-}
-
 inline bool IsCjk(uint32_t cp) {
   return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
          (cp >= 0x3040 && cp <= 0x30FF) || (cp >= 0xAC00 && cp <= 0xD7AF);
-}
-
-inline bool IsMathSymbol(uint32_t cp) {
-  switch (cp) {
-    case 0x222B: case 0x221A: case 0x2264: case 0x2265: case 0x2260:  // ∫ √ ≤ ≥ ≠
-    case 0x2211: case 0x03C0: case 0x00D7: case 0x00F7:               // ∑ π × ÷
-      return true;
-    default:
-      return false;
-  }
 }
 
 }  // namespace

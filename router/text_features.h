@@ -2,6 +2,7 @@
 #define HYBRID_ROUTER_ROUTER_TEXT_FEATURES_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -26,6 +27,35 @@ struct TextFeatures {
   // length: each scaled to about [0, 1].
   std::array<float, kNumDenseFeatures> dense{};
 };
+
+// Decodes the UTF-8 character at s[i] into *cp and returns its length in bytes;
+// for a truncated or stray byte, U+FFFD and 1. Expects UTF-8 that has been
+// validated (continuation bytes are not checked).
+inline int DecodeUtf8(absl::string_view s, size_t i, uint32_t* cp) {
+  unsigned char c = s[i];
+  int len = c >= 0xF0 ? 4 : (c >= 0xE0 ? 3 : 2);
+  if (i + len > s.size() || c < 0xC0) {
+    *cp = 0xFFFD;
+    return 1;
+  }
+  uint32_t v = c & (0x3F >> (len - 1));
+  for (int k = 1; k < len; ++k) v = (v << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+  *cp = v;
+  return len;
+}
+
+// The characters counted as math markers, by the learned features and by the
+// heuristic of router/complexity.h alike: = + * / ^ % ∫ √ ≤ ≥ ≠ ∑ π × ÷.
+constexpr bool IsMathSymbol(uint32_t cp) {
+  switch (cp) {
+    case '=': case '+': case '*': case '/': case '^': case '%':
+    case 0x222B: case 0x221A: case 0x2264: case 0x2265: case 0x2260:  // ∫ √ ≤ ≥ ≠
+    case 0x2211: case 0x03C0: case 0x00D7: case 0x00F7:               // ∑ π × ÷
+      return true;
+    default:
+      return false;
+  }
+}
 
 // A 64-bit FNV-1a hash, stable across processes and machines (unlike
 // absl::Hash); used for features and for deterministic data splits.
