@@ -40,19 +40,28 @@ class HrTrainTest : public ::testing::Test {
     return r;
   }
 
-  // `eval --json`'s row for `family`, on the held-out (test) split.
-  google::protobuf::Struct EvalRow(const std::string& data, const std::string& family) {
-    ToolRun r = HrTrain({"eval", "--data=" + data, "--model=" + dir_ + "/m.pb", "--json"});
+  // `eval --json` of the model m.pb on `split`.
+  google::protobuf::Struct EvalReport(const std::string& data, const std::string& split) {
+    ToolRun r = HrTrain({"eval", "--data=" + data, "--model=" + dir_ + "/m.pb",
+                         "--split=" + split, "--json"});
     EXPECT_EQ(r.exit_code, 0) << r.output;
     google::protobuf::Struct report;
-    std::string json = r.output.substr(r.output.find('{'));
-    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(json, &report).ok()) << r.output;
+    const size_t json = r.output.find('{');
+    EXPECT_TRUE(json != std::string::npos &&
+                google::protobuf::util::JsonStringToMessage(r.output.substr(json), &report).ok())
+        << r.output;
+    return report;
+  }
+
+  // The row for `family` of `eval --json` on the held-out (test) split.
+  google::protobuf::Struct EvalRow(const std::string& data, const std::string& family) {
+    google::protobuf::Struct report = EvalReport(data, "test");
     for (const auto& row : report.fields().at("families").list_value().values()) {
       if (row.struct_value().fields().at("family").string_value() == family) {
         return row.struct_value();
       }
     }
-    ADD_FAILURE() << "no row for " << family << " in " << r.output;
+    ADD_FAILURE() << "no row for " << family;
     return {};
   }
 
@@ -112,14 +121,7 @@ TEST_F(HrTrainTest, CalibrateWritesTheThresholdForTheLocalShare) {
   ToolRun cal = HrTrain({"calibrate", "--data=" + data, "--model=" + dir_ + "/m.pb",
                      "--target_local_share=0.5"});
   ASSERT_EQ(cal.exit_code, 0) << cal.output;
-  ToolRun eval = HrTrain({"eval", "--data=" + data, "--model=" + dir_ + "/m.pb", "--split=all",
-                      "--json"});
-  google::protobuf::Struct report;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(
-                  eval.output.substr(eval.output.find('{')), &report)
-                  .ok())
-      << eval.output;
-  EXPECT_NEAR(report.fields().at("local_share").number_value(), 0.5, 0.1);
+  EXPECT_NEAR(Field(EvalReport(data, "all"), "local_share"), 0.5, 0.1);
 }
 
 TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
