@@ -17,6 +17,22 @@ namespace hr::grpc_util {
 template <typename Response>
 using MergeFn = bool (*)(Response& queued, Response& next);
 
+// The transport side of one server-streaming call, as a StreamSink drives it: at
+// most one of these operations is in flight at a time, and the transport reports
+// each Write's completion back with StreamSink::WriteDone. Implemented by
+// SinkReactor (gRPC's callback API) and by completion-queue calls.
+template <typename Response>
+class StreamWriter {
+ public:
+  virtual void Write(const Response* message) = 0;
+  // Writes `message` and ends the call with `status` in one operation.
+  virtual void WriteLast(const Response* message, const grpc::Status& status) = 0;
+  virtual void Close(const grpc::Status& status) = 0;
+
+ protected:
+  ~StreamWriter() = default;
+};
+
 // The producer's side of a server-streaming call: any thread may Send() messages
 // and then Finish() once; they are written in order, one write in flight at a time,
 // without blocking the caller. Messages that queue up behind a write in flight
@@ -42,17 +58,17 @@ class StreamSink {
 
   // Ends the call with `status` after the queued messages. First call wins.
   void Finish(grpc::Status status) {
-    grpc::ServerWriteReactor<Response>* finish = nullptr;
+    StreamWriter<Response>* finish = nullptr;
     {
       absl::MutexLock lock(&mu_);
       if (finish_.has_value()) return;
       finish_ = std::move(status);
-      if (!write_in_flight_ && reactor_ != nullptr && !finish_started_) {
+      if (!write_in_flight_ && writer_ != nullptr && !finish_started_) {
         finish_started_ = true;
-        finish = reactor_;
+        finish = writer_;
       }
     }
-    if (finish != nullptr) finish->Finish(*finish_);
+    if (finish != nullptr) finish->Close(*finish_);
   }
 
   // Runs `f` (once) when the client cancels; immediately if it already has.
@@ -74,55 +90,17 @@ class StreamSink {
     return closed_ || finish_.has_value();
   }
 
- private:
-  template <typename R>
-  friend class SinkReactor;
+  // The transport's side, called by the StreamWriter's owner.
 
-  void Attach(grpc::ServerWriteReactor<Response>* reactor) {
+  // Connects the writer, before anything is sent.
+  void Attach(StreamWriter<Response>* writer) {
     absl::MutexLock lock(&mu_);
-    reactor_ = reactor;
+    writer_ = writer;
   }
 
-  bool Enqueue(Response response, std::optional<grpc::Status> last) {
-    grpc::ServerWriteReactor<Response>* start = nullptr;
-    const Response* message = nullptr;
-    bool and_finish = false;
-    {
-      absl::MutexLock lock(&mu_);
-      if (closed_ || finish_.has_value()) return false;
-      // Only a message not yet handed to gRPC may change: the front is in flight.
-      const size_t started = write_in_flight_ ? 1 : 0;
-      if (merge_ == nullptr || queue_.size() <= started || !merge_(queue_.back(), response)) {
-        queue_.push_back(std::move(response));
-      }
-      if (last.has_value()) finish_ = std::move(last);
-      if (!write_in_flight_ && reactor_ != nullptr) {
-        write_in_flight_ = true;
-        start = reactor_;
-        message = &queue_.front();
-        and_finish = finish_.has_value() && queue_.size() == 1;
-        finish_started_ = and_finish;
-      }
-    }
-    // A deque keeps references valid across push_back, and only WriteDone pops
-    // the message in flight, so it is safe to hand out outside the lock.
-    if (start != nullptr) StartWrite(start, message, and_finish);
-    return true;
-  }
-
-  // The last message of the call carries the status with it (gRPC then calls
-  // OnDone without an OnWriteDone for it).
-  void StartWrite(grpc::ServerWriteReactor<Response>* reactor, const Response* message,
-                  bool and_finish) {
-    if (and_finish) {
-      reactor->StartWriteAndFinish(message, grpc::WriteOptions(), *finish_);
-    } else {
-      reactor->StartWrite(message);
-    }
-  }
-
+  // The Write in flight completed; ok is false when the client is gone.
   void WriteDone(bool ok) {
-    grpc::ServerWriteReactor<Response>* reactor = nullptr;
+    StreamWriter<Response>* writer = nullptr;
     const Response* next = nullptr;
     bool finish = false;
     bool and_finish = false;
@@ -147,12 +125,13 @@ class StreamSink {
           finish = true;
         }
       }
-      reactor = reactor_;
+      writer = writer_;
     }
-    if (next != nullptr) StartWrite(reactor, next, and_finish);
-    if (finish) reactor->Finish(*finish_);
+    if (next != nullptr) StartWrite(writer, next, and_finish);
+    if (finish) writer->Close(*finish_);
   }
 
+  // The client cancelled the call: runs the OnCancel function and ends the call.
   void Cancelled() {
     std::function<void()> f;
     {
@@ -164,15 +143,53 @@ class StreamSink {
     Finish(grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client"));
   }
 
+  // The call is over: the writer is gone and nothing more is written.
   void Detach() {
     absl::MutexLock lock(&mu_);
-    reactor_ = nullptr;
+    writer_ = nullptr;
     closed_ = true;
+  }
+
+ private:
+  bool Enqueue(Response response, std::optional<grpc::Status> last) {
+    StreamWriter<Response>* start = nullptr;
+    const Response* message = nullptr;
+    bool and_finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_ || finish_.has_value()) return false;
+      // Only a message not yet handed to gRPC may change: the front is in flight.
+      const size_t started = write_in_flight_ ? 1 : 0;
+      if (merge_ == nullptr || queue_.size() <= started || !merge_(queue_.back(), response)) {
+        queue_.push_back(std::move(response));
+      }
+      if (last.has_value()) finish_ = std::move(last);
+      if (!write_in_flight_ && writer_ != nullptr) {
+        write_in_flight_ = true;
+        start = writer_;
+        message = &queue_.front();
+        and_finish = finish_.has_value() && queue_.size() == 1;
+        finish_started_ = and_finish;
+      }
+    }
+    // A deque keeps references valid across push_back, and only WriteDone pops
+    // the message in flight, so it is safe to hand out outside the lock.
+    if (start != nullptr) StartWrite(start, message, and_finish);
+    return true;
+  }
+
+  // The last message of the call carries the status with it.
+  void StartWrite(StreamWriter<Response>* writer, const Response* message, bool and_finish) {
+    if (and_finish) {
+      writer->WriteLast(message, *finish_);
+    } else {
+      writer->Write(message);
+    }
   }
 
   const MergeFn<Response> merge_;
   mutable absl::Mutex mu_;
-  grpc::ServerWriteReactor<Response>* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
+  StreamWriter<Response>* writer_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::deque<Response> queue_ ABSL_GUARDED_BY(mu_);
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
@@ -185,7 +202,7 @@ class StreamSink {
 // The reactor that gRPC drives for a StreamSink. Return it from a callback
 // service's streaming method; it deletes itself when the call is done.
 template <typename Response>
-class SinkReactor : public grpc::ServerWriteReactor<Response> {
+class SinkReactor : public grpc::ServerWriteReactor<Response>, private StreamWriter<Response> {
  public:
   explicit SinkReactor(MergeFn<Response> merge = nullptr)
       : sink_(std::make_shared<StreamSink<Response>>(merge)) {
@@ -201,6 +218,14 @@ class SinkReactor : public grpc::ServerWriteReactor<Response> {
   }
 
  private:
+  void Write(const Response* message) override { this->StartWrite(message); }
+  // The status travels with the message; gRPC then calls OnDone without an
+  // OnWriteDone for it.
+  void WriteLast(const Response* message, const grpc::Status& status) override {
+    this->StartWriteAndFinish(message, grpc::WriteOptions(), status);
+  }
+  void Close(const grpc::Status& status) override { this->Finish(status); }
+
   std::shared_ptr<StreamSink<Response>> sink_;
 };
 
