@@ -23,15 +23,16 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
-absl::StatusOr<RunningServer> StartServer(const std::string& listen,
-                                          const std::vector<grpc::Service*>& services,
-                                          const std::string& port_file) {
+absl::StatusOr<RunningServer> StartServer(
+    const std::string& listen, const std::vector<grpc::Service*>& services,
+    const std::string& port_file, const std::function<void(grpc::ServerBuilder&)>& configure) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   RunningServer out;
   builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &out.port);
   for (grpc::Service* s : services) builder.RegisterService(s);
+  if (configure) configure(builder);
   out.server = builder.BuildAndStart();
   if (out.server == nullptr || out.port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));

@@ -27,10 +27,13 @@ struct RunningServer {
 // Builds and starts a server on `listen` (host:port; port 0 picks a free one) with
 // `services`, the gRPC health service (serving) and reflection. When `port_file`
 // is non-empty, writes the bound port to it (atomically, via rename) once the
-// server accepts calls. Unavailable when the address cannot be bound.
-absl::StatusOr<RunningServer> StartServer(const std::string& listen,
-                                          const std::vector<grpc::Service*>& services,
-                                          const std::string& port_file);
+// server accepts calls. `configure`, when given, adds to the builder before the
+// server starts (completion queues, say). Unavailable when the address cannot be
+// bound.
+absl::StatusOr<RunningServer> StartServer(
+    const std::string& listen, const std::vector<grpc::Service*>& services,
+    const std::string& port_file,
+    const std::function<void(grpc::ServerBuilder&)>& configure = nullptr);
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it
 // starts afterwards; call first thing in main.
