@@ -1,6 +1,9 @@
 #include "device_stub/cloud_client.h"
 
+#include <atomic>
+
 #include "absl/status/status.h"
+#include "grpc_util/cq_pool.h"
 #include "grpc_util/server_util.h"
 
 namespace hr::device {
@@ -13,25 +16,34 @@ constexpr char kServiceConfig[] = R"({
   "healthCheckConfig": {"serviceName": ""}
 })";
 
-class CallReactor : public grpc::ClientReadReactor<v1::CloudChunk>, public CloudCall {
+// One call on the completion-queue API: the start, each read and the finish come
+// back as tags on the queue the call was started on. Keeps itself alive (self_)
+// until both the start and the finish tags are back.
+class QueueCall final : public CloudCall {
  public:
-  CallReactor(CloudCallbacks callbacks, absl::Time deadline) : callbacks_(std::move(callbacks)) {
+  QueueCall(CloudCallbacks callbacks, absl::Time deadline) : callbacks_(std::move(callbacks)) {
     if (deadline != absl::InfiniteFuture()) context_.set_deadline(absl::ToChronoTime(deadline));
   }
 
   void Begin(v1::CloudInference::Stub* stub, const v1::CloudRequest& request,
-             std::shared_ptr<CallReactor> self) {
+             grpc::CompletionQueue* queue, std::shared_ptr<QueueCall> self) {
     self_ = std::move(self);
-    request_ = request;
-    stub->async()->Generate(&context_, &request_, this);
-    StartRead(&chunk_);
-    StartCall();
+    // The request is serialized here; it need not outlive this call.
+    reader_ = stub->PrepareAsyncGenerate(&context_, request, queue);
+    reader_->StartCall(&start_tag_);
+    reader_->Read(&chunk_, &read_tag_);
   }
 
   void Cancel() override { context_.TryCancel(); }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return;  // the stream ended; OnDone reports how
+ private:
+  void OnStarted(bool /*ok*/) { Unref(); }  // a failed start shows in the read and finish
+
+  void OnRead(bool ok) {
+    if (!ok) {  // the stream ended; the finish says how
+      reader_->Finish(&status_, &finish_tag_);
+      return;
+    }
     switch (chunk_.kind_case()) {
       case v1::CloudChunk::kStart:
         callbacks_.on_start(chunk_.start());
@@ -47,28 +59,37 @@ class CallReactor : public grpc::ClientReadReactor<v1::CloudChunk>, public Cloud
         break;
     }
     chunk_.Clear();
-    StartRead(&chunk_);
+    reader_->Read(&chunk_, &read_tag_);
   }
 
-  void OnDone(const grpc::Status& status) override {
-    if (!status.ok()) {
-      callbacks_.on_done(grpc_util::FromGrpcStatus(status));
+  void OnFinished(bool /*ok*/) {
+    if (!status_.ok()) {
+      callbacks_.on_done(grpc_util::FromGrpcStatus(status_));
     } else if (!got_done_) {
       callbacks_.on_done(absl::DataLossError("backend ended the stream without a final message"));
     } else {
       callbacks_.on_done(std::move(done_));
     }
-    self_.reset();  // may delete this, if the caller dropped its handle
+    Unref();
   }
 
- private:
+  void Unref() {
+    // May delete this, if the caller dropped its handle.
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) self_.reset();
+  }
+
   CloudCallbacks callbacks_;
   grpc::ClientContext context_;
-  v1::CloudRequest request_;
+  std::unique_ptr<grpc::ClientAsyncReader<v1::CloudChunk>> reader_;
   v1::CloudChunk chunk_;
   v1::CloudDone done_;
   bool got_done_ = false;
-  std::shared_ptr<CallReactor> self_;  // keeps the reactor alive until OnDone
+  grpc::Status status_;
+  std::atomic<int> refs_{2};  // the start tag and the read-then-finish chain
+  std::shared_ptr<QueueCall> self_;
+  grpc_util::MemberTag<QueueCall> start_tag_{this, &QueueCall::OnStarted};
+  grpc_util::MemberTag<QueueCall> read_tag_{this, &QueueCall::OnRead};
+  grpc_util::MemberTag<QueueCall> finish_tag_{this, &QueueCall::OnFinished};
 };
 
 }  // namespace
@@ -99,8 +120,8 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
     absl::MutexLock lock(&mu_);
     stub = stubs_[backend.address()].get();
   }
-  auto call = std::make_shared<CallReactor>(std::move(callbacks), deadline);
-  call->Begin(stub, request, call);
+  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline);
+  call->Begin(stub, request, pick_queue_(), call);
   return call;
 }
 

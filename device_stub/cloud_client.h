@@ -51,10 +51,15 @@ class CloudClient {
 
 // CloudClient over gRPC: one channel per backend address, created on first use and
 // reused by every call, with gRPC's client-side health checking (so a draining or
-// unhealthy backend is known down without a failed call). Thread-safe.
+// unhealthy backend is known down without a failed call). Calls run on gRPC's
+// completion-queue API: each on the queue `pick_queue` returns when it starts
+// (CqPool::Pick: the starting thread's own queue, so a call's callbacks run
+// on the thread that serves the request), and the callbacks run on the thread
+// that drives that queue. Thread-safe.
 class GrpcCloudClient : public CloudClient {
  public:
-  GrpcCloudClient() = default;
+  explicit GrpcCloudClient(std::function<grpc::CompletionQueue*()> pick_queue)
+      : pick_queue_(std::move(pick_queue)) {}
   std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
                                    absl::Time deadline, CloudCallbacks callbacks) override;
   bool IsDown(const v1::Backend& backend) override;
@@ -62,6 +67,7 @@ class GrpcCloudClient : public CloudClient {
  private:
   std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address);
 
+  const std::function<grpc::CompletionQueue*()> pick_queue_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<v1::CloudInference::Stub>> stubs_

@@ -15,7 +15,9 @@
 #include "device_stub/router_service.h"
 #include "engine/engine_pool.h"
 #include "engine/engine_factory.h"
+#include "grpc_util/health_service.h"
 #include "grpc_util/server_util.h"
+#include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "policy/residency_policy.h"
 #include "router/complexity_model.h"
 #include "spdlog/spdlog.h"
@@ -41,6 +43,8 @@ ABSL_FLAG(double, complexity_threshold, -1, "complexity score from which a reque
 ABSL_FLAG(int, max_prompt_bytes, 32 * 1024, "largest accepted prompt (all messages)");
 ABSL_FLAG(int, default_max_tokens, 128, "answer length when a request gives none");
 ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(120), "for calls without a deadline");
+ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
+          "(each drives one gRPC completion queue)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
@@ -88,6 +92,10 @@ int main(int argc, char** argv) {
     spdlog::error("--local_slots must be at least 1 and --local_max_queue at least 0");
     return 2;
   }
+  if (absl::GetFlag(FLAGS_io_threads) < 1) {
+    spdlog::error("--io_threads must be at least 1");
+    return 2;
+  }
   const std::string engine = absl::GetFlag(FLAGS_local_engine);
   if (!hr::engine::IsKnownEngine(engine)) {
     spdlog::error("--local_engine must be llama or synthetic, not '{}'", engine);
@@ -121,7 +129,9 @@ int main(int argc, char** argv) {
     threshold = absl::GetFlag(FLAGS_complexity_threshold);
   }
   hr::engine::EnginePool local(std::move(made->generators), absl::GetFlag(FLAGS_local_max_queue));
-  hr::device::GrpcCloudClient cloud;
+  // Made with the server (its queues belong to the server's builder), before any call.
+  std::unique_ptr<hr::grpc_util::CqPool> queues;
+  hr::device::GrpcCloudClient cloud([&queues] { return queues->Pick(); });
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;
   options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
@@ -130,13 +140,23 @@ int main(int argc, char** argv) {
   options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
   hr::device::DeviceRouter router(options, policy, &local, &cloud, &health, complexity.get());
   hr::device::RouterService service(&router);
+  hr::grpc_util::QueueHealthService health_service;
 
-  auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},
-                                           absl::GetFlag(FLAGS_port_file));
+  auto server = hr::grpc_util::StartServer(
+      absl::GetFlag(FLAGS_listen), {&service}, absl::GetFlag(FLAGS_port_file),
+      [&queues, &health_service](grpc::ServerBuilder& builder) {
+        queues = std::make_unique<hr::grpc_util::CqPool>(builder, absl::GetFlag(FLAGS_io_threads));
+        builder.RegisterService(&health_service);
+        builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(
+            health_service.Controller()));
+      });
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return 1;
   }
+  queues->Start();
+  service.Serve(queues.get());
+  health_service.Serve(queues.get());
   spdlog::info("serving port={} local_engine={} model=\"{}\" slots={}", server->port, engine,
                made->description, slots);
 
@@ -149,8 +169,9 @@ int main(int argc, char** argv) {
     }
   });
   spdlog::info("signal {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  server->server->GetHealthCheckService()->SetServingStatus(false);
+  health_service.Shutdown();  // NOT_SERVING, and watchers are let go
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
+  queues->Shutdown();  // every call has ended, so no backend call can start any more
   local.Shutdown();
   spdlog::info("stopped");
   return 0;

@@ -1,5 +1,6 @@
 #include "device_stub/router_service.h"
 
+#include <atomic>
 #include <chrono>
 
 #include "grpc_util/server_util.h"
@@ -30,7 +31,7 @@ bool MergeText(v1::GenerateResponse& queued, v1::GenerateResponse& next) {
   return true;
 }
 
-absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
+absl::Time DeadlineOf(const grpc::ServerContextBase* context) {
   auto d = context->deadline();
   // A call without a deadline reports the far future; absl::Time cannot hold it.
   if (d > std::chrono::system_clock::now() + std::chrono::hours(24 * 365)) {
@@ -39,23 +40,127 @@ absl::Time DeadlineOf(const grpc::CallbackServerContext* context) {
   return absl::FromChrono(d);
 }
 
+// Calls each queue is ready to take at once; more arrivals wait in gRPC until
+// one of these takes them.
+constexpr int kWaitingCallsPerQueue = 4;
+
+// One Generate call on the completion-queue API. Waits for a call, hands it to
+// the router, and writes what the router sends through a StreamSink (one write in
+// flight, text merged behind it, the last message with the status). Deletes itself
+// once gRPC has handed back every tag it was given: the done notification and the
+// operation that finished the call, plus each write while it is in flight.
+class GenerateCall final : private grpc_util::StreamWriter<v1::GenerateResponse> {
+ public:
+  GenerateCall(RouterService* service, DeviceRouter* router, grpc::ServerCompletionQueue* queue)
+      : service_(service),
+        router_(router),
+        queue_(queue),
+        sink_(std::make_shared<grpc_util::StreamSink<v1::GenerateResponse>>(&MergeText)) {
+    sink_->Attach(this);
+  }
+
+  void Listen() {
+    context_.AsyncNotifyWhenDone(&done_tag_);
+    service_->RequestGenerate(&context_, &request_, &writer_, queue_, queue_, &request_tag_);
+  }
+
+ private:
+  void OnRequest(bool ok) {
+    if (!ok) {  // the server is shutting down; no call, so no done notification either
+      delete this;
+      return;
+    }
+    (new GenerateCall(service_, router_, queue_))->Listen();
+    router_->Generate(request_, DeadlineOf(&context_), std::make_shared<SinkStream>(sink_));
+  }
+
+  void OnWriteDone(bool ok) {
+    sink_->WriteDone(ok);
+    Unref();
+  }
+  void OnFinished(bool /*ok*/) { Unref(); }
+  void OnDone(bool /*ok*/) {
+    if (context_.IsCancelled()) sink_->Cancelled();
+    Unref();
+  }
+
+  void Write(const v1::GenerateResponse* message) override {
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    writer_.Write(*message, &write_tag_);
+  }
+  void WriteLast(const v1::GenerateResponse* message, const grpc::Status& status) override {
+    writer_.WriteAndFinish(*message, grpc::WriteOptions(), status, &finish_tag_);
+  }
+  void Close(const grpc::Status& status) override { writer_.Finish(status, &finish_tag_); }
+
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    sink_->Detach();
+    delete this;
+  }
+
+  RouterService* const service_;
+  DeviceRouter* const router_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  v1::GenerateRequest request_;
+  grpc::ServerAsyncWriter<v1::GenerateResponse> writer_{&context_};
+  const std::shared_ptr<grpc_util::StreamSink<v1::GenerateResponse>> sink_;
+  // Tags outstanding once the call started: the done notification and the
+  // finishing operation; each write adds one while in flight.
+  std::atomic<int> refs_{2};
+  grpc_util::MemberTag<GenerateCall> request_tag_{this, &GenerateCall::OnRequest};
+  grpc_util::MemberTag<GenerateCall> write_tag_{this, &GenerateCall::OnWriteDone};
+  grpc_util::MemberTag<GenerateCall> finish_tag_{this, &GenerateCall::OnFinished};
+  grpc_util::MemberTag<GenerateCall> done_tag_{this, &GenerateCall::OnDone};
+};
+
+// One Explain call: answers at once, deletes itself when the answer is out.
+class ExplainCall {
+ public:
+  ExplainCall(RouterService* service, DeviceRouter* router, grpc::ServerCompletionQueue* queue)
+      : service_(service), router_(router), queue_(queue) {}
+
+  void Listen() {
+    service_->RequestExplain(&context_, &request_, &responder_, queue_, queue_, &request_tag_);
+  }
+
+ private:
+  void OnRequest(bool ok) {
+    if (!ok) {  // the server is shutting down
+      delete this;
+      return;
+    }
+    (new ExplainCall(service_, router_, queue_))->Listen();
+    absl::StatusOr<v1::RouteInfo> info = router_->Explain(request_);
+    if (info.ok()) {
+      responder_.Finish(*info, grpc::Status::OK, &finish_tag_);  // copies the answer
+    } else {
+      responder_.FinishWithError(grpc_util::ToGrpcStatus(info.status()), &finish_tag_);
+    }
+  }
+
+  void OnFinished(bool /*ok*/) { delete this; }
+
+  RouterService* const service_;
+  DeviceRouter* const router_;
+  grpc::ServerCompletionQueue* const queue_;
+  grpc::ServerContext context_;
+  v1::GenerateRequest request_;
+  grpc::ServerAsyncResponseWriter<v1::RouteInfo> responder_{&context_};
+  grpc_util::MemberTag<ExplainCall> request_tag_{this, &ExplainCall::OnRequest};
+  grpc_util::MemberTag<ExplainCall> finish_tag_{this, &ExplainCall::OnFinished};
+};
+
 }  // namespace
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* RouterService::Generate(
-    grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
-  auto* reactor = new grpc_util::SinkReactor<v1::GenerateResponse>(&MergeText);
-  router_->Generate(*request, DeadlineOf(context), std::make_shared<SinkStream>(reactor->sink()));
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* RouterService::Explain(grpc::CallbackServerContext* context,
-                                                 const v1::GenerateRequest* request,
-                                                 v1::RouteInfo* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<v1::RouteInfo> info = router_->Explain(*request);
-  if (info.ok()) *response = *std::move(info);
-  reactor->Finish(grpc_util::ToGrpcStatus(info.status()));
-  return reactor;
+void RouterService::Serve(grpc_util::CqPool* queues) {
+  for (int i = 0; i < queues->size(); ++i) {
+    for (int n = 0; n < kWaitingCallsPerQueue; ++n) {
+      (new GenerateCall(this, router_, queues->queue(i)))->Listen();
+    }
+    (new ExplainCall(this, router_, queues->queue(i)))->Listen();
+  }
 }
 
 }  // namespace hr::device

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 
@@ -293,6 +294,43 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   EXPECT_TRUE(done);
   EXPECT_EQ(texts, 30);
   EXPECT_EQ(cloud.WaitExit(absl::Seconds(15)), 0);
+}
+
+TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
+  // A local answer of 30 tokens at 40 tokens/s is under way when SIGTERM comes: it
+  // is finished, a health watcher hears NOT_SERVING and is let go (status OK,
+  // not cut off at the drain deadline), and the process exits 0.
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}},
+             {"--local_engine=synthetic", "--local_synthetic_tokens_per_second=40"});
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", t.device_port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext watch_ctx;
+  auto watch = health->Watch(&watch_ctx, grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse status;
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  grpc::ClientContext ctx;
+  auto reader = t.device()->Generate(
+      &ctx, Request("en", "tell me a story", false, v1::ROUTE_HINT_UNSPECIFIED, 30));
+  v1::GenerateResponse r;
+  ASSERT_TRUE(reader->Read(&r));
+  ASSERT_TRUE(r.has_route());
+  EXPECT_EQ(r.route().target(), v1::LOCAL);
+  kill(t.device_process().pid(), SIGTERM);
+
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&status));
+  EXPECT_TRUE(watch->Finish().ok());
+
+  int64_t tokens = 0;
+  while (reader->Read(&r)) {
+    if (r.has_done()) tokens = r.done().usage().completion_tokens();
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(tokens, 30);
+  EXPECT_EQ(t.device_process().WaitExit(absl::Seconds(15)), 0);
 }
 
 TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
