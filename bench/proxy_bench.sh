@@ -12,6 +12,7 @@
 #
 #   bench/proxy_bench.sh            (after scripts/setup.sh; installs nginx and jq if missing)
 #   ROUNDS=3 DURATION=10s CONCURRENCY=16 RPS=500 bench/proxy_bench.sh
+#   DEVICE_FLAGS=--io_threads=2 bench/proxy_bench.sh     (extra hr-device flags)
 #
 # Everything runs on this machine: client, router, proxy and backend share its
 # cores. Results and logs go to build/bench/proxy/.
@@ -54,7 +55,7 @@ backends { name: "us-east-1-bench" address: "127.0.0.1:$BACKEND_PORT" region: "u
 EOF
 "$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
   --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
-  >"$OUT/device.log" 2>&1 &
+  ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
 PIDS+=($!); wait_port_file "$OUT/device.port" $! device
 DEVICE_PORT=$(cat "$OUT/device.port")
 
@@ -84,6 +85,10 @@ DEVICE_PID=${PIDS[1]}
 # CPU time (user + system, in clock ticks) of a process and its children threads;
 # for nginx, the master and its workers.
 ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s+=$1} END {print s+0}'; }
+# Context switches (voluntary and not) of every thread of the processes.
+switches() {
+  for p in "$@"; do cat /proc/"$p"/task/*/status; done | awk '/ctxt_switches/ {s+=$2} END {print s+0}'
+}
 proxy_pids() {  # name
   case $1 in
     direct) ;;
@@ -112,13 +117,14 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "==> round $r/$ROUNDS: closed loop ($CONCURRENCY streams), open loop ($RPS/s), $DURATION each"
   for n in "${NAMES[@]}"; do
     # shellcheck disable=SC2046
-    b0=$(ticks "$BACKEND_PID"); p0=$(ticks $(proxy_pids "$n"))
+    b0=$(ticks "$BACKEND_PID"); p0=$(ticks $(proxy_pids "$n")); s0=$(switches $(proxy_pids "$n"))
     load "$n" "$OUT/closed-$n-$r.json" --mode closed --concurrency "$CONCURRENCY" --duration "$DURATION"
     # shellcheck disable=SC2046
-    b1=$(ticks "$BACKEND_PID"); p1=$(ticks $(proxy_pids "$n"))
+    b1=$(ticks "$BACKEND_PID"); p1=$(ticks $(proxy_pids "$n")); s1=$(switches $(proxy_pids "$n"))
     ok=$(jq -r '.ok|tonumber' "$OUT/closed-$n-$r.json")
-    awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v ok="$ok" -v hz="$HZ" \
-      'BEGIN { printf "%.1f %.1f\n", p * 1e6 / hz / ok, b * 1e6 / hz / ok }' >"$OUT/cpu-$n-$r.txt"
+    awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v s=$((s1 - s0)) -v ok="$ok" -v hz="$HZ" \
+      'BEGIN { printf "%.1f %.1f %.2f\n", p * 1e6 / hz / ok, b * 1e6 / hz / ok, s / ok }' \
+      >"$OUT/cpu-$n-$r.txt"
     load "$n" "$OUT/open-$n-$r.json" --mode open --rps "$RPS" --duration "$DURATION"
   done
 done
@@ -130,7 +136,7 @@ median() {
 }
 failures() { for f in "$@"; do jq -r '(.failed|tonumber) + (.residency_violations|tonumber)' "$f"; done | awk '{s+=$1} END {print s+0}'; }
 
-declare -A TPUT P50 P99 OPEN_TPUT FAILED PROXY_CPU BACKEND_CPU
+declare -A TPUT P50 P99 OPEN_TPUT FAILED PROXY_CPU BACKEND_CPU PROXY_SW
 for n in "${NAMES[@]}"; do
   TPUT[$n]=$(median '.throughput_rps' "$OUT"/closed-"$n"-*.json)
   P50[$n]=$(median '(.latency.p50_us|tonumber)' "$OUT"/open-"$n"-*.json)
@@ -139,6 +145,7 @@ for n in "${NAMES[@]}"; do
   FAILED[$n]=$(failures "$OUT"/closed-"$n"-*.json "$OUT"/open-"$n"-*.json)
   PROXY_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f1 | mid)
   BACKEND_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f2 | mid)
+  PROXY_SW[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f3 | mid)
 done
 
 {
@@ -146,11 +153,12 @@ done
   echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
   echo "client, backend, hr-device and nginx share these cores; medians of $ROUNDS rounds"
   echo
-  printf '%-8s %14s %16s %18s %14s %14s %8s\n' "" "closed: ok/s" "proxy CPU us/req" "backend CPU us/req" \
-    "open: p50 us" "open: p99 us" "failed"
+  printf '%-8s %13s %17s %18s %19s %13s %13s %7s\n' "" "closed: ok/s" "proxy CPU us/req" \
+    "proxy switches/req" "backend CPU us/req" "open: p50 us" "open: p99 us" "failed"
   for n in "${NAMES[@]}"; do
-    printf '%-8s %14.0f %16.1f %18.1f %14d %14d %8d\n' "$n" "${TPUT[$n]}" "${PROXY_CPU[$n]}" \
-      "${BACKEND_CPU[$n]}" "${P50[$n]}" "${P99[$n]}" "${FAILED[$n]}"
+    printf '%-8s %13.0f %17.1f %18.2f %19.1f %13d %13d %7d\n' "$n" "${TPUT[$n]}" \
+      "${PROXY_CPU[$n]}" "${PROXY_SW[$n]}" "${BACKEND_CPU[$n]}" "${P50[$n]}" "${P99[$n]}" \
+      "${FAILED[$n]}"
   done
   echo
   awk -v b="${TPUT[device]}" -v a="${TPUT[direct]}" -v c="${TPUT[nginx]}" \
