@@ -21,7 +21,9 @@ constexpr char kServiceConfig[] = R"({
 // until both the start and the finish tags are back.
 class QueueCall final : public CloudCall {
  public:
-  QueueCall(CloudCallbacks callbacks, absl::Time deadline) : callbacks_(std::move(callbacks)) {
+  // `ended` runs once, when the last tag is back.
+  QueueCall(CloudCallbacks callbacks, absl::Time deadline, std::function<void()> ended)
+      : callbacks_(std::move(callbacks)), ended_(std::move(ended)) {
     if (deadline != absl::InfiniteFuture()) context_.set_deadline(absl::ToChronoTime(deadline));
   }
 
@@ -75,10 +77,13 @@ class QueueCall final : public CloudCall {
 
   void Unref() {
     // May delete this, if the caller dropped its handle.
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) self_.reset();
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    ended_();
+    self_.reset();
   }
 
   CloudCallbacks callbacks_;
+  const std::function<void()> ended_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientAsyncReader<v1::CloudChunk>> reader_;
   v1::CloudChunk chunk_;
@@ -120,9 +125,22 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
     absl::MutexLock lock(&mu_);
     stub = stubs_[backend.address()].get();
   }
-  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline);
+  {
+    absl::MutexLock lock(&calls_mu_);
+    ++live_calls_;
+  }
+  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, [this] {
+    absl::MutexLock lock(&calls_mu_);
+    --live_calls_;
+  });
   call->Begin(stub, request, pick_queue_(), call);
   return call;
+}
+
+bool GrpcCloudClient::WaitForCalls(absl::Duration timeout) {
+  absl::MutexLock lock(&calls_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) { return live_calls_ == 0; };
+  return calls_mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
 bool GrpcCloudClient::IsDown(const v1::Backend& backend) {

@@ -64,6 +64,12 @@ class GrpcCloudClient : public CloudClient {
                                    absl::Time deadline, CloudCallbacks callbacks) override;
   bool IsDown(const v1::Backend& backend) override;
 
+  // Waits until no call is in flight, at most `timeout`; false if some still are.
+  // For shutdown: once the server's calls are over, their backend calls end soon
+  // (they are cancelled with them), and only then may the queues they run on be
+  // shut down.
+  bool WaitForCalls(absl::Duration timeout);
+
  private:
   std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address);
 
@@ -72,6 +78,8 @@ class GrpcCloudClient : public CloudClient {
   absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<v1::CloudInference::Stub>> stubs_
       ABSL_GUARDED_BY(mu_);
+  absl::Mutex calls_mu_;
+  int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
 };
 
 }  // namespace hr::device

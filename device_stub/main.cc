@@ -171,7 +171,10 @@ int main(int argc, char** argv) {
   spdlog::info("signal {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   health_service.Shutdown();  // NOT_SERVING, and watchers are let go
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
-  queues->Shutdown();  // every call has ended, so no backend call can start any more
+  // Every call has ended; backend calls cancelled with them end shortly. Only then
+  // may their queues shut down (no operation may start on a shut-down queue).
+  if (!cloud.WaitForCalls(absl::Seconds(5))) spdlog::warn("backend calls still running at exit");
+  queues->Shutdown();
   local.Shutdown();
   spdlog::info("stopped");
   return 0;

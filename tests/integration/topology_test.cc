@@ -333,6 +333,53 @@ TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
   EXPECT_EQ(t.device_process().WaitExit(absl::Seconds(15)), 0);
 }
 
+TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
+  // Cloud answers that outlast --drain_timeout are cancelled, with their backend
+  // calls; the device must still exit 0 (no operation started on its shut-down
+  // completion queues by a backend call that ended late).
+  std::string dir = MakeTestDir();
+  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--listen=127.0.0.1:0",
+                 "--port_file=" + dir + "/cloud.port", "--engine=synthetic",
+                 "--synthetic_tokens_per_second=20", "--slots=8"},
+                dir + "/cloud.log");
+  int cloud_port = WaitForPort(cloud, dir + "/cloud.port");
+  std::ofstream(dir + "/backends.textproto")
+      << "backends { name: \"us\" address: \"127.0.0.1:" << cloud_port
+      << "\" region: \"us-east-1\" model_family: \"llama\" }\n";
+  Process device({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0",
+                  "--port_file=" + dir + "/device.port",
+                  "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                  "--backends=" + dir + "/backends.textproto", "--local_engine=synthetic",
+                  "--complexity_model=", "--drain_timeout=200ms"},
+                 dir + "/device.log");
+  int port = WaitForPort(device, dir + "/device.port");
+  auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                      grpc::InsecureChannelCredentials()));
+  constexpr int kCalls = 4;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>>> readers;
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    // 200 tokens at 20 tokens/s: far longer than the drain allows.
+    readers.push_back(stub->Generate(contexts.back().get(),
+                                     Request("en-US", "tell me a story", true,
+                                             v1::PREFER_CLOUD, 200)));
+    v1::GenerateResponse r;
+    ASSERT_TRUE(readers.back()->Read(&r));
+    ASSERT_TRUE(r.has_route());
+    ASSERT_EQ(r.route().target(), v1::CLOUD);
+  }
+  kill(device.pid(), SIGTERM);
+  for (auto& reader : readers) {
+    v1::GenerateResponse r;
+    while (reader->Read(&r)) {
+    }
+    EXPECT_FALSE(reader->Finish().ok());
+  }
+  EXPECT_EQ(device.WaitExit(absl::Seconds(15)), 0) << ReadFile(dir + "/device.log");
+  EXPECT_FALSE(absl::StrContains(ReadFile(dir + "/device.log"), "still running"));
+}
+
 TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
   const std::vector<std::string> prompts = {"What is the capital of France?",
