@@ -3,7 +3,9 @@
 #include <atomic>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "grpc_util/cq_pool.h"
+#include "grpcpp/alarm.h"
 #include "grpc_util/server_util.h"
 
 namespace hr::device {
@@ -17,8 +19,9 @@ constexpr char kServiceConfig[] = R"({
 })";
 
 // One call on the completion-queue API: the start, each read and the finish come
-// back as tags on the queue the call was started on. Keeps itself alive (self_)
-// until both the start and the finish tags are back.
+// back as tags on the queue the call was started on, and so does the alarm that
+// gives the call up when no text came within the first-text timeout. Keeps itself
+// alive (self_) until every tag is back.
 class QueueCall final : public CloudCall {
  public:
   // `ended` runs once, when the last tag is back.
@@ -27,9 +30,17 @@ class QueueCall final : public CloudCall {
     if (deadline != absl::InfiniteFuture()) context_.set_deadline(absl::ToChronoTime(deadline));
   }
 
+  // `first_text_timeout`: how long the backend may take to send text (or its
+  // final message); then the call is cancelled and ends UNAVAILABLE. Zero: no limit.
   void Begin(v1::CloudInference::Stub* stub, const v1::CloudRequest& request,
-             grpc::CompletionQueue* queue, std::shared_ptr<QueueCall> self) {
+             grpc::CompletionQueue* queue, absl::Duration first_text_timeout,
+             std::shared_ptr<QueueCall> self) {
     self_ = std::move(self);
+    first_text_timeout_ = first_text_timeout;
+    if (first_text_timeout > absl::ZeroDuration()) {
+      refs_.fetch_add(1, std::memory_order_relaxed);
+      alarm_.Set(queue, absl::ToChronoTime(absl::Now() + first_text_timeout), &alarm_tag_);
+    }
     // The request is serialized here; it need not outlive this call.
     reader_ = stub->PrepareAsyncGenerate(&context_, request, queue);
     reader_->StartCall(&start_tag_);
@@ -41,6 +52,21 @@ class QueueCall final : public CloudCall {
  private:
   void OnStarted(bool /*ok*/) { Unref(); }  // a failed start shows in the read and finish
 
+  // ok: the timeout passed (false: the alarm was cancelled).
+  void OnAlarm(bool ok) {
+    if (ok && !answered_.load(std::memory_order_acquire)) {
+      timed_out_.store(true, std::memory_order_release);
+      context_.TryCancel();
+    }
+    Unref();
+  }
+
+  // Text or the final message came: the backend is answering.
+  void Answered() {
+    if (answered_.exchange(true, std::memory_order_acq_rel)) return;
+    if (first_text_timeout_ > absl::ZeroDuration()) alarm_.Cancel();
+  }
+
   void OnRead(bool ok) {
     if (!ok) {  // the stream ended; the finish says how
       reader_->Finish(&status_, &finish_tag_);
@@ -51,9 +77,11 @@ class QueueCall final : public CloudCall {
         callbacks_.on_start(chunk_.start());
         break;
       case v1::CloudChunk::kText:
+        Answered();
         callbacks_.on_text(std::move(*chunk_.mutable_text()));
         break;
       case v1::CloudChunk::kDone:
+        Answered();
         done_ = std::move(*chunk_.mutable_done());
         got_done_ = true;
         break;
@@ -65,7 +93,11 @@ class QueueCall final : public CloudCall {
   }
 
   void OnFinished(bool /*ok*/) {
-    if (!status_.ok()) {
+    Answered();  // nothing more to wait for
+    if (timed_out_.load(std::memory_order_acquire) && !got_done_) {
+      callbacks_.on_done(absl::UnavailableError(absl::StrCat(
+          "backend sent no text within ", absl::FormatDuration(first_text_timeout_))));
+    } else if (!status_.ok()) {
       callbacks_.on_done(grpc_util::FromGrpcStatus(status_));
     } else if (!got_done_) {
       callbacks_.on_done(absl::DataLossError("backend ended the stream without a final message"));
@@ -90,11 +122,17 @@ class QueueCall final : public CloudCall {
   v1::CloudDone done_;
   bool got_done_ = false;
   grpc::Status status_;
-  std::atomic<int> refs_{2};  // the start tag and the read-then-finish chain
+  absl::Duration first_text_timeout_;
+  grpc::Alarm alarm_;
+  std::atomic<bool> answered_{false};
+  std::atomic<bool> timed_out_{false};
+  // The start tag, the read-then-finish chain, and the alarm when set.
+  std::atomic<int> refs_{2};
   std::shared_ptr<QueueCall> self_;
   grpc_util::MemberTag<QueueCall> start_tag_{this, &QueueCall::OnStarted};
   grpc_util::MemberTag<QueueCall> read_tag_{this, &QueueCall::OnRead};
   grpc_util::MemberTag<QueueCall> finish_tag_{this, &QueueCall::OnFinished};
+  grpc_util::MemberTag<QueueCall> alarm_tag_{this, &QueueCall::OnAlarm};
 };
 
 }  // namespace
@@ -133,7 +171,7 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
     absl::MutexLock lock(&calls_mu_);
     --live_calls_;
   });
-  call->Begin(stub, request, pick_queue_(), call);
+  call->Begin(stub, request, pick_queue_(), first_text_timeout_, call);
   return call;
 }
 

@@ -55,11 +55,16 @@ class CloudClient {
 // completion-queue API: each on the queue `pick_queue` returns when it starts
 // (CqPool::Pick: the starting thread's own queue, so a call's callbacks run
 // on the thread that serves the request), and the callbacks run on the thread
-// that drives that queue. Thread-safe.
+// that drives that queue. A backend that sends no text (nor its final message)
+// within `first_text_timeout` of the call's start is given up: the call is
+// cancelled and ends UNAVAILABLE, so the router can try another allowed backend or
+// the policy's fallback instead of waiting for the request's deadline (zero: no
+// limit). Thread-safe.
 class GrpcCloudClient : public CloudClient {
  public:
-  explicit GrpcCloudClient(std::function<grpc::CompletionQueue*()> pick_queue)
-      : pick_queue_(std::move(pick_queue)) {}
+  explicit GrpcCloudClient(std::function<grpc::CompletionQueue*()> pick_queue,
+                           absl::Duration first_text_timeout = absl::ZeroDuration())
+      : pick_queue_(std::move(pick_queue)), first_text_timeout_(first_text_timeout) {}
   std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
                                    absl::Time deadline, CloudCallbacks callbacks) override;
   bool IsDown(const v1::Backend& backend) override;
@@ -74,6 +79,7 @@ class GrpcCloudClient : public CloudClient {
   std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address);
 
   const std::function<grpc::CompletionQueue*()> pick_queue_;
+  const absl::Duration first_text_timeout_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<v1::CloudInference::Stub>> stubs_

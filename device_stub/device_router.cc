@@ -256,6 +256,10 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       return;
     }
     router_->health_->RecordFailure(backend->name());
+    // The code only: a backend's message is not ours to vouch for (it could quote the prompt).
+    spdlog::warn("backend={} region={} attempt failed code={} request_id={}", backend->name(),
+                 backend->region(), absl::StatusCodeToString(status.code()),
+                 p_.info.request_id());
     if (committed) {
       // Text already reached the client: no retry, the answer would be spliced.
       Complete(absl::UnavailableError(absl::StrCat("cloud backend ", backend->name(),

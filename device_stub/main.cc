@@ -43,6 +43,9 @@ ABSL_FLAG(double, complexity_threshold, -1, "complexity score from which a reque
 ABSL_FLAG(int, max_prompt_bytes, 32 * 1024, "largest accepted prompt (all messages)");
 ABSL_FLAG(int, default_max_tokens, 128, "answer length when a request gives none");
 ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(120), "for calls without a deadline");
+ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a cloud backend may "
+          "take to send the first text of an answer; then the attempt is given up and the next "
+          "allowed backend, or the policy's fallback, is tried (0: no limit)");
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
@@ -92,6 +95,10 @@ int main(int argc, char** argv) {
     spdlog::error("--local_slots must be at least 1 and --local_max_queue at least 0");
     return 2;
   }
+  if (absl::GetFlag(FLAGS_first_text_timeout) < absl::ZeroDuration()) {
+    spdlog::error("--first_text_timeout must not be negative");
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_io_threads) < 1) {
     spdlog::error("--io_threads must be at least 1");
     return 2;
@@ -131,7 +138,8 @@ int main(int argc, char** argv) {
   hr::engine::EnginePool local(std::move(made->generators), absl::GetFlag(FLAGS_local_max_queue));
   // Made with the server (its queues belong to the server's builder), before any call.
   std::unique_ptr<hr::grpc_util::CqPool> queues;
-  hr::device::GrpcCloudClient cloud([&queues] { return queues->Pick(); });
+  hr::device::GrpcCloudClient cloud([&queues] { return queues->Pick(); },
+                                    absl::GetFlag(FLAGS_first_text_timeout));
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;
   options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);

@@ -71,6 +71,7 @@ class Topology {
   void StopBackend(const std::string& name);
   const std::string& dir() const { return dir_; }
   Process& device_process() { return *device_; }
+  Process& backend_process(const std::string& name) { return *backends_.at(name); }
 
  private:
   std::string dir_;

@@ -1,6 +1,7 @@
 // End-to-end: real hr-device and hr-cloud processes on loopback, over gRPC.
 #include <signal.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -378,6 +379,51 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
   }
   EXPECT_EQ(device.WaitExit(absl::Seconds(15)), 0) << ReadFile(dir + "/device.log");
   EXPECT_FALSE(absl::StrContains(ReadFile(dir + "/device.log"), "still running"));
+}
+
+TEST(TopologyTest, SilentBackendIsGivenUpAfterTheFirstTextTimeout) {
+  // The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
+  // nothing answers. After --first_text_timeout the attempt is given up and the
+  // US rule's fallback (local) answers, long before the request's deadline.
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}},
+             {"--local_engine=synthetic", "--local_synthetic_tokens_per_second=0",
+              "--first_text_timeout=300ms"});
+  // Connected first, so the frozen backend looks up to the device's channel.
+  Answer warm = Generate(t.device(), Request("en-US", "hi", true, v1::PREFER_CLOUD, 4));
+  ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
+  ASSERT_EQ(warm.route.target(), v1::CLOUD);
+
+  const pid_t backend = t.backend_process("us-east-1-a").pid();
+  ASSERT_EQ(kill(backend, SIGSTOP), 0);
+  // kill() returns before every thread has stopped; wait until /proc says so.
+  auto all_stopped = [backend] {
+    for (const auto& task :
+         std::filesystem::directory_iterator(absl::StrCat("/proc/", backend, "/task"))) {
+      std::string stat = ReadFile(task.path().string() + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') {
+        return false;
+      }
+    }
+    return true;
+  };
+  bool stopped = false;
+  for (int i = 0; i < 500 && !(stopped = all_stopped()); ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(stopped);
+  Answer a = Generate(t.device(), Request("en-US", "hi again", true, v1::PREFER_CLOUD, 4),
+                      absl::Seconds(20));
+  kill(backend, SIGCONT);
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.route.target(), v1::LOCAL);
+  EXPECT_TRUE(a.route.fell_back());
+  bool said_why = false;
+  for (const std::string& reason : a.route.reasons()) {
+    said_why |= absl::StrContains(reason, "us-east-1-a (us-east-1): UNAVAILABLE backend sent no "
+                                          "text within 300ms");
+  }
+  EXPECT_TRUE(said_why) << a.route.DebugString();
+  EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"),
+                                "backend=us-east-1-a region=us-east-1 attempt failed code=UNAVAILABLE"));
 }
 
 TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
