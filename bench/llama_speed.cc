@@ -17,6 +17,7 @@
 #include "absl/flags/usage.h"
 #include "absl/time/clock.h"
 #include "llama.h"
+#include "util/flags.h"
 
 ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "GGUF model");
 ABSL_FLAG(int, threads, 2, "CPU threads (as hr-device's --local_threads)");
@@ -70,6 +71,7 @@ bool Run(llama_context* ctx, const llama_vocab* vocab, const std::vector<llama_t
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "llama.cpp's own speed on a model, without the router: prompt, generation and\n"
       "whole-request tokens per second over --runs runs.\n"

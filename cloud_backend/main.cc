@@ -14,6 +14,7 @@
 #include "engine/engine_factory.h"
 #include "grpc_util/server_util.h"
 #include "spdlog/spdlog.h"
+#include "util/flags.h"
 #include "util/log_format.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50061", "address to serve on (port 0: any free port)");
@@ -36,6 +37,7 @@ ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 
 int main(int argc, char** argv) {
   hr::grpc_util::BlockTerminationSignals();
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "A region-pinned cloud backend: serves hybridrouter.v1.CloudInference and refuses\n"
       "(FAILED_PRECONDITION) every request whose residency claim does not list --region.\n"

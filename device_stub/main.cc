@@ -21,6 +21,7 @@
 #include "policy/residency_policy.h"
 #include "router/complexity_model.h"
 #include "spdlog/spdlog.h"
+#include "util/flags.h"
 #include "util/log_format.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve Router on (port 0: any)");
@@ -73,6 +74,7 @@ std::shared_ptr<const hr::policy::ResidencyPolicy> LoadOrLog() {
 
 int main(int argc, char** argv) {
   hr::grpc_util::BlockTerminationSignals();
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
       "model or on a cloud backend in a region its locale's policy allows.\n"

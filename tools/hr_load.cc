@@ -26,6 +26,7 @@
 #include "hybridrouter/v1/cloud.grpc.pb.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "load_lib.h"
+#include "util/flags.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "address to load: hr-device (--api router), or "
           "hr-cloud or a proxy in front of it (--api cloud)");
@@ -471,6 +472,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
   absl::ParseCommandLine(argc, argv);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; that

@@ -23,6 +23,7 @@
 #include "router/detectors.h"
 #include "router/routing_eval.h"
 #include "router/text_features.h"
+#include "util/flags.h"
 
 ABSL_FLAG(std::string, data, "", "input: outcome JSONL (train, eval, calibrate) or presidio "
           "JSON (detectors)");
@@ -398,6 +399,7 @@ int Detectors() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   std::string cmd = args.size() > 1 ? args[1] : "";

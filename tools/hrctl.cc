@@ -21,6 +21,7 @@
 #include "records.pb.h"
 #include "router/classifier.h"
 #include "router/complexity_model.h"
+#include "util/flags.h"
 #include "util/text_proto.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "the device router (hr-device) to talk to");
@@ -388,6 +389,7 @@ int Detect() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {

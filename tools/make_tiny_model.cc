@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "ggml.h"
 #include "gguf.h"
+#include "util/flags.h"
 
 ABSL_FLAG(std::string, vocab, "", "llama.cpp vocabulary GGUF (models/ggml-vocab-qwen2.gguf)");
 ABSL_FLAG(std::string, out, "", "where to write the model");
@@ -57,6 +58,7 @@ struct Builder {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "Writes a tiny random-weight Qwen2 GGUF for tests.\n"
       "Usage: hr-make-tiny-model --vocab ggml-vocab-qwen2.gguf --out tiny.gguf");

@@ -426,6 +426,24 @@ TEST(TopologyTest, SilentBackendIsGivenUpAfterTheFirstTextTimeout) {
                                 "backend=us-east-1-a region=us-east-1 attempt failed code=UNAVAILABLE"));
 }
 
+TEST(BinariesTest, HelpListsEachProgramsOwnFlags) {
+  // Abseil lists by default only flags from a file named like the program, which
+  // left --help of most binaries without a single flag.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"hr-device", "--first_text_timeout"}, {"hr-cloud", "--record_requests"},
+      {"hr-load", "--channels"},             {"hr-train", "--seed"},
+      {"hrctl", "--request_id"}};
+  std::string dir = MakeTestDir();
+  for (const auto& [binary, flag] : cases) {
+    std::string log = dir + "/" + binary + ".help";
+    Process p({std::string(HR_BIN_DIR) + "/" + binary, "--help"}, log);
+    p.WaitExit(absl::Seconds(30));
+    std::string help = ReadFile(log);
+    EXPECT_TRUE(absl::StrContains(help, flag)) << binary << " --help:\n" << help;
+    EXPECT_FALSE(absl::StrContains(help, "--flagfile")) << binary << ": Abseil's own flags";
+  }
+}
+
 TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
   const std::vector<std::string> prompts = {"What is the capital of France?",
