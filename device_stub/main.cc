@@ -1,14 +1,18 @@
 // hr-device: the device-side router serving hybridrouter.v1.Router.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <memory>
 #include <string>
+#include <thread>
+#include <tuple>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "device_stub/cloud_client.h"
 #include "device_stub/device_router.h"
@@ -49,6 +53,8 @@ ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a clo
           "allowed backend, or the policy's fallback, is tried (0: no limit)");
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
+ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2), "how often to look for changes to "
+          "--policy and --backends and reload them (0: reload on SIGHUP only)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
@@ -70,6 +76,54 @@ std::shared_ptr<const hr::policy::ResidencyPolicy> LoadOrLog() {
   return *policy;
 }
 
+// What identifies a file's version without reading it: a rename over it (as
+// config tools do) changes the inode, an edit in place the time or the size.
+using FileStamp = std::tuple<dev_t, ino_t, int64_t, int64_t, off_t>;
+
+FileStamp StampOf(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return {};
+  return {st.st_dev, st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
+}
+
+// Reloads the policy and backends on SIGHUP and when either file changes; an
+// invalid version keeps the old configuration. Thread-safe.
+class Reloader {
+ public:
+  explicit Reloader(hr::device::DeviceRouter* router) : router_(router), stamps_(Stamps()) {}
+
+  void Reload(absl::string_view why) {
+    absl::MutexLock lock(&mu_);
+    ReloadLocked(why);
+  }
+
+  // Reloads if a file changed since the last load.
+  void ReloadIfChanged() {
+    absl::MutexLock lock(&mu_);
+    if (Stamps() != stamps_) ReloadLocked("a configuration file changed");
+  }
+
+ private:
+  static std::pair<FileStamp, FileStamp> Stamps() {
+    return {StampOf(absl::GetFlag(FLAGS_policy)), StampOf(absl::GetFlag(FLAGS_backends))};
+  }
+
+  void ReloadLocked(absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    // Stamped before reading: a change during the read shows at the next look.
+    stamps_ = Stamps();
+    spdlog::info("{}: reloading the policy and backends", why);
+    if (auto reloaded = LoadOrLog()) {
+      router_->SetPolicy(std::move(reloaded));
+    } else {
+      spdlog::error("reload failed; keeping policy version={}", router_->policy()->version());
+    }
+  }
+
+  hr::device::DeviceRouter* const router_;
+  absl::Mutex mu_;
+  std::pair<FileStamp, FileStamp> stamps_ ABSL_GUARDED_BY(mu_);
+};
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -78,7 +132,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
       "model or on a cloud backend in a region its locale's policy allows.\n"
-      "SIGHUP reloads --policy and --backends (an invalid file keeps the old config).\n"
+      "SIGHUP, or a change to either file, reloads --policy and --backends (an invalid\n"
+      "file keeps the old config).\n"
       "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
       "[--model FILE.gguf]");
   absl::ParseCommandLine(argc, argv);
@@ -170,15 +225,18 @@ int main(int argc, char** argv) {
   spdlog::info("serving port={} local_engine={} model=\"{}\" slots={}", server->port, engine,
                made->description, slots);
 
-  int sig = hr::grpc_util::WaitForTermination([&router] {
-    spdlog::info("SIGHUP: reloading the policy and backends");
-    if (auto reloaded = LoadOrLog()) {
-      router.SetPolicy(std::move(reloaded));
-    } else {
-      spdlog::error("reload failed; keeping policy version={}", router.policy()->version());
-    }
-  });
+  Reloader reloader(&router);
+  absl::Notification stop_watching;
+  std::thread watcher;
+  if (const absl::Duration every = absl::GetFlag(FLAGS_watch_interval); every > absl::ZeroDuration()) {
+    watcher = std::thread([&reloader, &stop_watching, every] {
+      while (!stop_watching.WaitForNotificationWithTimeout(every)) reloader.ReloadIfChanged();
+    });
+  }
+  int sig = hr::grpc_util::WaitForTermination([&reloader] { reloader.Reload("SIGHUP"); });
   spdlog::info("signal {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  stop_watching.Notify();
+  if (watcher.joinable()) watcher.join();
   health_service.Shutdown();  // NOT_SERVING, and watchers are let go
   server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
   // Every call has ended; backend calls cancelled with them end shortly. Only then

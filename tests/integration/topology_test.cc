@@ -9,6 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -234,6 +235,53 @@ TEST(TopologyTest, SighupWithABrokenPolicyKeepsTheOldOne) {
   ASSERT_TRUE(stub->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
   EXPECT_EQ(info.policy_version(), "2026-11-example-1");
   EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/device.log"), "reload failed"));
+}
+
+TEST(TopologyTest, ChangedPolicyFileIsReloadedWithoutASignal) {
+  std::string dir = MakeTestDir();
+  std::string policy = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
+  std::ofstream(dir + "/policy.textproto") << policy;
+  std::ofstream(dir + "/backends.textproto") << "";
+  Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
+             "--policy=" + dir + "/policy.textproto", "--backends=" + dir + "/backends.textproto",
+             "--local_engine=synthetic", "--complexity_model=", "--watch_interval=50ms"},
+            dir + "/device.log");
+  int port = WaitForPort(p, dir + "/port");
+  auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                      grpc::InsecureChannelCredentials()));
+  auto version_now = [&stub] {
+    grpc::ClientContext ctx;
+    v1::RouteInfo info;
+    EXPECT_TRUE(stub->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
+    return info.policy_version();
+  };
+  auto version_becomes = [&version_now](const std::string& want) {
+    for (int i = 0; i < 200; ++i) {
+      if (version_now() == want) return true;
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+    return false;
+  };
+  ASSERT_EQ(version_now(), "2026-11-example-1");
+
+  // Replaced the way config tools do it: written aside, renamed over the old one.
+  std::string next = absl::StrReplaceAll(policy, {{"2026-11-example-1", "2026-11-example-2"}});
+  std::ofstream(dir + "/policy.next") << next;
+  ASSERT_EQ(std::rename((dir + "/policy.next").c_str(), (dir + "/policy.textproto").c_str()), 0);
+  EXPECT_TRUE(version_becomes("2026-11-example-2")) << ReadFile(dir + "/device.log");
+
+  // A broken edit in place is refused and the last good version stays.
+  std::ofstream(dir + "/policy.textproto") << "version: \"broken\"\nnot_a_field: 1\n";
+  for (int i = 0; i < 200 && !absl::StrContains(ReadFile(dir + "/device.log"), "reload failed");
+       ++i) {
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/device.log"), "reload failed"));
+  EXPECT_EQ(version_now(), "2026-11-example-2");
+
+  // Fixed again: picked up without a signal.
+  std::ofstream(dir + "/policy.textproto") << policy;
+  EXPECT_TRUE(version_becomes("2026-11-example-1"));
 }
 
 TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
