@@ -215,72 +215,84 @@ TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
   EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/validate.log"), "policy.textproto:4:"));
 }
 
+// An hr-device without backends on its own copy of the shipped policy, which a
+// test may rewrite (policy_path()).
+class DeviceOnOwnPolicy {
+ public:
+  explicit DeviceOnOwnPolicy(const std::vector<std::string>& flags)
+      : dir_(MakeTestDir()), policy_(ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto")) {
+    std::ofstream(policy_path()) << policy_;
+    std::ofstream(dir_ + "/backends.textproto") << "";
+    std::vector<std::string> argv = {HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0",
+                                     "--port_file=" + dir_ + "/port",
+                                     "--policy=" + policy_path(),
+                                     "--backends=" + dir_ + "/backends.textproto",
+                                     "--local_engine=synthetic", "--complexity_model="};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    process_ = std::make_unique<Process>(argv, dir_ + "/device.log");
+    int port = WaitForPort(*process_, dir_ + "/port");
+    stub_ = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                                    grpc::InsecureChannelCredentials()));
+  }
+
+  const std::string& dir() const { return dir_; }
+  const std::string& shipped_policy() const { return policy_; }
+  std::string policy_path() const { return dir_ + "/policy.textproto"; }
+  std::string log() const { return ReadFile(dir_ + "/device.log"); }
+  Process& process() { return *process_; }
+
+  // The policy version a decision names now.
+  std::string PolicyVersion() {
+    grpc::ClientContext ctx;
+    v1::RouteInfo info;
+    EXPECT_TRUE(stub_->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
+    return info.policy_version();
+  }
+
+ private:
+  std::string dir_;
+  std::string policy_;
+  std::unique_ptr<Process> process_;
+  std::unique_ptr<v1::Router::Stub> stub_;
+};
+
 TEST(TopologyTest, SighupWithABrokenPolicyKeepsTheOldOne) {
-  std::string dir = MakeTestDir();
-  std::string policy = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
-  std::ofstream(dir + "/policy.textproto") << policy;
-  std::ofstream(dir + "/backends.textproto") << "";
-  Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
-             "--policy=" + dir + "/policy.textproto", "--backends=" + dir + "/backends.textproto",
-             "--model=" HR_TINY_MODEL, "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"},
-            dir + "/device.log");
-  int port = WaitForPort(p, dir + "/port");
-  auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                      grpc::InsecureChannelCredentials()));
-  std::ofstream(dir + "/policy.textproto") << "version: \"broken\"\nnot_a_field: 1\n";
-  kill(p.pid(), SIGHUP);
+  DeviceOnOwnPolicy d({"--watch_interval=0"});
+  std::ofstream(d.policy_path()) << "version: \"broken\"\nnot_a_field: 1\n";
+  kill(d.process().pid(), SIGHUP);
   absl::SleepFor(absl::Milliseconds(300));
-  grpc::ClientContext ctx;
-  v1::RouteInfo info;
-  ASSERT_TRUE(stub->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
-  EXPECT_EQ(info.policy_version(), "2026-11-example-1");
-  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/device.log"), "reload failed"));
+  EXPECT_EQ(d.PolicyVersion(), "2026-11-example-1");
+  EXPECT_TRUE(absl::StrContains(d.log(), "reload failed"));
 }
 
 TEST(TopologyTest, ChangedPolicyFileIsReloadedWithoutASignal) {
-  std::string dir = MakeTestDir();
-  std::string policy = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
-  std::ofstream(dir + "/policy.textproto") << policy;
-  std::ofstream(dir + "/backends.textproto") << "";
-  Process p({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
-             "--policy=" + dir + "/policy.textproto", "--backends=" + dir + "/backends.textproto",
-             "--local_engine=synthetic", "--complexity_model=", "--watch_interval=50ms"},
-            dir + "/device.log");
-  int port = WaitForPort(p, dir + "/port");
-  auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                      grpc::InsecureChannelCredentials()));
-  auto version_now = [&stub] {
-    grpc::ClientContext ctx;
-    v1::RouteInfo info;
-    EXPECT_TRUE(stub->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
-    return info.policy_version();
-  };
-  auto version_becomes = [&version_now](const std::string& want) {
+  DeviceOnOwnPolicy d({"--watch_interval=50ms"});
+  auto version_becomes = [&d](const std::string& want) {
     for (int i = 0; i < 200; ++i) {
-      if (version_now() == want) return true;
+      if (d.PolicyVersion() == want) return true;
       absl::SleepFor(absl::Milliseconds(25));
     }
     return false;
   };
-  ASSERT_EQ(version_now(), "2026-11-example-1");
+  ASSERT_EQ(d.PolicyVersion(), "2026-11-example-1");
 
   // Replaced the way config tools do it: written aside, renamed over the old one.
-  std::string next = absl::StrReplaceAll(policy, {{"2026-11-example-1", "2026-11-example-2"}});
-  std::ofstream(dir + "/policy.next") << next;
-  ASSERT_EQ(std::rename((dir + "/policy.next").c_str(), (dir + "/policy.textproto").c_str()), 0);
-  EXPECT_TRUE(version_becomes("2026-11-example-2")) << ReadFile(dir + "/device.log");
+  std::string next =
+      absl::StrReplaceAll(d.shipped_policy(), {{"2026-11-example-1", "2026-11-example-2"}});
+  std::ofstream(d.dir() + "/policy.next") << next;
+  ASSERT_EQ(std::rename((d.dir() + "/policy.next").c_str(), d.policy_path().c_str()), 0);
+  EXPECT_TRUE(version_becomes("2026-11-example-2")) << d.log();
 
   // A broken edit in place is refused and the last good version stays.
-  std::ofstream(dir + "/policy.textproto") << "version: \"broken\"\nnot_a_field: 1\n";
-  for (int i = 0; i < 200 && !absl::StrContains(ReadFile(dir + "/device.log"), "reload failed");
-       ++i) {
+  std::ofstream(d.policy_path()) << "version: \"broken\"\nnot_a_field: 1\n";
+  for (int i = 0; i < 200 && !absl::StrContains(d.log(), "reload failed"); ++i) {
     absl::SleepFor(absl::Milliseconds(25));
   }
-  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/device.log"), "reload failed"));
-  EXPECT_EQ(version_now(), "2026-11-example-2");
+  EXPECT_TRUE(absl::StrContains(d.log(), "reload failed"));
+  EXPECT_EQ(d.PolicyVersion(), "2026-11-example-2");
 
   // Fixed again: picked up without a signal.
-  std::ofstream(dir + "/policy.textproto") << policy;
+  std::ofstream(d.policy_path()) << d.shipped_policy();
   EXPECT_TRUE(version_becomes("2026-11-example-1"));
 }
 
