@@ -185,24 +185,24 @@ absl::StatusOr<ResidencyOracle::Allowance> ResidencyOracle::Allowed(
   return it->second;
 }
 
-tools::LatencySummary Summarize(std::vector<int64_t>* values) {
+tools::LatencySummary Summarize(std::vector<int64_t> values) {
   tools::LatencySummary s;
-  if (values->empty()) return s;
-  std::sort(values->begin(), values->end());
-  const size_t n = values->size();
+  if (values.empty()) return s;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
   // Nearest rank: the smallest value with at least q of the values at or below it.
   auto at = [&](double q) {
     size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(n)));
-    return (*values)[std::clamp<size_t>(rank, 1, n) - 1];
+    return values[std::clamp<size_t>(rank, 1, n) - 1];
   };
   double sum = 0;
-  for (int64_t v : *values) sum += static_cast<double>(v);
+  for (int64_t v : values) sum += static_cast<double>(v);
   s.set_count(static_cast<int64_t>(n));
   s.set_p50_us(at(0.50));
   s.set_p90_us(at(0.90));
   s.set_p99_us(at(0.99));
   s.set_p999_us(at(0.999));
-  s.set_max_us(values->back());
+  s.set_max_us(values.back());
   s.set_mean_us(sum / static_cast<double>(n));
   return s;
 }
@@ -278,28 +278,23 @@ tools::LoadReport ReportBuilder::Build(absl::Duration duration) const {
   r.set_completion_tokens(all_.completion_tokens);
   r.set_tokens_per_second(static_cast<double>(all_.completion_tokens) / seconds);
   r.set_late_starts(late_starts_);
-  std::vector<int64_t> v = all_.latency;
-  *r.mutable_latency() = Summarize(&v);
-  v = all_.first_chunk;
-  *r.mutable_first_chunk() = Summarize(&v);
+  *r.mutable_latency() = Summarize(all_.latency);
+  *r.mutable_first_chunk() = Summarize(all_.first_chunk);
   for (const auto& [name, g] : routes_) {
     tools::RouteReport* route = r.add_routes();
     route->set_route(name);
     route->set_requests(g.requests);
     route->set_ok(g.ok);
     route->set_completion_tokens(g.completion_tokens);
-    v = g.latency;
-    *route->mutable_latency() = Summarize(&v);
-    v = g.first_chunk;
-    *route->mutable_first_chunk() = Summarize(&v);
+    *route->mutable_latency() = Summarize(g.latency);
+    *route->mutable_first_chunk() = Summarize(g.first_chunk);
   }
   for (const auto& [code, sc] : statuses_) {
     tools::StatusReport* s = r.add_statuses();
     s->set_code(code);
     s->set_count(sc.count);
     s->set_example(sc.example);
-    v = sc.latency;
-    *s->mutable_latency() = Summarize(&v);
+    *s->mutable_latency() = Summarize(sc.latency);
   }
   r.set_residency_violations(violations_);
   for (const tools::Violation& ex : violation_examples_) *r.add_violation_examples() = ex;

@@ -108,8 +108,8 @@ struct Outcome {
 // The stream ended OK but broke the Generate protocol (no route, no done...).
 inline constexpr int kProtocolError = -1;
 
-// The exact percentile (nearest rank) summary of `values` (reordered).
-tools::LatencySummary Summarize(std::vector<int64_t>* values);
+// The exact percentile (nearest rank) summary of `values`.
+tools::LatencySummary Summarize(std::vector<int64_t> values);
 
 // Collects outcomes from many threads and builds the report, checking each
 // outcome's region against the oracle.

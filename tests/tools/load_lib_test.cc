@@ -161,7 +161,7 @@ TEST(ResidencyOracleTest, HonoursADefaultRuleWithCloudAndRejectsDuplicateCountri
 TEST(SummarizeTest, NearestRankPercentiles) {
   std::vector<int64_t> v;
   for (int i = 1000; i >= 1; --i) v.push_back(i);
-  hybridrouter::tools::LatencySummary s = Summarize(&v);
+  hybridrouter::tools::LatencySummary s = Summarize(v);
   EXPECT_EQ(s.count(), 1000);
   EXPECT_EQ(s.p50_us(), 500);
   EXPECT_EQ(s.p90_us(), 900);
@@ -171,11 +171,11 @@ TEST(SummarizeTest, NearestRankPercentiles) {
   EXPECT_DOUBLE_EQ(s.mean_us(), 500.5);
 
   std::vector<int64_t> one = {42};
-  s = Summarize(&one);
+  s = Summarize(one);
   EXPECT_EQ(s.p50_us(), 42);
   EXPECT_EQ(s.p999_us(), 42);
   std::vector<int64_t> none;
-  EXPECT_EQ(Summarize(&none).count(), 0);
+  EXPECT_EQ(Summarize(none).count(), 0);
 }
 
 Outcome Cloud(const std::string& locale, const std::string& region, int64_t us) {
