@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,6 +23,7 @@
 #include "router/routing_eval.h"
 #include "router/text_features.h"
 #include "util/flags.h"
+#include "util/text_proto.h"
 
 ABSL_FLAG(std::string, data, "", "input: outcome JSONL (train, eval, calibrate) or presidio "
           "JSON (detectors)");
@@ -319,14 +319,13 @@ size_t ByteOffset(absl::string_view s, int chars) {
 }
 
 int Detectors() {
-  std::ifstream in(absl::GetFlag(FLAGS_data));
-  if (!in) return Die(absl::NotFoundError("cannot read --data"));
-  std::stringstream ss;
-  ss << "{\"samples\":" << in.rdbuf() << "}";
+  absl::StatusOr<std::string> data = hr::util::ReadFile(absl::GetFlag(FLAGS_data));
+  if (!data.ok()) return Die(data.status());
   tools::PiiSamples samples;
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;
-  auto st = google::protobuf::util::JsonStringToMessage(ss.str(), &samples, opts);
+  auto st = google::protobuf::util::JsonStringToMessage(absl::StrCat("{\"samples\":", *data, "}"),
+                                                       &samples, opts);
   if (!st.ok()) return Die(absl::InvalidArgumentError(st.ToString()));
   const std::map<std::string, v1::SensitiveCategory> kTypes = {
       {"CREDIT_CARD", v1::PAYMENT_CARD}, {"PHONE_NUMBER", v1::PHONE},
