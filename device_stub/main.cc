@@ -176,21 +176,15 @@ int main(int argc, char** argv) {
     spdlog::error("{}", made.status().message());
     return 1;
   }
-  std::unique_ptr<hr::router::ComplexityModel> complexity;
-  double threshold = 0.5;
-  if (!absl::GetFlag(FLAGS_complexity_model).empty()) {
-    auto loaded = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_complexity_model));
-    if (!loaded.ok()) {
-      spdlog::error("{}", loaded.status().message());
-      return 1;
-    }
-    complexity = *std::move(loaded);
-    threshold = complexity->threshold();
-    spdlog::info("complexity model {} threshold={:.4f} ({})", absl::GetFlag(FLAGS_complexity_model),
-                 threshold, complexity->weights().threshold_note());
+  auto complexity = hr::router::LoadComplexityConfig(absl::GetFlag(FLAGS_complexity_model),
+                                                     absl::GetFlag(FLAGS_complexity_threshold));
+  if (!complexity.ok()) {
+    spdlog::error("{}", complexity.status().message());
+    return 1;
   }
-  if (absl::GetFlag(FLAGS_complexity_threshold) >= 0) {
-    threshold = absl::GetFlag(FLAGS_complexity_threshold);
+  if (complexity->model != nullptr) {
+    spdlog::info("complexity model {} threshold={:.4f} ({})", absl::GetFlag(FLAGS_complexity_model),
+                 complexity->model->threshold(), complexity->model->weights().threshold_note());
   }
   hr::engine::EnginePool local(std::move(made->generators), absl::GetFlag(FLAGS_local_max_queue));
   // Made with the server (its queues belong to the server's builder), before any call.
@@ -200,10 +194,10 @@ int main(int argc, char** argv) {
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;
   options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);
-  options.complexity_threshold = threshold;
+  options.complexity_threshold = complexity->threshold;
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
   options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
-  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health, complexity.get());
+  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health, complexity->model.get());
   hr::device::RouterService service(&router);
   hr::grpc_util::QueueHealthService health_service;
 

@@ -66,6 +66,19 @@ double ComplexityModel::Score(absl::string_view prompt) const {
   return Score(features);
 }
 
+absl::StatusOr<ComplexityConfig> LoadComplexityConfig(const std::string& model_path,
+                                                      double threshold_override) {
+  ComplexityConfig config;
+  if (!model_path.empty()) {
+    absl::StatusOr<std::unique_ptr<ComplexityModel>> loaded = ComplexityModel::Load(model_path);
+    if (!loaded.ok()) return loaded.status();
+    config.model = *std::move(loaded);
+    config.threshold = config.model->threshold();
+  }
+  if (threshold_override >= 0) config.threshold = threshold_override;
+  return config;
+}
+
 absl::Status SaveComplexityWeights(const v1::ComplexityModelWeights& weights,
                                    const std::string& path) {
   std::string tmp = path + ".tmp";

@@ -41,6 +41,18 @@ class ComplexityModel {
   uint64_t mask_;
 };
 
+// The complexity scoring a program runs with, chosen the same way by hr-device
+// and `hrctl score`: without a model file (empty path) the heuristic score and a
+// threshold of 0.5; otherwise the model and its calibrated threshold. A
+// `threshold_override` of 0 or more replaces the threshold either way.
+struct ComplexityConfig {
+  std::unique_ptr<ComplexityModel> model;  // null: the heuristic
+  double threshold = 0.5;
+};
+// Errors are ComplexityModel::Load's.
+absl::StatusOr<ComplexityConfig> LoadComplexityConfig(const std::string& model_path,
+                                                      double threshold_override);
+
 // Writes `weights` to `path` (atomically, via a temporary file).
 absl::Status SaveComplexityWeights(const hybridrouter::v1::ComplexityModelWeights& weights,
                                    const std::string& path);

@@ -350,21 +350,14 @@ int ForEachPrompt(const std::function<std::string(const std::string&)>& f) {
 }
 
 int Score() {
-  std::unique_ptr<hr::router::ComplexityModel> model;
-  double threshold = 0.5;
-  if (!absl::GetFlag(FLAGS_complexity_model).empty()) {
-    auto loaded = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_complexity_model));
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "error: %s\n", std::string(loaded.status().message()).c_str());
-      return 1;
-    }
-    model = *std::move(loaded);
-    threshold = model->threshold();
+  auto complexity = hr::router::LoadComplexityConfig(absl::GetFlag(FLAGS_complexity_model),
+                                                     absl::GetFlag(FLAGS_complexity_threshold));
+  if (!complexity.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(complexity.status().message()).c_str());
+    return 1;
   }
-  if (absl::GetFlag(FLAGS_complexity_threshold) >= 0) {
-    threshold = absl::GetFlag(FLAGS_complexity_threshold);
-  }
-  hr::router::Classifier classifier(model.get());
+  const double threshold = complexity->threshold;
+  hr::router::Classifier classifier(complexity->model.get());
   return ForEachPrompt([&](const std::string& prompt) {
     double score = classifier.Classify({{"user", prompt}}).complexity;
     return absl::StrFormat("{\"score\":%.6f,\"threshold\":%.6f,\"decision\":\"%s\"}", score,
