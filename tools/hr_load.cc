@@ -56,6 +56,15 @@ namespace v1 = ::hybridrouter::v1;
 namespace tools = ::hybridrouter::tools;
 using hr::load::Outcome;
 
+// The signals that stop a run: blocked in every thread, awaited by one.
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+
 int64_t MicrosSince(absl::Time t) { return absl::ToInt64Microseconds(absl::Now() - t); }
 
 class Driver;
@@ -401,10 +410,7 @@ int RealMain() {
   }
 
   // SIGINT/SIGTERM: stop sending, cancel what is in flight, still report.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = StopSignals();
   absl::Notification finished;
   std::thread signal_thread([&] {
     timespec tick{0, 200 * 1000 * 1000};
@@ -467,10 +473,7 @@ int RealMain() {
 
 int main(int argc, char** argv) {
   // Block termination signals in every thread; a thread of ours waits for them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
+  const sigset_t signals = StopSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
