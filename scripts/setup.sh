@@ -13,7 +13,8 @@ log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   nodejs npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libre2-dev libbenchmark-dev)
+  libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libre2-dev libbenchmark-dev
+  python3 python3-yaml)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
