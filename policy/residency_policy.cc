@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/text_format.h"
@@ -66,7 +67,7 @@ class PolicyBuilder {
       : psrc_(std::move(policy_src)), bsrc_(std::move(backends_src)) {}
 
   absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> Build(
-      const v1::Policy& policy, const v1::Backends& backends) {
+      const v1::Policy& policy, v1::Backends backends) {
     auto out = std::shared_ptr<ResidencyPolicy>(new ResidencyPolicy());
     const Descriptor* pd = v1::Policy::descriptor();
     const Tree* ptree = psrc_.tree;
@@ -154,7 +155,7 @@ class PolicyBuilder {
           "invalid configuration (", problems_.size(), " problem",
           problems_.size() == 1 ? "" : "s", "):\n", absl::StrJoin(problems_, "\n")));
     }
-    out->backends_ = backends;
+    out->backends_ = std::move(backends);
     out->warnings_ = std::move(warnings_);
     return std::shared_ptr<const ResidencyPolicy>(std::move(out));
   }
@@ -239,11 +240,33 @@ class PolicyBuilder {
     return rule;
   }
 
-  void CheckBackends(const v1::Backends& backends, const ResidencyPolicy& policy) {
+  // Reads `ca_file` into `ca_pem`, so that what hr-device trusts is what was
+  // checked here, until the next load.
+  void CheckTls(const std::string& where, const std::string& path, v1::BackendTls* tls) {
+    if (!tls->ca_file().empty() && !tls->ca_pem().empty()) {
+      Problem(where, path, "give ca_file or ca_pem, not both");
+      return;
+    }
+    if (!tls->ca_file().empty()) {
+      absl::StatusOr<std::string> pem = util::ReadFile(tls->ca_file());
+      if (!pem.ok()) {
+        Problem(where, path + ".ca_file", std::string(pem.status().message()));
+        return;
+      }
+      tls->set_ca_pem(*std::move(pem));
+    }
+    if (!tls->ca_pem().empty() && !absl::StrContains(tls->ca_pem(), "-----BEGIN CERTIFICATE-----")) {
+      Problem(where, path + (tls->ca_file().empty() ? ".ca_pem" : ".ca_file"),
+              "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    }
+  }
+
+  // Checks `backends` and completes it for use (see CheckTls).
+  void CheckBackends(v1::Backends& backends, const ResidencyPolicy& policy) {
     const Descriptor* bd = v1::Backends::descriptor();
     absl::flat_hash_set<std::string> names;
     for (int i = 0; i < backends.backends_size(); ++i) {
-      const v1::Backend& b = backends.backends(i);
+      v1::Backend& b = *backends.mutable_backends(i);
       std::string where = Where(bsrc_.file, bsrc_.tree, bd, "backends", i);
       std::string path = absl::StrCat("backends[", i, "]");
       if (b.name().empty()) {
@@ -253,6 +276,7 @@ class PolicyBuilder {
       }
       if (b.address().empty()) Problem(where, path + ".address", "is required");
       if (b.model_family().empty()) Problem(where, path + ".model_family", "is required");
+      if (b.has_tls()) CheckTls(where, path + ".tls", b.mutable_tls());
       if (!regions_.contains(b.region())) {
         Problem(where, path + ".region",
                 absl::StrCat("region '", b.region(), "' is not declared in the policy's `regions`"));

@@ -179,6 +179,47 @@ TEST(ResidencyPolicyTest, BackendInARegionNoJurisdictionAllowsIsAWarning) {
   EXPECT_TRUE((*p)->BackendsFor((*p)->RuleForCountry("US")).empty());
 }
 
+constexpr char kPem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+TEST(ResidencyPolicyTest, TlsCaFileIsReadIntoTheLoadedBackends) {
+  std::string ca = WriteTemp("ca.pem", kPem);
+  std::string backends = R"pb(backends {
+    name: "cn-a" address: "cn.example:443" region: "cn-north-1" model_family: "qwen"
+    tls { ca_file: ")pb" + ca + R"pb(" server_name: "cn.backend" }
+  })pb";
+  auto p = LoadResidencyPolicy(WriteTemp("t.policy", kPolicy), WriteTemp("t.backends", backends));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const v1::Backend& b = (*p)->backends().backends(0);
+  EXPECT_EQ(b.tls().ca_pem(), kPem);
+  EXPECT_EQ(b.tls().server_name(), "cn.backend");
+  // Read at load: a later change of the file does not reach this policy.
+  std::ofstream(ca) << "changed";
+  EXPECT_EQ((*p)->backends().backends(0).tls().ca_pem(), kPem);
+}
+
+TEST(ResidencyPolicyTest, TlsProblemsNameTheField) {
+  const std::string not_pem = WriteTemp("not.pem", "hello\n");
+  const std::string pem = WriteTemp("ok.pem", kPem);
+  const struct {
+    std::string tls, expected;
+  } cases[] = {
+      {"ca_file: \"/nonexistent/ca.pem\"",
+       "backends[0].tls.ca_file: cannot read /nonexistent/ca.pem"},
+      {"ca_file: \"" + not_pem + "\"", "backends[0].tls.ca_file: holds no PEM certificate"},
+      {"ca_pem: \"hello\"", "backends[0].tls.ca_pem: holds no PEM certificate"},
+      {"ca_file: \"" + pem + "\" ca_pem: \"x\"",
+       "backends[0].tls: give ca_file or ca_pem, not both"},
+  };
+  for (const auto& c : cases) {
+    std::string backends = "backends { name: \"cn-a\" address: \"a:1\" region: \"cn-north-1\" "
+                           "model_family: \"qwen\" tls { " + c.tls + " } }";
+    auto p = LoadResidencyPolicy(WriteTemp("p.policy", kPolicy), WriteTemp("p.backends", backends));
+    ASSERT_FALSE(p.ok()) << c.tls;
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(p.status().message().find(c.expected), absl::string_view::npos) << p.status();
+  }
+}
+
 TEST(ResidencyPolicyTest, MissingFileIsNotFound) {
   auto p = LoadResidencyPolicy("/nonexistent/policy.textproto", "/nonexistent/b");
   EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
