@@ -28,6 +28,9 @@ ABSL_FLAG(int, context_tokens, 2048, "tokens per llama.cpp context (prompt and a
 ABSL_FLAG(int, max_queue, 16, "requests that may wait for a slot; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(double, synthetic_tokens_per_second, 200, "rate of each synthetic stream (0: unthrottled)");
 ABSL_FLAG(bool, synthetic_echo, false, "synthetic engine answers with the last user message");
+ABSL_FLAG(std::string, tls_cert_file, "", "serve TLS with this PEM certificate chain (with "
+          "--tls_key_file); empty: plaintext");
+ABSL_FLAG(std::string, tls_key_file, "", "the PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(std::string, record_requests, "", "TESTS ONLY: append each accepted request, text "
           "included, to this file");
@@ -64,6 +67,21 @@ int main(int argc, char** argv) {
     spdlog::error("--engine must be llama or synthetic, not '{}'", engine);
     return 2;
   }
+  std::shared_ptr<grpc::ServerCredentials> credentials;  // null: plaintext
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key = absl::GetFlag(FLAGS_tls_key_file);
+  if (cert.empty() != key.empty()) {
+    spdlog::error("--tls_cert_file and --tls_key_file go together: give both or neither");
+    return 2;
+  }
+  if (!cert.empty()) {
+    auto tls = hr::grpc_util::TlsServerCredentials(cert, key);
+    if (!tls.ok()) {
+      spdlog::error("{}", tls.status().message());
+      return 2;
+    }
+    credentials = *std::move(tls);
+  }
   hr::engine::EngineSpec spec;
   spec.kind = engine;
   spec.slots = slots;
@@ -82,13 +100,13 @@ int main(int argc, char** argv) {
       {region, model_name, absl::GetFlag(FLAGS_record_requests)}, &pool);
 
   auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},
-                                           absl::GetFlag(FLAGS_port_file));
+                                           absl::GetFlag(FLAGS_port_file), nullptr, credentials);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return 1;
   }
-  spdlog::info("serving region={} engine={} model=\"{}\" port={} slots={}", region, engine,
-               model_name, server->port, slots);
+  spdlog::info("serving region={} engine={} model=\"{}\" port={} slots={} transport={}", region,
+               engine, model_name, server->port, slots, credentials ? "tls" : "plaintext");
 
   int sig = hr::grpc_util::WaitForTermination(nullptr);
   spdlog::info("signal {}: draining (up to {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",

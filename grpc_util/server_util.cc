@@ -5,11 +5,13 @@
 #include <cstdio>
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
+#include "util/text_proto.h"
 
 namespace hr::grpc_util {
 
@@ -25,12 +27,14 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
 
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
-    const std::string& port_file, const std::function<void(grpc::ServerBuilder&)>& configure) {
+    const std::string& port_file, const std::function<void(grpc::ServerBuilder&)>& configure,
+    std::shared_ptr<grpc::ServerCredentials> credentials) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   RunningServer out;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &out.port);
+  builder.AddListeningPort(
+      listen, credentials != nullptr ? credentials : grpc::InsecureServerCredentials(), &out.port);
   for (grpc::Service* s : services) builder.RegisterService(s);
   if (configure) configure(builder);
   out.server = builder.BuildAndStart();
@@ -49,6 +53,23 @@ absl::StatusOr<RunningServer> StartServer(
     }
   }
   return out;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
+    const std::string& cert_chain_file, const std::string& private_key_file) {
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  for (auto [file, out] : {std::pair{&cert_chain_file, &pair.cert_chain},
+                           std::pair{&private_key_file, &pair.private_key}}) {
+    absl::StatusOr<std::string> pem = util::ReadFile(*file);
+    if (!pem.ok()) return absl::InvalidArgumentError(pem.status().message());
+    if (!absl::StrContains(*pem, "-----BEGIN ")) {
+      return absl::InvalidArgumentError(absl::StrCat(*file, " holds no PEM block"));
+    }
+    *out = *std::move(pem);
+  }
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(options);
 }
 
 namespace {

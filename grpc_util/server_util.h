@@ -28,12 +28,18 @@ struct RunningServer {
 // `services`, the gRPC health service (serving) and reflection. When `port_file`
 // is non-empty, writes the bound port to it (atomically, via rename) once the
 // server accepts calls. `configure`, when given, adds to the builder before the
-// server starts (completion queues, say). Unavailable when the address cannot be
-// bound.
+// server starts (completion queues, say). `credentials` null: plaintext.
+// Unavailable when the address cannot be bound (or the credentials not used).
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
     const std::string& port_file,
-    const std::function<void(grpc::ServerBuilder&)>& configure = nullptr);
+    const std::function<void(grpc::ServerBuilder&)>& configure = nullptr,
+    std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
+
+// TLS credentials from a PEM certificate chain and its private key (files).
+// InvalidArgument naming the file that cannot be read or holds no PEM block.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
+    const std::string& cert_chain_file, const std::string& private_key_file);
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it
 // starts afterwards; call first thing in main.
