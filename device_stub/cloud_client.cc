@@ -137,32 +137,39 @@ class QueueCall final : public CloudCall {
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> GrpcCloudClient::ChannelFor(const std::string& address) {
+GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& backend) {
+  const v1::BackendTls& tls = backend.tls();
+  const std::string key =
+      backend.has_tls()
+          ? absl::StrCat(backend.address(), "|tls|", tls.server_name(), "|", tls.ca_pem())
+          : absl::StrCat(backend.address(), "|plaintext");
   absl::MutexLock lock(&mu_);
-  auto it = channels_.find(address);
-  if (it != channels_.end()) return it->second;
+  std::unique_ptr<Connection>& c = connections_[key];
+  if (c != nullptr) return *c;
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(kServiceConfig);
   // Notice a backend that came back within a second, not after minutes of backoff.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  channel->GetState(/*try_to_connect=*/true);
-  stubs_[address] = v1::CloudInference::NewStub(channel);
-  channels_[address] = channel;
-  return channel;
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (backend.has_tls()) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = tls.ca_pem();  // empty: gRPC's default roots
+    credentials = grpc::SslCredentials(ssl);
+    if (!tls.server_name().empty()) args.SetSslTargetNameOverride(tls.server_name());
+  }
+  c = std::make_unique<Connection>();
+  c->channel = grpc::CreateCustomChannel(backend.address(), credentials, args);
+  c->channel->GetState(/*try_to_connect=*/true);
+  c->stub = v1::CloudInference::NewStub(c->channel);
+  return *c;
 }
 
 std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
                                                   const v1::CloudRequest& request,
                                                   absl::Time deadline, CloudCallbacks callbacks) {
-  ChannelFor(backend.address());
-  v1::CloudInference::Stub* stub;
-  {
-    absl::MutexLock lock(&mu_);
-    stub = stubs_[backend.address()].get();
-  }
+  v1::CloudInference::Stub* stub = ConnectionFor(backend).stub.get();
   {
     absl::MutexLock lock(&calls_mu_);
     ++live_calls_;
@@ -182,7 +189,7 @@ bool GrpcCloudClient::WaitForCalls(absl::Duration timeout) {
 }
 
 bool GrpcCloudClient::IsDown(const v1::Backend& backend) {
-  return ChannelFor(backend.address())->GetState(/*try_to_connect=*/true) ==
+  return ConnectionFor(backend).channel->GetState(/*try_to_connect=*/true) ==
          GRPC_CHANNEL_TRANSIENT_FAILURE;
 }
 

@@ -49,8 +49,9 @@ class CloudClient {
   virtual bool IsDown(const v1::Backend& backend) = 0;
 };
 
-// CloudClient over gRPC: one channel per backend address, created on first use and
-// reused by every call, with gRPC's client-side health checking (so a draining or
+// CloudClient over gRPC: one channel per backend address (and TLS settings: a
+// backend with `tls` is reached over TLS with the roots and name it gives, never in
+// plaintext), created on first use and reused by every call, with gRPC's client-side health checking (so a draining or
 // unhealthy backend is known down without a failed call). Calls run on gRPC's
 // completion-queue API: each on the queue `pick_queue` returns when it starts
 // (CqPool::Pick: the starting thread's own queue, so a call's callbacks run
@@ -76,14 +77,18 @@ class GrpcCloudClient : public CloudClient {
   bool WaitForCalls(absl::Duration timeout);
 
  private:
-  std::shared_ptr<grpc::Channel> ChannelFor(const std::string& address);
+  struct Connection {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::CloudInference::Stub> stub;
+  };
+  // The connection to `backend`'s address with its TLS settings, made on first use.
+  Connection& ConnectionFor(const v1::Backend& backend);
 
   const std::function<grpc::CompletionQueue*()> pick_queue_;
   const absl::Duration first_text_timeout_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, std::unique_ptr<v1::CloudInference::Stub>> stubs_
-      ABSL_GUARDED_BY(mu_);
+  // By address and TLS settings; entries live as long as the client.
+  absl::flat_hash_map<std::string, std::unique_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
   absl::Mutex calls_mu_;
   int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
 };

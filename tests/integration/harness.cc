@@ -114,6 +114,10 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
                                      "--synthetic_echo",
                                      "--synthetic_tokens_per_second=0",
                                      "--context_tokens=1024"};
+    if (!b.tls_cert_file.empty()) {
+      argv.push_back("--tls_cert_file=" + b.tls_cert_file);
+      argv.push_back("--tls_key_file=" + b.tls_key_file);
+    }
     backends_[b.name] = std::make_unique<Process>(argv, dir_ + "/" + b.name + ".log");
   }
   std::string backends_file;
@@ -121,7 +125,8 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
     ports_[b.name] = WaitForPort(*backends_[b.name], dir_ + "/" + b.name + ".port");
     absl::StrAppend(&backends_file, "backends { name: \"", b.name, "\" address: \"127.0.0.1:",
                     ports_[b.name], "\" region: \"", b.region, "\" model_family: \"",
-                    b.model_family, "\" }\n");
+                    b.model_family, "\"",
+                    b.device_tls == "-" ? "" : absl::StrCat(" tls { ", b.device_tls, " }"), " }\n");
   }
   std::ofstream(dir_ + "/backends.textproto") << backends_file;
   std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",

@@ -51,6 +51,11 @@ struct BackendSpec {
   std::string region;
   std::string model_family = "qwen";
   std::string engine = "synthetic";  // or "llama" (the tiny model)
+  // hr-cloud serves TLS with this PEM certificate chain and key (empty: plaintext).
+  std::string tls_cert_file, tls_key_file;
+  // The backend's `tls { ... }` block in hr-device's backends file, without the
+  // braces ("ca_file: \"...\""); "-" for none (plaintext).
+  std::string device_tls = "-";
 };
 
 // A topology on loopback: hr-cloud backends (synthetic echo engine, recording what
