@@ -132,6 +132,13 @@ class FlagFiles(unittest.TestCase):
         self.assertNotEqual(run.returncode, 0)
         self.assertIn("slotz", run.stderr)
 
+    def test_backends_beyond_one_machine_are_reached_over_tls(self):
+        entries = [l for l in read(os.path.join(DEPLOY, "etc", "backends.textproto")).splitlines()
+                   if l.startswith("backends {")]
+        self.assertTrue(entries)
+        for entry in entries:
+            self.assertRegex(entry, r"\btls \{", entry)
+
     def test_backends_file_is_valid_for_the_policy(self):
         run = subprocess.run([binary("hrctl"), "validate",
                               "--policy=" + os.path.join(DEPLOY, "local", "policy.textproto"),
