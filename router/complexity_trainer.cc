@@ -4,12 +4,33 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "router/complexity_model.h"
 
 namespace hr::router {
 
 namespace v1 = ::hybridrouter::v1;
+
+void ShrinkTowardGroupMeans(const std::vector<std::string>& groups, double weight,
+                            std::vector<TrainingExample>* examples) {
+  if (weight <= 0) return;
+  absl::flat_hash_map<std::string, std::pair<double, int>> sums;  // label sum, count
+  for (size_t i = 0; i < examples->size(); ++i) {
+    if (groups[i].empty()) continue;
+    auto& [sum, n] = sums[groups[i]];
+    sum += (*examples)[i].label;
+    ++n;
+  }
+  for (size_t i = 0; i < examples->size(); ++i) {
+    if (groups[i].empty()) continue;
+    const auto& [sum, n] = sums[groups[i]];
+    float& label = (*examples)[i].label;
+    label = static_cast<float>((1 - weight) * label + weight * sum / n);
+  }
+}
 
 v1::ComplexityModelWeights TrainComplexityModel(const std::vector<TrainingExample>& examples,
                                                 const TrainOptions& o) {
@@ -38,7 +59,9 @@ v1::ComplexityModelWeights TrainComplexityModel(const std::vector<TrainingExampl
       for (uint64_t h : e.features.hashes) z += w[h & mask] * scale;
       for (int i = 0; i < kNumDenseFeatures; ++i) z += dw[i] * e.features.dense[i];
       float p = 1.0f / (1.0f + std::exp(-z));
-      loss -= e.label > 0.5f ? std::log(std::max(p, 1e-7f)) : std::log(std::max(1 - p, 1e-7f));
+      // Cross-entropy, also for labels between 0 and 1 (ShrinkTowardGroupMeans).
+      loss -= e.label * std::log(std::max(p, 1e-7f)) +
+              (1 - e.label) * std::log(std::max(1 - p, 1e-7f));
       const float g = p - e.label;
       for (uint64_t h : e.features.hashes) {
         float& wi = w[h & mask];

@@ -90,6 +90,26 @@ TEST(TrainerTest, LearnsASeparableProblemDeterministically) {
   EXPECT_EQ(w.SerializeAsString(), again.SerializeAsString());
 }
 
+TEST(TrainerTest, ShrinkTowardGroupMeansMixesEachLabelWithItsGroupsMean) {
+  std::vector<TrainingExample> examples(6);
+  const float labels[] = {1, 0, 0, 0, 1, 1};
+  for (int i = 0; i < 6; ++i) examples[i].label = labels[i];
+  // a: 1 0 0 (mean 1/3); b: 0 1 (mean 1/2); the last one has no group.
+  const std::vector<std::string> groups = {"a", "a", "a", "b", "b", ""};
+  ShrinkTowardGroupMeans(groups, 0.75, &examples);
+  EXPECT_FLOAT_EQ(examples[0].label, 0.25f * 1 + 0.75f / 3);
+  EXPECT_FLOAT_EQ(examples[1].label, 0.75f / 3);
+  EXPECT_FLOAT_EQ(examples[2].label, 0.75f / 3);
+  EXPECT_FLOAT_EQ(examples[3].label, 0.75f * 0.5f);
+  EXPECT_FLOAT_EQ(examples[4].label, 0.25f + 0.75f * 0.5f);
+  EXPECT_FLOAT_EQ(examples[5].label, 1);  // ungrouped: as it was
+
+  ShrinkTowardGroupMeans(groups, 0, &examples);  // weight 0 changes nothing
+  EXPECT_FLOAT_EQ(examples[3].label, 0.75f * 0.5f);
+  ShrinkTowardGroupMeans(groups, 1, &examples);  // weight 1: the group's mean
+  EXPECT_FLOAT_EQ(examples[0].label, examples[1].label);
+}
+
 TEST(ComplexityModelTest, RefusesWeightsOfAnotherShape) {
   v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), {10, 1});
   v1::ComplexityModelWeights other_version = w;
