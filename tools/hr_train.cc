@@ -1,9 +1,11 @@
 // hr-train: trains, evaluates and calibrates the complexity model, and measures
 // the sensitive-data detectors on labelled data.
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -33,11 +35,16 @@ ABSL_FLAG(std::string, split, "", "which part of the data: train, validation, te
           "(default: train for train, validation for calibrate, test for eval)");
 ABSL_FLAG(std::string, label, "gain", "what the model predicts: weak_wrong (the local "
           "model fails) or gain (the local model fails and the cloud model succeeds)");
-ABSL_FLAG(int, epochs, 2, "training epochs");
+ABSL_FLAG(double, subject_smoothing, 0.85, "train, cv: mix each prompt's label with the mean "
+          "label of its source's subject (\"mmlu/anatomy\"; sources without a / are left "
+          "alone) by this weight, 0..1 (0: the prompt's own label)");
+ABSL_FLAG(int, epochs, 4, "training epochs");
 ABSL_FLAG(int, hash_bits, 16, "2^hash_bits feature buckets");
-ABSL_FLAG(double, learning_rate, 0.3, "Adagrad step size");
+ABSL_FLAG(double, learning_rate, 0.1, "Adagrad step size");
 ABSL_FLAG(double, l2, 1e-3, "L2 weight decay");
 ABSL_FLAG(uint64_t, seed, 1, "seed for example order and the random baseline");
+ABSL_FLAG(int, folds, 5, "cv: folds of the train and validation splits");
+ABSL_FLAG(int, repeats, 4, "cv: times to repeat the cross-validation with other folds and seeds");
 ABSL_FLAG(double, target_local_share, -1, "calibrate: share of requests to keep local (0..1)");
 ABSL_FLAG(double, target_quality, -1, "calibrate: fraction of the cloud model's accuracy to "
           "keep (e.g. 0.95), with as many local answers as possible");
@@ -58,11 +65,13 @@ constexpr char kUsage[] = R"(hr-train: the complexity model and detector measure
   hr-train eval      --data dev.jsonl --model models/complexity.pb [--split test]
   hr-train calibrate --data dev.jsonl --model models/complexity.pb
                      (--target_local_share 0.5 | --target_quality 0.95) [--split validation]
+  hr-train cv        --data dev.jsonl [--folds 5 --repeats 4] [training flags]
   hr-train detectors --data presidio_generated_large.json
 
 Outcome data is JSONL: {"prompt", "weak_correct", "strong_correct", optional "source"}.
 Each prompt falls in one split by a stable hash of its text: 70% train, 10%
-validation, 20% test. Train on train, calibrate on validation, report on test.
+validation, 20% test. Train on train, calibrate on validation, report on test;
+choose training flags with cv, which never reads test.
 )";
 
 struct Record {
@@ -120,30 +129,58 @@ int Die(const absl::Status& s) {
   return 1;
 }
 
-int Train() {
-  std::string split = SplitFlag("train");
-  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
-  if (!records.ok()) return Die(records.status());
-  std::string out = absl::GetFlag(FLAGS_out);
-  if (out.empty()) return Die(absl::InvalidArgumentError("--out is required"));
-  std::string label = absl::GetFlag(FLAGS_label);
+absl::Status CheckLabelFlags() {
+  const std::string label = absl::GetFlag(FLAGS_label);
   if (label != "weak_wrong" && label != "gain") {
-    return Die(absl::InvalidArgumentError("--label must be weak_wrong or gain"));
+    return absl::InvalidArgumentError("--label must be weak_wrong or gain");
   }
-  std::fprintf(stderr, "extracting features of %zu prompts (split %s)\n", records->size(),
-               split.c_str());
-  std::vector<hr::router::TrainingExample> examples(records->size());
-  for (size_t i = 0; i < records->size(); ++i) {
-    const Record& r = (*records)[i];
+  const double smoothing = absl::GetFlag(FLAGS_subject_smoothing);
+  if (!(smoothing >= 0 && smoothing <= 1)) {
+    return absl::InvalidArgumentError("--subject_smoothing is 0..1");
+  }
+  return absl::OkStatus();
+}
+
+// The training examples of `records`: features, and the label --label names,
+// mixed with its subject's mean by --subject_smoothing.
+std::vector<hr::router::TrainingExample> MakeExamples(const std::vector<const Record*>& records) {
+  const bool gain = absl::GetFlag(FLAGS_label) == "gain";
+  std::vector<hr::router::TrainingExample> examples(records.size());
+  std::vector<std::string> subjects(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = *records[i];
     hr::router::ExtractTextFeatures(r.prompt, &examples[i].features);
-    examples[i].label = label == "gain" ? (r.strong && !r.weak) : !r.weak;
+    examples[i].label = gain ? (r.strong && !r.weak) : !r.weak;
+    if (r.source != r.family) subjects[i] = r.source;  // "mmlu/anatomy", not "gsm8k"
   }
+  hr::router::ShrinkTowardGroupMeans(subjects, absl::GetFlag(FLAGS_subject_smoothing), &examples);
+  return examples;
+}
+
+hr::router::TrainOptions TrainOptionsFromFlags() {
   hr::router::TrainOptions o;
   o.hash_bits = absl::GetFlag(FLAGS_hash_bits);
   o.epochs = absl::GetFlag(FLAGS_epochs);
   o.learning_rate = absl::GetFlag(FLAGS_learning_rate);
   o.l2 = absl::GetFlag(FLAGS_l2);
   o.seed = absl::GetFlag(FLAGS_seed);
+  return o;
+}
+
+int Train() {
+  std::string split = SplitFlag("train");
+  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
+  if (!records.ok()) return Die(records.status());
+  std::string out = absl::GetFlag(FLAGS_out);
+  if (out.empty()) return Die(absl::InvalidArgumentError("--out is required"));
+  if (absl::Status s = CheckLabelFlags(); !s.ok()) return Die(s);
+  const std::string label = absl::GetFlag(FLAGS_label);
+  std::fprintf(stderr, "extracting features of %zu prompts (split %s)\n", records->size(),
+               split.c_str());
+  std::vector<const Record*> in;
+  for (const Record& r : *records) in.push_back(&r);
+  std::vector<hr::router::TrainingExample> examples = MakeExamples(in);
+  hr::router::TrainOptions o = TrainOptionsFromFlags();
   absl::Time start = absl::Now();
   o.progress = [&](int epoch, double loss) {
     std::fprintf(stderr, "epoch %d/%d: log loss %.4f (%.1f s)\n", epoch, o.epochs, loss,
@@ -153,9 +190,11 @@ int Train() {
   w.set_label(label);
   w.set_threshold_note("uncalibrated");
   w.set_provenance(absl::StrFormat(
-      "data=%s split=%s n=%d label=%s epochs=%d hash_bits=%d lr=%g l2=%g seed=%d",
-      absl::GetFlag(FLAGS_data), split, examples.size(), label, o.epochs, o.hash_bits,
-      o.learning_rate, o.l2, o.seed));
+      "data=%s split=%s n=%d label=%s subject_smoothing=%g epochs=%d hash_bits=%d lr=%g l2=%g "
+      "seed=%d",
+      absl::GetFlag(FLAGS_data), split, examples.size(), label,
+      absl::GetFlag(FLAGS_subject_smoothing), o.epochs, o.hash_bits, o.learning_rate, o.l2,
+      o.seed));
   if (auto s = hr::router::SaveComplexityWeights(w, out); !s.ok()) return Die(s);
   std::fprintf(stderr, "wrote %s\n", out.c_str());
   return 0;
@@ -265,6 +304,81 @@ int Eval() {
                 "the cloud model's\n",
                 t, (*model)->weights().threshold_note().c_str(), 100 * local_share, accuracy,
                 100 * of_strong);
+  }
+  return 0;
+}
+
+// Cross-validation on the train and validation splits (never test): for each
+// repeat, the prompts fall in --folds folds by a hash of their text and the
+// repeat; a model trained with the training flags on all folds but one is scored
+// on that one. Prints the mean and spread of APGR and saved@95 per family over
+// all folds and repeats, next to the source prior's, for choosing flags.
+int CrossValidate() {
+  auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
+  if (!all.ok()) return Die(all.status());
+  if (absl::Status s = CheckLabelFlags(); !s.ok()) return Die(s);
+  const int folds = absl::GetFlag(FLAGS_folds), repeats = absl::GetFlag(FLAGS_repeats);
+  if (folds < 2 || repeats < 1) {
+    return Die(absl::InvalidArgumentError("--folds must be at least 2 and --repeats at least 1"));
+  }
+  std::vector<const Record*> records;
+  for (const Record& r : *all) {
+    if (SplitOf(r.prompt) != "test") records.push_back(&r);
+  }
+  struct Scores {
+    std::vector<double> apgr, saved, prior_apgr;
+  };
+  std::map<std::string, Scores> scores;
+  const hr::router::TrainOptions base = TrainOptionsFromFlags();
+  absl::Time start = absl::Now();
+  for (int rep = 0; rep < repeats; ++rep) {
+    for (int fold = 0; fold < folds; ++fold) {
+      std::vector<const Record*> train;
+      std::vector<Record> held_out, train_copy;
+      for (const Record* r : records) {
+        const uint64_t h = hr::router::StableHash(absl::StrCat(r->prompt, "#", rep)) >> 32;
+        if (static_cast<int>(h % folds) == fold) {
+          held_out.push_back(*r);
+        } else {
+          train.push_back(r);
+          train_copy.push_back(*r);
+        }
+      }
+      hr::router::TrainOptions o = base;
+      o.seed = base.seed + rep;
+      auto model = hr::router::ComplexityModel::FromWeights(
+          hr::router::TrainComplexityModel(MakeExamples(train), o));
+      if (!model.ok()) return Die(model.status());
+      const SourcePrior prior(train_copy);
+      auto by_model = ScoreByFamily(held_out, [&](const Record& r) { return (*model)->Score(r.prompt); });
+      auto by_prior = ScoreByFamily(held_out, [&](const Record& r) { return prior.Score(r); });
+      for (const auto& [family, outcomes] : by_model) {
+        RoutingMetrics m = hr::router::EvaluateRouting(outcomes);
+        Scores& s = scores[family];
+        s.apgr.push_back(m.apgr);
+        s.saved.push_back(m.saved_at_95);
+        s.prior_apgr.push_back(hr::router::EvaluateRouting(by_prior[family]).apgr);
+      }
+      std::fprintf(stderr, "fit %d/%d (%.1f s)\n", rep * folds + fold + 1, repeats * folds,
+                   absl::ToDoubleSeconds(absl::Now() - start));
+    }
+  }
+  auto mean_sd = [](const std::vector<double>& v) {
+    double mean = 0, sq = 0;
+    for (double x : v) mean += x;
+    mean /= v.size();
+    for (double x : v) sq += (x - mean) * (x - mean);
+    return std::pair{mean, v.size() > 1 ? std::sqrt(sq / (v.size() - 1)) : 0.0};
+  };
+  std::printf("cv: %d folds x %d repeats of the train and validation splits (%zu prompts)\n",
+              folds, repeats, records.size());
+  std::printf("%-8s %15s %15s %17s\n", "family", "APGR (sd)", "saved@95 (sd)",
+              "source-prior APGR");
+  for (const auto& [family, s] : scores) {
+    auto [a, a_sd] = mean_sd(s.apgr);
+    auto [v, v_sd] = mean_sd(s.saved);
+    std::printf("%-8s %7.3f (%.3f) %7.3f (%.3f) %17.3f\n", family.c_str(), a, a_sd, v, v_sd,
+                mean_sd(s.prior_apgr).first);
   }
   return 0;
 }
@@ -409,6 +523,7 @@ int main(int argc, char** argv) {
   if (cmd == "train") return Train();
   if (cmd == "eval") return Eval();
   if (cmd == "calibrate") return Calibrate();
+  if (cmd == "cv") return CrossValidate();
   if (cmd == "detectors") return Detectors();
   std::fprintf(stderr, "%s", kUsage);
   return 2;

@@ -1,6 +1,7 @@
 // hr-train as a user runs it: train, calibrate and eval on a small outcome file.
 #include <stdlib.h>
 
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <string>
@@ -122,6 +123,34 @@ TEST_F(HrTrainTest, CalibrateWritesTheThresholdForTheLocalShare) {
                      "--target_local_share=0.5"});
   ASSERT_EQ(cal.exit_code, 0) << cal.output;
   EXPECT_NEAR(Field(EvalReport(data, "all"), "local_share"), 0.5, 0.1);
+}
+
+TEST_F(HrTrainTest, CrossValidationReportsEachFamilyTheSameWayTwice) {
+  std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
+  ToolRun first = HrTrain({"cv", "--data=" + data, "--folds=3", "--repeats=2"});
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_THAT(first.output, HasSubstr("fit 6/6"));  // progress
+  EXPECT_THAT(first.output, HasSubstr("3 folds x 2 repeats"));
+  // The words tell which prompts gain, so every fold ranks them almost perfectly.
+  const size_t row = first.output.find("\nquiz ");
+  ASSERT_NE(row, std::string::npos) << first.output;
+  double apgr = 0;
+  ASSERT_EQ(std::sscanf(first.output.c_str() + row, "\nquiz %lf", &apgr), 1);
+  EXPECT_GT(apgr, 0.7);
+  // Deterministic: the same folds, seeds and numbers again (timings aside).
+  ToolRun second = HrTrain({"cv", "--data=" + data, "--folds=3", "--repeats=2"});
+  EXPECT_EQ(first.output.substr(first.output.find("cv:")),
+            second.output.substr(second.output.find("cv:")));
+}
+
+TEST_F(HrTrainTest, BadFlagsAreRefusedWithWhatIsWrong) {
+  std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
+  ToolRun r = HrTrain({"cv", "--data=" + data, "--folds=1"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("--folds must be at least 2"));
+  r = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", "--subject_smoothing=2"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("--subject_smoothing is 0..1"));
 }
 
 TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
