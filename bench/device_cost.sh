@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# What one request costs hr-device, counted rather than timed: the CPU
+# instructions (user and kernel) and cycles its threads spend per request while
+# hr-load drives a fixed number of requests of bench/workloads/cloud_us.textproto
+# through it to one synthetic hr-cloud backend (16 closed-loop streams).
+# Instruction counts hardly move with the load of the machine, so they show a
+# change of a few per cent that throughput on a shared 2-core machine hides.
+#
+#   bench/device_cost.sh                      (after scripts/setup.sh; installs perf)
+#   REQUESTS=50000 DEVICE_FLAGS=--io_threads=2 bench/device_cost.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN=${HR_BIN:-build/bin}
+OUT=build/bench/device_cost
+REQUESTS=${REQUESTS:-20000}
+WORKLOAD=bench/workloads/cloud_us.textproto
+POLICY=deploy/local/policy.textproto
+for b in hr-cloud hr-device hr-load; do
+  [[ -x $BIN/$b ]] || { echo "error: $BIN/$b missing: run scripts/setup.sh first" >&2; exit 1; }
+done
+rm -rf "$OUT"; mkdir -p "$OUT"
+source bench/common.sh
+if ! command -v perf >/dev/null; then
+  need_commands linux-perf
+fi
+
+"$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
+  --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
+  --log_level warn >"$OUT/backend.log" 2>&1 &
+PIDS+=($!); wait_port_file "$OUT/backend.port" $! backend
+cat >"$OUT/backends.textproto" <<BACKENDS
+backends { name: "us-east-1-bench" address: "127.0.0.1:$(cat "$OUT/backend.port")" region: "us-east-1" model_family: "llama" }
+BACKENDS
+"$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
+  --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
+  ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
+DEVICE_PID=$!
+PIDS+=($DEVICE_PID); wait_port_file "$OUT/device.port" $DEVICE_PID device
+
+load() {
+  "$BIN/hr-load" --target "127.0.0.1:$(cat "$OUT/device.port")" --api router \
+    --workload "$WORKLOAD" --policy "$POLICY" --progress=false --mode closed --concurrency 16 "$@"
+}
+echo "==> warming up"
+load --duration 2s >/dev/null
+echo "==> $REQUESTS requests under perf stat"
+perf stat -x, -e instructions:u,instructions:k,cycles -p "$DEVICE_PID" -o "$OUT/perf.txt" &
+PERF_PID=$!
+sleep 0.5  # perf attaches
+load --requests "$REQUESTS" --json "$OUT/load.json" >/dev/null
+kill -INT "$PERF_PID"; wait "$PERF_PID" || true
+ok=$(sed -n 's/.*"ok": *"\{0,1\}\([0-9]*\).*/\1/p' "$OUT/load.json" | head -1)
+[[ $ok == "$REQUESTS" ]] || { echo "error: only $ok of $REQUESTS requests succeeded" >&2; exit 1; }
+awk -F, -v n="$REQUESTS" '
+  $3 == "instructions:u" { u = $1 } $3 == "instructions:k" { k = $1 } $3 == "cycles" { c = $1 }
+  END {
+    if (u == "" || u == "<not supported>") { print "error: perf counted nothing (perf_event_paranoid?)" > "/dev/stderr"; exit 1 }
+    printf "hr-device per request, %d requests:\n", n
+    printf "  instructions  %8.0f user  %8.0f kernel  %8.0f total\n", u / n, k / n, (u + k) / n
+    printf "  cycles        %8.0f\n", c / n
+  }' "$OUT/perf.txt"
