@@ -340,13 +340,18 @@ absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
   if (!policy_text.ok()) return policy_text.status();
   absl::StatusOr<std::string> backends_text = util::ReadFile(backends_path);
   if (!backends_text.ok()) return backends_text.status();
+  return ParseResidencyPolicy(policy_path, *policy_text, backends_path, *backends_text);
+}
 
+absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ParseResidencyPolicy(
+    const std::string& policy_path, const std::string& policy_text,
+    const std::string& backends_path, const std::string& backends_text) {
   std::vector<std::string> problems;
   v1::Policy policy;
   v1::Backends backends;
   Tree policy_tree, backends_tree;
-  bool ok = util::ParseTextProto(policy_path, *policy_text, &policy, &problems, &policy_tree);
-  ok &= util::ParseTextProto(backends_path, *backends_text, &backends, &problems, &backends_tree);
+  bool ok = util::ParseTextProto(policy_path, policy_text, &policy, &problems, &policy_tree);
+  ok &= util::ParseTextProto(backends_path, backends_text, &backends, &problems, &backends_tree);
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot parse configuration:\n", absl::StrJoin(problems, "\n")));

@@ -82,6 +82,11 @@ class ResidencyPolicy {
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path);
 
+// The same for texts already read; the paths only name them in problems.
+absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ParseResidencyPolicy(
+    const std::string& policy_path, const std::string& policy_text,
+    const std::string& backends_path, const std::string& backends_text);
+
 // Checks a residency claim against the region a backend runs in, as backends do
 // on every request. Returns FailedPrecondition when the claim has no allowed
 // regions or does not list `region`; OK otherwise.

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# Searches for inputs that break hr-device's request path, with libFuzzer:
-# tests/fuzz/request_fuzz.cc under AddressSanitizer and UndefinedBehaviorSanitizer,
-# starting from the committed corpus (tests/fuzz/corpus/request, not modified).
+# Searches for inputs that break hr-device, with libFuzzer under AddressSanitizer
+# and UndefinedBehaviorSanitizer, starting from the committed corpora
+# (tests/fuzz/corpus/<target>/, not modified):
+#   request_fuzz  what apps send: validation, classification, decision, redaction
+#   policy_fuzz   what operators write: the policy and backends files
 #
-#   scripts/fuzz.sh            (after scripts/setup.sh; 60 s)
-#   FUZZ_SECONDS=600 scripts/fuzz.sh
+#   scripts/fuzz.sh                              (after scripts/setup.sh; 60 s each)
+#   FUZZ_SECONDS=600 FUZZ_TARGETS=request_fuzz scripts/fuzz.sh
 #
 # Builds with clang into build-fuzz/ (installs Debian's clang if missing). New
-# interesting inputs go to build-fuzz/corpus/; a failing input is written to
-# build-fuzz/crash-* and its check message printed. Copy an input worth keeping
-# into tests/fuzz/corpus/request/: the test suite (fuzz_replay) runs them all.
+# interesting inputs go to build-fuzz/corpus/<target>/; a failing input is written
+# to build-fuzz/<target>-crash-* and its check message printed. Copy an input
+# worth keeping into tests/fuzz/corpus/<target>/: the test suite
+# (<target>_replay) runs them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${FUZZ_SECONDS:-60}
+TARGETS=(${FUZZ_TARGETS:-request_fuzz policy_fuzz})
 
 if ! command -v clang++ >/dev/null; then
   echo "==> installing clang"
@@ -28,9 +32,12 @@ if [[ ! -f build-fuzz/build.ninja ]]; then
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DHR_FUZZ=ON \
     -DCMAKE_C_FLAGS="$SAN" -DCMAKE_CXX_FLAGS="$SAN" >/dev/null
 fi
-echo "==> building request_fuzz"
-cmake --build build-fuzz --target request_fuzz
-mkdir -p build-fuzz/corpus
-echo "==> fuzzing for ${SECONDS_TO_RUN} s"
-build-fuzz/bin/request_fuzz -max_total_time="$SECONDS_TO_RUN" -max_len=4096 -timeout=10 \
-  -print_final_stats=1 -artifact_prefix=build-fuzz/ build-fuzz/corpus tests/fuzz/corpus/request
+echo "==> building ${TARGETS[*]}"
+cmake --build build-fuzz --target "${TARGETS[@]}"
+for t in "${TARGETS[@]}"; do
+  mkdir -p "build-fuzz/corpus/$t"
+  echo "==> fuzzing $t for ${SECONDS_TO_RUN} s"
+  "build-fuzz/bin/$t" -max_total_time="$SECONDS_TO_RUN" -max_len=8192 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="build-fuzz/$t-" \
+    "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t"
+done

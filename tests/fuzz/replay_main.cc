@@ -89,8 +89,13 @@ int main(int argc, char** argv) {
       continue;
     }
     std::vector<std::filesystem::path> files;
-    for (const auto& entry : std::filesystem::directory_iterator(argv[i])) {
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(argv[i], error)) {
       if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+    if (error) {
+      std::fprintf(stderr, "error: cannot read %s: %s\n", argv[i], error.message().c_str());
+      return 2;
     }
     std::sort(files.begin(), files.end());
     for (const auto& path : files) {
