@@ -28,7 +28,8 @@ ABSL_FLAG(int, context_tokens, 2048, "tokens per llama.cpp context (prompt and a
 ABSL_FLAG(int, max_queue, 16, "requests that may wait for a slot; beyond: RESOURCE_EXHAUSTED");
 ABSL_FLAG(double, synthetic_tokens_per_second, 200, "rate of each synthetic stream (0: unthrottled)");
 ABSL_FLAG(bool, synthetic_echo, false, "synthetic engine answers with the last user message");
-ABSL_FLAG(std::string, tls_cert_file, "", "serve TLS with this PEM certificate chain (with "
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "serve TLS with this PEM certificate chain (with "
           "--tls_key_file); empty: plaintext");
 ABSL_FLAG(std::string, tls_key_file, "", "the PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");

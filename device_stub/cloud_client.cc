@@ -139,10 +139,9 @@ class QueueCall final : public CloudCall {
 
 GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& backend) {
   const v1::BackendTls& tls = backend.tls();
-  const std::string key =
-      backend.has_tls()
-          ? absl::StrCat(backend.address(), "|tls|", tls.server_name(), "|", tls.ca_pem())
-          : absl::StrCat(backend.address(), "|plaintext");
+  const std::string key = backend.has_tls() ? absl::StrCat(backend.address(), "|tls|",
+                                                           tls.server_name(), "|", tls.ca_pem())
+                                            : absl::StrCat(backend.address(), "|plaintext");
   absl::MutexLock lock(&mu_);
   std::unique_ptr<Connection>& c = connections_[key];
   if (c != nullptr) return *c;

@@ -51,16 +51,14 @@ class CloudClient {
 
 // CloudClient over gRPC: one channel per backend address (and TLS settings: a
 // backend with `tls` is reached over TLS with the roots and name it gives, never in
-// plaintext), created on first use and reused by every call, with gRPC's client-side health checking (so a draining or
-// unhealthy backend is known down without a failed call). Calls run on gRPC's
-// completion-queue API: each on the queue `pick_queue` returns when it starts
-// (CqPool::Pick: the starting thread's own queue, so a call's callbacks run
-// on the thread that serves the request), and the callbacks run on the thread
-// that drives that queue. A backend that sends no text (nor its final message)
-// within `first_text_timeout` of the call's start is given up: the call is
-// cancelled and ends UNAVAILABLE, so the router can try another allowed backend or
-// the policy's fallback instead of waiting for the request's deadline (zero: no
-// limit). Thread-safe.
+// plaintext), created on first use and reused by every call, with gRPC's client-side health
+// checking (so a draining or unhealthy backend is known down without a failed call). Calls run on
+// gRPC's completion-queue API: each on the queue `pick_queue` returns when it starts (CqPool::Pick:
+// the starting thread's own queue, so a call's callbacks run on the thread that serves the
+// request), and the callbacks run on the thread that drives that queue. A backend that sends no
+// text (nor its final message) within `first_text_timeout` of the call's start is given up: the
+// call is cancelled and ends UNAVAILABLE, so the router can try another allowed backend or the
+// policy's fallback instead of waiting for the request's deadline (zero: no limit). Thread-safe.
 class GrpcCloudClient : public CloudClient {
  public:
   explicit GrpcCloudClient(std::function<grpc::CompletionQueue*()> pick_queue,

@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "policy/residency_policy.h"
 
 #include <algorithm>
@@ -8,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/text_format.h"
 #include "re2/re2.h"
 #include "util/text_proto.h"
@@ -66,8 +66,8 @@ class PolicyBuilder {
   PolicyBuilder(Source policy_src, Source backends_src)
       : psrc_(std::move(policy_src)), bsrc_(std::move(backends_src)) {}
 
-  absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> Build(
-      const v1::Policy& policy, v1::Backends backends) {
+  absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> Build(const v1::Policy& policy,
+                                                               v1::Backends backends) {
     auto out = std::shared_ptr<ResidencyPolicy>(new ResidencyPolicy());
     const Descriptor* pd = v1::Policy::descriptor();
     const Tree* ptree = psrc_.tree;
@@ -255,7 +255,8 @@ class PolicyBuilder {
       }
       tls->set_ca_pem(*std::move(pem));
     }
-    if (!tls->ca_pem().empty() && !absl::StrContains(tls->ca_pem(), "-----BEGIN CERTIFICATE-----")) {
+    if (!tls->ca_pem().empty() &&
+        !absl::StrContains(tls->ca_pem(), "-----BEGIN CERTIFICATE-----")) {
       Problem(where, path + (tls->ca_file().empty() ? ".ca_pem" : ".ca_file"),
               "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
     }

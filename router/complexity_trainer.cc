@@ -7,7 +7,6 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
-
 #include "router/complexity_model.h"
 
 namespace hr::router {
@@ -60,8 +59,8 @@ v1::ComplexityModelWeights TrainComplexityModel(const std::vector<TrainingExampl
       for (int i = 0; i < kNumDenseFeatures; ++i) z += dw[i] * e.features.dense[i];
       float p = 1.0f / (1.0f + std::exp(-z));
       // Cross-entropy, also for labels between 0 and 1 (ShrinkTowardGroupMeans).
-      loss -= e.label * std::log(std::max(p, 1e-7f)) +
-              (1 - e.label) * std::log(std::max(1 - p, 1e-7f));
+      loss -=
+          e.label * std::log(std::max(p, 1e-7f)) + (1 - e.label) * std::log(std::max(1 - p, 1e-7f));
       const float g = p - e.label;
       for (uint64_t h : e.features.hashes) {
         float& wi = w[h & mask];

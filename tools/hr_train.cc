@@ -35,7 +35,8 @@ ABSL_FLAG(std::string, split, "", "which part of the data: train, validation, te
           "(default: train for train, validation for calibrate, test for eval)");
 ABSL_FLAG(std::string, label, "gain", "what the model predicts: weak_wrong (the local "
           "model fails) or gain (the local model fails and the cloud model succeeds)");
-ABSL_FLAG(double, subject_smoothing, 0.85, "train, cv: mix each prompt's label with the mean "
+ABSL_FLAG(double, subject_smoothing, 0.85,
+          "train, cv: mix each prompt's label with the mean "
           "label of its source's subject (\"mmlu/anatomy\"; sources without a / are left "
           "alone) by this weight, 0..1 (0: the prompt's own label)");
 ABSL_FLAG(int, epochs, 4, "training epochs");
@@ -350,7 +351,8 @@ int CrossValidate() {
           hr::router::TrainComplexityModel(MakeExamples(train), o));
       if (!model.ok()) return Die(model.status());
       const SourcePrior prior(train_copy);
-      auto by_model = ScoreByFamily(held_out, [&](const Record& r) { return (*model)->Score(r.prompt); });
+      auto by_model =
+          ScoreByFamily(held_out, [&](const Record& r) { return (*model)->Score(r.prompt); });
       auto by_prior = ScoreByFamily(held_out, [&](const Record& r) { return prior.Score(r); });
       for (const auto& [family, outcomes] : by_model) {
         RoutingMetrics m = hr::router::EvaluateRouting(outcomes);
@@ -370,10 +372,9 @@ int CrossValidate() {
     for (double x : v) sq += (x - mean) * (x - mean);
     return std::pair{mean, v.size() > 1 ? std::sqrt(sq / (v.size() - 1)) : 0.0};
   };
-  std::printf("cv: %d folds x %d repeats of the train and validation splits (%zu prompts)\n",
-              folds, repeats, records.size());
-  std::printf("%-8s %15s %15s %17s\n", "family", "APGR (sd)", "saved@95 (sd)",
-              "source-prior APGR");
+  std::printf("cv: %d folds x %d repeats of the train and validation splits (%zu prompts)\n", folds,
+              repeats, records.size());
+  std::printf("%-8s %15s %15s %17s\n", "family", "APGR (sd)", "saved@95 (sd)", "source-prior APGR");
   for (const auto& [family, s] : scores) {
     auto [a, a_sd] = mean_sd(s.apgr);
     auto [v, v_sd] = mean_sd(s.saved);

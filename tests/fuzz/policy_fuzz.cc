@@ -11,16 +11,9 @@
 #include <string>
 
 #include "policy/residency_policy.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
-
-#define FUZZ_CHECK(cond)                                                             \
-  do {                                                                               \
-    if (!(cond)) {                                                                   \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                                  \
-    }                                                                                \
-  } while (0)
 
 constexpr const char* kCountries[] = {"CN", "DE", "FR", "US", "JP", "", "ZZ", "cn", "HK"};
 

@@ -12,8 +12,8 @@
 // Built two ways: with libFuzzer (scripts/fuzz.sh, clang) to search, and into
 // the test suite (fuzz_replay) to run the committed inputs of tests/fuzz/corpus/.
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +22,7 @@
 #include "absl/strings/string_view.h"
 #include "hybridrouter/v1/router.pb.h"
 #include "policy/residency_policy.h"
+#include "tests/fuzz/fuzz_check.h"
 #include "router/classifier.h"
 #include "router/complexity_model.h"
 #include "router/decision.h"
@@ -32,14 +33,6 @@ namespace {
 
 namespace v1 = ::hybridrouter::v1;
 using hr::router::Route;
-
-#define FUZZ_CHECK(cond)                                                       \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                            \
-    }                                                                          \
-  } while (0)
 
 // Reads the fuzzer's bytes as the choices of a request.
 class Input {
@@ -98,8 +91,9 @@ std::string FeedInChunks(hr::router::Restorer& restorer, absl::string_view text,
   return out + restorer.Flush();
 }
 
-constexpr const char* kLocales[] = {"zh-CN", "de-DE", "en-US", "fr-CH",      "ja",     "",
-                                    "en",    "zh-Hant-TW", "x", "de-de-1996", "ZH-cn", "sr-Latn-RS"};
+constexpr const char* kLocales[] = {"zh-CN", "de-DE",      "en-US", "fr-CH",
+                                    "ja",    "",           "en",    "zh-Hant-TW",
+                                    "x",     "de-de-1996", "ZH-cn", "sr-Latn-RS"};
 constexpr const char* kRoles[] = {"user", "assistant", "system", "", "tool", "USER"};
 
 }  // namespace

@@ -123,9 +123,9 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
   std::string backends_file;
   for (const BackendSpec& b : specs) {
     ports_[b.name] = WaitForPort(*backends_[b.name], dir_ + "/" + b.name + ".port");
-    absl::StrAppend(&backends_file, "backends { name: \"", b.name, "\" address: \"127.0.0.1:",
-                    ports_[b.name], "\" region: \"", b.region, "\" model_family: \"",
-                    b.model_family, "\"",
+    absl::StrAppend(&backends_file, "backends { name: \"", b.name,
+                    "\" address: \"127.0.0.1:", ports_[b.name], "\" region: \"", b.region,
+                    "\" model_family: \"", b.model_family, "\"",
                     b.device_tls == "-" ? "" : absl::StrCat(" tls { ", b.device_tls, " }"), " }\n");
   }
   std::ofstream(dir_ + "/backends.textproto") << backends_file;

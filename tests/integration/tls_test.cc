@@ -18,49 +18,43 @@ void Run(const std::string& command) {
 
 // A certificate authority: dir/<ca>.pem and its key dir/<ca>.key.
 void MakeCa(const std::string& dir, const std::string& ca) {
-  Run(
-      absl::StrCat("openssl req -x509 -newkey ec -pkeyopt "
-                   "ec_paramgen_curve:prime256v1 -nodes",
-                   " -days 2 -subj /CN=", ca, " -keyout ", dir, "/", ca,
-                   ".key -out ", dir, "/", ca, ".pem"));
+  Run(absl::StrCat(
+      "openssl req -x509 -newkey ec -pkeyopt "
+      "ec_paramgen_curve:prime256v1 -nodes",
+      " -days 2 -subj /CN=", ca, " -keyout ", dir, "/", ca, ".key -out ", dir, "/", ca, ".pem"));
 }
 
 // A server certificate for DNS name `name`, signed by `ca`: dir/<name>.pem and
 // dir/<name>.key.
-void MakeServerCertificate(const std::string& dir, const std::string& ca,
-                           const std::string& name) {
+void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name) {
   const std::string base = absl::StrCat(dir, "/", name);
   std::ofstream(base + ".ext") << "subjectAltName=DNS:" << name << "\n";
   Run(
       absl::StrCat("openssl req -newkey ec -pkeyopt "
                    "ec_paramgen_curve:prime256v1 -nodes -subj /CN=",
                    name, " -keyout ", base, ".key -out ", base, ".csr"));
-  Run(absl::StrCat("openssl x509 -req -days 2 -in ", base, ".csr -CA ", dir,
-                   "/", ca, ".pem -CAkey ", dir, "/", ca,
-                   ".key -CAcreateserial -extfile ", base, ".ext -out ", base,
-                   ".pem"));
+  Run(absl::StrCat("openssl x509 -req -days 2 -in ", base, ".csr -CA ", dir, "/", ca,
+                   ".pem -CAkey ", dir, "/", ca, ".key -CAcreateserial -extfile ", base,
+                   ".ext -out ", base, ".pem"));
 }
 
-BackendSpec TlsBackend(const std::string& name, const std::string& region,
-                       const std::string& dir, const std::string& certificate) {
+BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
+                       const std::string& certificate) {
   BackendSpec b{name, region};
   b.tls_cert_file = absl::StrCat(dir, "/", certificate, ".pem");
   b.tls_key_file = absl::StrCat(dir, "/", certificate, ".key");
   return b;
 }
 
-std::string Trust(const std::string& dir, const std::string& ca,
-                  const std::string& name) {
-  return absl::StrCat("ca_file: \"", dir, "/", ca, ".pem\" server_name: \"",
-                      name, "\"");
+std::string Trust(const std::string& dir, const std::string& ca, const std::string& name) {
+  return absl::StrCat("ca_file: \"", dir, "/", ca, ".pem\" server_name: \"", name, "\"");
 }
 
 TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
   const std::string certs = MakeTestDir();
   MakeCa(certs, "operator-ca");
   MakeServerCertificate(certs, "operator-ca", "cn-north-1.backend.test");
-  BackendSpec b =
-      TlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test");
+  BackendSpec b = TlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test");
   b.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
   Topology t({b});
 
@@ -70,10 +64,8 @@ TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
   EXPECT_EQ(a.route.region(), "cn-north-1");
   EXPECT_EQ(a.route.backend(), "cn-a");
   EXPECT_FALSE(a.text.empty());
-  EXPECT_TRUE(absl::StrContains(t.Received("cn-a"), "jurisdiction: \"cn\""))
-      << t.Received("cn-a");
-  EXPECT_TRUE(absl::StrContains(ReadFile(t.backend_process("cn-a").log_path()),
-                                "transport=tls"));
+  EXPECT_TRUE(absl::StrContains(t.Received("cn-a"), "jurisdiction: \"cn\"")) << t.Received("cn-a");
+  EXPECT_TRUE(absl::StrContains(ReadFile(t.backend_process("cn-a").log_path()), "transport=tls"));
 }
 
 // Each backend here is allowed for zh-CN, and each can be connected to, but
@@ -88,25 +80,20 @@ TEST(TlsTest, NoBackendIsUsedOverATransportItsEntryDoesNotTrust) {
   MakeServerCertificate(certs, "operator-ca", "cn-east-1.backend.test");
 
   // A certificate from an authority the device does not trust.
-  BackendSpec stranger =
-      TlsBackend("stranger", "cn-north-1", certs, "cn-north-1.backend.test");
+  BackendSpec stranger = TlsBackend("stranger", "cn-north-1", certs, "cn-north-1.backend.test");
   stranger.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
   // A trusted authority, but the certificate of another region's backend.
-  BackendSpec other_name =
-      TlsBackend("other-name", "cn-north-1", certs, "eu-west-1.backend.test");
-  other_name.device_tls =
-      Trust(certs, "operator-ca", "cn-north-1.backend.test");
+  BackendSpec other_name = TlsBackend("other-name", "cn-north-1", certs, "eu-west-1.backend.test");
+  other_name.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
   // The entry says TLS; the backend speaks plaintext: never downgraded.
   BackendSpec plaintext{"plaintext", "cn-east-1"};
   plaintext.device_tls = Trust(certs, "operator-ca", "cn-east-1.backend.test");
   // The entry says plaintext; the backend speaks TLS.
-  BackendSpec tls_only =
-      TlsBackend("tls-only", "cn-east-1", certs, "cn-east-1.backend.test");
+  BackendSpec tls_only = TlsBackend("tls-only", "cn-east-1", certs, "cn-east-1.backend.test");
   Topology t({stranger, other_name, plaintext, tls_only});
 
   Answer a = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
-  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE)
-      << a.status.error_message();
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE) << a.status.error_message();
   EXPECT_TRUE(absl::StrContains(a.status.error_message(), "FAIL_CLOSED"))
       << a.status.error_message();
   for (const char* name : {"stranger", "other-name", "plaintext", "tls-only"}) {
@@ -122,18 +109,15 @@ TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
     std::string expected;
   } cases[] = {
       {{"--tls_cert_file=" + dir + "/ca.pem"}, "give both or neither"},
-      {{"--tls_cert_file=" + dir + "/none.pem",
-        "--tls_key_file=" + dir + "/ca.key"},
+      {{"--tls_cert_file=" + dir + "/none.pem", "--tls_key_file=" + dir + "/ca.key"},
        "cannot read " + dir + "/none.pem"},
-      {{"--tls_cert_file=" + dir + "/ca.pem",
-        "--tls_key_file=" + dir + "/ca.ext"},
+      {{"--tls_cert_file=" + dir + "/ca.pem", "--tls_key_file=" + dir + "/ca.ext"},
        "cannot read " + dir + "/ca.ext"},
   };
   int i = 0;
   for (const auto& c : cases) {
-    std::vector<std::string> argv = {
-        HR_BIN_DIR "/hr-cloud", "--region=cn-north-1", "--engine=synthetic",
-        "--listen=127.0.0.1:0"};
+    std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud", "--region=cn-north-1",
+                                     "--engine=synthetic", "--listen=127.0.0.1:0"};
     argv.insert(argv.end(), c.flags.begin(), c.flags.end());
     const std::string log = absl::StrCat(dir, "/", i++, ".log");
     Process p(argv, log);

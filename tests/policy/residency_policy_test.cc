@@ -183,9 +183,10 @@ constexpr char kPem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE
 
 TEST(ResidencyPolicyTest, TlsCaFileIsReadIntoTheLoadedBackends) {
   std::string ca = WriteTemp("ca.pem", kPem);
-  std::string backends = R"pb(backends {
-    name: "cn-a" address: "cn.example:443" region: "cn-north-1" model_family: "qwen"
-    tls { ca_file: ")pb" + ca + R"pb(" server_name: "cn.backend" }
+  std::string backends = R"pb(backends { name: "cn-a" address: "cn.example:443" region: "cn-north-1"
+                                         model_family: "qwen"
+                                         tls { ca_file: ")pb" +
+                         ca + R"pb(                                   " server_name: "cn.backend" }
   })pb";
   auto p = LoadResidencyPolicy(WriteTemp("t.policy", kPolicy), WriteTemp("t.backends", backends));
   ASSERT_TRUE(p.ok()) << p.status();
@@ -211,8 +212,10 @@ TEST(ResidencyPolicyTest, TlsProblemsNameTheField) {
        "backends[0].tls: give ca_file or ca_pem, not both"},
   };
   for (const auto& c : cases) {
-    std::string backends = "backends { name: \"cn-a\" address: \"a:1\" region: \"cn-north-1\" "
-                           "model_family: \"qwen\" tls { " + c.tls + " } }";
+    std::string backends =
+        "backends { name: \"cn-a\" address: \"a:1\" region: \"cn-north-1\" "
+        "model_family: \"qwen\" tls { " +
+        c.tls + " } }";
     auto p = LoadResidencyPolicy(WriteTemp("p.policy", kPolicy), WriteTemp("p.backends", backends));
     ASSERT_FALSE(p.ok()) << c.tls;
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
