@@ -27,6 +27,7 @@
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "load_lib.h"
 #include "util/flags.h"
+#include "util/text_proto.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "address to load: hr-device (--api router), or "
           "hr-cloud or a proxy in front of it (--api cloud)");
@@ -45,6 +46,13 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "stop sending after this 
           "time limit); requests in flight then finish");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each request");
 ABSL_FLAG(int, channels, 1, "gRPC connections to spread the requests over");
+ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10), "how long to wait for the "
+          "connections before giving up (exit 2)");
+ABSL_FLAG(bool, tls, false, "connect over TLS (a backend or load balancer that serves it)");
+ABSL_FLAG(std::string, tls_ca_file, "", "with --tls: PEM certificate authorities to trust "
+          "(empty: the system's)");
+ABSL_FLAG(std::string, tls_server_name, "", "with --tls: the name the certificate must carry "
+          "(empty: the host of --target)");
 ABSL_FLAG(uint64_t, seed, 1, "seed for the request mix and the arrivals");
 ABSL_FLAG(std::string, json, "", "also write the report as JSON to this file ('-': stdout, "
           "replacing the table)");
@@ -164,7 +172,7 @@ class Call : public grpc::ClientReadReactor<Response> {
 class Driver {
  public:
   Driver(const hr::load::Workload& workload, const hr::load::ResidencyOracle& oracle,
-         hr::load::ReportBuilder* report)
+         std::shared_ptr<grpc::ChannelCredentials> credentials, hr::load::ReportBuilder* report)
       : oracle_(oracle), sampler_(workload, absl::GetFlag(FLAGS_seed)), report_(report) {
     const std::string target = absl::GetFlag(FLAGS_target);
     for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_channels)); ++i) {
@@ -172,7 +180,11 @@ class Driver {
       // A channel of its own per connection, not one shared subchannel.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetInt("hr.load.channel", i);
-      auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+      const std::string server_name = absl::GetFlag(FLAGS_tls_server_name);
+      if (absl::GetFlag(FLAGS_tls) && !server_name.empty()) {
+        args.SetSslTargetNameOverride(server_name);
+      }
+      auto channel = grpc::CreateCustomChannel(target, credentials, args);
       router_stubs_.push_back(v1::Router::NewStub(channel));
       cloud_stubs_.push_back(v1::CloudInference::NewStub(channel));
       channels_.push_back(std::move(channel));
@@ -349,7 +361,8 @@ gRPC status, or PROTOCOL (the stream broke the API's message order).
 
 Residency: every response's region is checked against --policy, read independently
 of the router. The exit status is 1 when any response was served in a region the
-locale does not allow, 0 otherwise (failed requests alone do not fail the run).
+locale does not allow, 0 otherwise (failed requests alone do not fail the run); 2,
+with no report, for bad flags or input or a target it cannot connect to.
 
 --api cloud loads a CloudInference backend (or a proxy to one) with the same
 workload; each request carries the residency claim --policy gives its locale.)";
@@ -402,11 +415,31 @@ int RealMain() {
     }
   }
 
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (absl::GetFlag(FLAGS_tls)) {
+    grpc::SslCredentialsOptions ssl;
+    if (const std::string ca = absl::GetFlag(FLAGS_tls_ca_file); !ca.empty()) {
+      auto pem = hr::util::ReadFile(ca);
+      if (!pem.ok()) {
+        std::cerr << "error: --tls_ca_file: " << pem.status().message() << "\n";
+        return 2;
+      }
+      ssl.pem_root_certs = *std::move(pem);
+    }
+    credentials = grpc::SslCredentials(ssl);
+  } else if (!absl::GetFlag(FLAGS_tls_ca_file).empty() ||
+             !absl::GetFlag(FLAGS_tls_server_name).empty()) {
+    std::cerr << "error: --tls_ca_file and --tls_server_name need --tls\n";
+    return 2;
+  }
+
   hr::load::ReportBuilder report(&*oracle);
-  Driver driver(*workload, *oracle, &report);
-  if (!driver.Connect(absl::Seconds(10))) {
-    std::cerr << "error: cannot connect to " << absl::GetFlag(FLAGS_target) << " within 10s\n";
-    return 1;
+  Driver driver(*workload, *oracle, credentials, &report);
+  if (!driver.Connect(absl::GetFlag(FLAGS_connect_timeout))) {
+    std::cerr << "error: cannot connect to " << absl::GetFlag(FLAGS_target)
+              << (absl::GetFlag(FLAGS_tls) ? " over TLS" : "") << " within "
+              << absl::FormatDuration(absl::GetFlag(FLAGS_connect_timeout)) << "\n";
+    return 2;
   }
 
   // SIGINT/SIGTERM: stop sending, cancel what is in flight, still report.

@@ -101,6 +101,29 @@ std::string MakeTestDir() {
   return tmpl;
 }
 
+namespace {
+void RunQuietly(const std::string& command) {
+  ASSERT_EQ(std::system((command + " >/dev/null 2>&1").c_str()), 0) << command;
+}
+}  // namespace
+
+void MakeCertificateAuthority(const std::string& dir, const std::string& ca) {
+  const std::string base = absl::StrCat(dir, "/", ca);
+  RunQuietly(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
+                          " -nodes -days 2 -subj /CN=", ca, " -keyout ", base, ".key -out ",
+                          base, ".pem"));
+}
+
+void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name) {
+  const std::string base = absl::StrCat(dir, "/", name), authority = absl::StrCat(dir, "/", ca);
+  std::ofstream(base + ".ext") << "subjectAltName=DNS:" << name << "\n";
+  RunQuietly(absl::StrCat("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",
+                          " -subj /CN=", name, " -keyout ", base, ".key -out ", base, ".csr"));
+  RunQuietly(absl::StrCat("openssl x509 -req -days 2 -in ", base, ".csr -CA ", authority,
+                          ".pem -CAkey ", authority, ".key -CAcreateserial -extfile ", base,
+                          ".ext -out ", base, ".pem"));
+}
+
 Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> device_flags)
     : dir_(MakeTestDir()) {
   for (const BackendSpec& b : specs) {

@@ -105,6 +105,12 @@ Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
 // A fresh directory for one test's files.
 std::string MakeTestDir();
 
+// Test certificates, made with openssl (fails the test if it cannot): a
+// certificate authority `ca` (dir/<ca>.pem, key dir/<ca>.key), and a server
+// certificate for DNS name `name` signed by it (dir/<name>.pem, dir/<name>.key).
+void MakeCertificateAuthority(const std::string& dir, const std::string& ca);
+void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name);
+
 }  // namespace hr::testing
 
 #endif  // HYBRID_ROUTER_TESTS_INTEGRATION_HARNESS_H_

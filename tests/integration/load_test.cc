@@ -38,7 +38,7 @@ LoadRun RunLoad(const std::string& dir, const std::string& name, const std::stri
   run.output = ReadFile(p.log_path());
   google::protobuf::util::JsonParseOptions opts;
   auto parsed = google::protobuf::util::JsonStringToMessage(ReadFile(json_path), &run.report, opts);
-  // Exit codes 0 and 1 come with a report; 2 (bad usage) does not.
+  // Exit codes 0 and 1 come with a report; 2 (bad usage, no connection) does not.
   if (run.exit_code == 0 || run.exit_code == 1) {
     EXPECT_TRUE(parsed.ok()) << "no JSON report; output:\n" << run.output;
   }
@@ -156,6 +156,41 @@ TEST(LoadTest, CloudApiLoadsABackendDirectlyWithClaimsFromThePolicy) {
        "--requests=1"});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.output, HasSubstr("ja-JP is local only"));
+}
+
+TEST(LoadTest, CloudApiLoadsABackendOverTls) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeServerCertificate(certs, "operator-ca", "eu-west-1.backend.test");
+  BackendSpec b{"eu-west-1-a", "eu-west-1"};
+  b.tls_cert_file = certs + "/eu-west-1.backend.test.pem";
+  b.tls_key_file = certs + "/eu-west-1.backend.test.key";
+  Topology t({b}, kFastLocal);
+  const std::string target = absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a"));
+  const std::string workload =
+      R"pb(locales { locale: "fr-FR" } prompts: "bonjour" options { max_tokens: 3 })pb";
+  LoadRun run = RunLoad(t.dir(), "tls", workload,
+                        {target, "--api=cloud", "--requests=20", "--duration=0", "--tls",
+                         "--tls_ca_file=" + certs + "/operator-ca.pem",
+                         "--tls_server_name=eu-west-1.backend.test"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.report.ok(), 20) << run.output;
+  EXPECT_EQ(Routes(run.report)["cloud/eu-west-1"], 20);
+
+  // The certificate names another host: no connection, and hr-load says so.
+  LoadRun wrong = RunLoad(t.dir(), "wrong-name", workload,
+                          {target, "--api=cloud", "--requests=1", "--tls", "--connect_timeout=1s",
+                           "--tls_ca_file=" + certs + "/operator-ca.pem",
+                           "--tls_server_name=cn-north-1.backend.test"});
+  EXPECT_EQ(wrong.exit_code, 2);
+  EXPECT_THAT(wrong.output, HasSubstr("cannot connect to 127.0.0.1:"));
+  EXPECT_THAT(wrong.output, HasSubstr("over TLS"));
+
+  LoadRun half = RunLoad(t.dir(), "half", workload,
+                         {target, "--api=cloud", "--requests=1",
+                          "--tls_ca_file=" + certs + "/operator-ca.pem"});
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_THAT(half.output, HasSubstr("need --tls"));
 }
 
 TEST(LoadTest, StopsAtTheDurationInOpenLoop) {

@@ -12,32 +12,6 @@
 namespace hr::testing {
 namespace {
 
-void Run(const std::string& command) {
-  ASSERT_EQ(std::system((command + " 2>/dev/null").c_str()), 0) << command;
-}
-
-// A certificate authority: dir/<ca>.pem and its key dir/<ca>.key.
-void MakeCa(const std::string& dir, const std::string& ca) {
-  Run(absl::StrCat(
-      "openssl req -x509 -newkey ec -pkeyopt "
-      "ec_paramgen_curve:prime256v1 -nodes",
-      " -days 2 -subj /CN=", ca, " -keyout ", dir, "/", ca, ".key -out ", dir, "/", ca, ".pem"));
-}
-
-// A server certificate for DNS name `name`, signed by `ca`: dir/<name>.pem and
-// dir/<name>.key.
-void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name) {
-  const std::string base = absl::StrCat(dir, "/", name);
-  std::ofstream(base + ".ext") << "subjectAltName=DNS:" << name << "\n";
-  Run(
-      absl::StrCat("openssl req -newkey ec -pkeyopt "
-                   "ec_paramgen_curve:prime256v1 -nodes -subj /CN=",
-                   name, " -keyout ", base, ".key -out ", base, ".csr"));
-  Run(absl::StrCat("openssl x509 -req -days 2 -in ", base, ".csr -CA ", dir, "/", ca,
-                   ".pem -CAkey ", dir, "/", ca, ".key -CAcreateserial -extfile ", base,
-                   ".ext -out ", base, ".pem"));
-}
-
 BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
                        const std::string& certificate) {
   BackendSpec b{name, region};
@@ -52,7 +26,7 @@ std::string Trust(const std::string& dir, const std::string& ca, const std::stri
 
 TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
   const std::string certs = MakeTestDir();
-  MakeCa(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "operator-ca");
   MakeServerCertificate(certs, "operator-ca", "cn-north-1.backend.test");
   BackendSpec b = TlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test");
   b.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
@@ -73,8 +47,8 @@ TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
 // cn policy) without any of them receiving it.
 TEST(TlsTest, NoBackendIsUsedOverATransportItsEntryDoesNotTrust) {
   const std::string certs = MakeTestDir();
-  MakeCa(certs, "operator-ca");
-  MakeCa(certs, "stranger-ca");
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "stranger-ca");
   MakeServerCertificate(certs, "stranger-ca", "cn-north-1.backend.test");
   MakeServerCertificate(certs, "operator-ca", "eu-west-1.backend.test");
   MakeServerCertificate(certs, "operator-ca", "cn-east-1.backend.test");
@@ -103,7 +77,7 @@ TEST(TlsTest, NoBackendIsUsedOverATransportItsEntryDoesNotTrust) {
 
 TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
   const std::string dir = MakeTestDir();
-  MakeCa(dir, "ca");
+  MakeCertificateAuthority(dir, "ca");
   const struct {
     std::vector<std::string> flags;
     std::string expected;
