@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 
@@ -183,11 +184,9 @@ constexpr char kPem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE
 
 TEST(ResidencyPolicyTest, TlsCaFileIsReadIntoTheLoadedBackends) {
   std::string ca = WriteTemp("ca.pem", kPem);
-  std::string backends = R"pb(backends { name: "cn-a" address: "cn.example:443" region: "cn-north-1"
-                                         model_family: "qwen"
-                                         tls { ca_file: ")pb" +
-                         ca + R"pb(                                   " server_name: "cn.backend" }
-  })pb";
+  std::string backends = absl::StrCat(
+      "backends { name: \"cn-a\" address: \"cn.example:443\" region: \"cn-north-1\"\n",
+      "  model_family: \"qwen\" tls { ca_file: \"", ca, "\" server_name: \"cn.backend\" } }\n");
   auto p = LoadResidencyPolicy(WriteTemp("t.policy", kPolicy), WriteTemp("t.backends", backends));
   ASSERT_TRUE(p.ok()) << p.status();
   const v1::Backend& b = (*p)->backends().backends(0);
@@ -220,6 +219,30 @@ TEST(ResidencyPolicyTest, TlsProblemsNameTheField) {
     ASSERT_FALSE(p.ok()) << c.tls;
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(p.status().message().find(c.expected), absl::string_view::npos) << p.status();
+  }
+}
+
+TEST(ResidencyPolicyTest, PlaintextBeyondThisMachineIsAWarning) {
+  const struct {
+    std::string address;
+    bool tls, warned;
+  } cases[] = {
+      {"127.0.0.1:50061", false, false},      {"localhost:1", false, false},
+      {"dns:///localhost:1", false, false},   {"[::1]:2", false, false},
+      {"unix:/run/hr.sock", false, false},    {"ipv4:127.0.0.2:3", false, false},
+      {"10.0.0.5:50061", false, true},        {"dns:///hr.example.net:443", false, true},
+      {"dns:///hr.example.net:443", true, false},
+  };
+  for (const auto& c : cases) {
+    v1::Backends backends = Parse<v1::Backends>(
+        R"pb(backends { name: "cn-a" region: "cn-north-1" model_family: "qwen" })pb");
+    backends.mutable_backends(0)->set_address(c.address);
+    if (c.tls) backends.mutable_backends(0)->mutable_tls();
+    auto p = ResidencyPolicy::Create(Parse<v1::Policy>(kPolicy), backends);
+    ASSERT_TRUE(p.ok()) << p.status();
+    bool warned = false;
+    for (const auto& w : (*p)->warnings()) warned |= w.find("in plaintext") != std::string::npos;
+    EXPECT_EQ(warned, c.warned) << c.address << (c.tls ? " with tls" : "");
   }
 }
 
