@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
@@ -240,6 +241,22 @@ class PolicyBuilder {
     return rule;
   }
 
+  // Whether a gRPC target names this machine ("127.0.0.1:50061",
+  // "dns:///localhost:1", "[::1]:2", "unix:/run/x.sock").
+  static bool IsLoopback(absl::string_view target) {
+    if (absl::StartsWith(target, "unix:")) return true;
+    for (absl::string_view scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
+      if (absl::ConsumePrefix(&target, scheme)) break;
+    }
+    absl::string_view host = target;
+    if (absl::ConsumePrefix(&host, "[")) {
+      host = host.substr(0, host.find(']'));
+    } else if (size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+      host = host.substr(0, colon);
+    }
+    return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+  }
+
   // Reads `ca_file` into `ca_pem`, so that what hr-device trusts is what was
   // checked here, until the next load.
   void CheckTls(const std::string& where, const std::string& path, v1::BackendTls* tls) {
@@ -277,7 +294,13 @@ class PolicyBuilder {
       }
       if (b.address().empty()) Problem(where, path + ".address", "is required");
       if (b.model_family().empty()) Problem(where, path + ".model_family", "is required");
-      if (b.has_tls()) CheckTls(where, path + ".tls", b.mutable_tls());
+      if (b.has_tls()) {
+        CheckTls(where, path + ".tls", b.mutable_tls());
+      } else if (!b.address().empty() && !IsLoopback(b.address())) {
+        warnings_.push_back(absl::StrCat("backend '", b.name(), "' (", b.address(),
+                                         ") is reached in plaintext: give it a tls block "
+                                         "unless the network to it is private"));
+      }
       if (!regions_.contains(b.region())) {
         Problem(where, path + ".region",
                 absl::StrCat("region '", b.region(), "' is not declared in the policy's `regions`"));
