@@ -36,3 +36,32 @@ wait_port_file() {
   echo "error: $3 did not start; see $OUT/$3.log" >&2
   exit 1
 }
+
+# need_binaries NAME...: fails unless each program is built in $BIN.
+need_binaries() {
+  for b in "$@"; do
+    [[ -x $BIN/$b ]] || { echo "error: $BIN/$b missing: run scripts/setup.sh first" >&2; exit 1; }
+  done
+}
+
+# start_proxy_pair: what the proxy benchmarks put under load, logs in $OUT: one
+# synthetic us-east-1 hr-cloud (unthrottled tokens, enough slots that it never
+# queues) and an hr-device ($DEVICE_FLAGS added) whose only backend it is, with
+# --policy $POLICY. Sets BACKEND_PID, BACKEND_PORT, DEVICE_PID and DEVICE_PORT.
+start_proxy_pair() {
+  "$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
+    --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
+    --log_level warn >"$OUT/backend.log" 2>&1 &
+  BACKEND_PID=$!
+  PIDS+=("$BACKEND_PID"); wait_port_file "$OUT/backend.port" "$BACKEND_PID" backend
+  BACKEND_PORT=$(cat "$OUT/backend.port")
+  echo "backends { name: \"us-east-1-bench\" address: \"127.0.0.1:$BACKEND_PORT\"" \
+    "region: \"us-east-1\" model_family: \"llama\" }" >"$OUT/backends.textproto"
+  # shellcheck disable=SC2086
+  "$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
+    --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
+    ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
+  DEVICE_PID=$!
+  PIDS+=("$DEVICE_PID"); wait_port_file "$OUT/device.port" "$DEVICE_PID" device
+  DEVICE_PORT=$(cat "$OUT/device.port")
+}

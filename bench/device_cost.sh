@@ -16,30 +16,17 @@ OUT=build/bench/device_cost
 REQUESTS=${REQUESTS:-20000}
 WORKLOAD=bench/workloads/cloud_us.textproto
 POLICY=deploy/local/policy.textproto
-for b in hr-cloud hr-device hr-load; do
-  [[ -x $BIN/$b ]] || { echo "error: $BIN/$b missing: run scripts/setup.sh first" >&2; exit 1; }
-done
 rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/common.sh
+need_binaries hr-cloud hr-device hr-load
 if ! command -v perf >/dev/null; then
   need_commands linux-perf
 fi
 
-"$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
-  --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
-  --log_level warn >"$OUT/backend.log" 2>&1 &
-PIDS+=($!); wait_port_file "$OUT/backend.port" $! backend
-cat >"$OUT/backends.textproto" <<BACKENDS
-backends { name: "us-east-1-bench" address: "127.0.0.1:$(cat "$OUT/backend.port")" region: "us-east-1" model_family: "llama" }
-BACKENDS
-"$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
-  --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
-  ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
-DEVICE_PID=$!
-PIDS+=($DEVICE_PID); wait_port_file "$OUT/device.port" $DEVICE_PID device
+start_proxy_pair
 
 load() {
-  "$BIN/hr-load" --target "127.0.0.1:$(cat "$OUT/device.port")" --api router \
+  "$BIN/hr-load" --target "127.0.0.1:$DEVICE_PORT" --api router \
     --workload "$WORKLOAD" --policy "$POLICY" --progress=false --mode closed --concurrency 16 "$@"
 }
 echo "==> warming up"

@@ -28,12 +28,9 @@ RPS=${RPS:-500}
 WORKLOAD=bench/workloads/cloud_us.textproto
 POLICY=deploy/local/policy.textproto
 
-for b in hr-cloud hr-device hr-load; do
-  [[ -x $BIN/$b ]] || { echo "error: $BIN/$b missing: run scripts/setup.sh first" >&2; exit 1; }
-done
-
 rm -rf "$OUT"; mkdir -p "$OUT/nginx"
 source bench/common.sh
+need_binaries hr-cloud hr-device hr-load
 need_commands nginx jq
 free_port() {
   for _ in $(seq 1 100); do
@@ -43,21 +40,7 @@ free_port() {
   echo "error: no free port" >&2; exit 1
 }
 
-# The backend: unthrottled synthetic tokens, enough slots that it never queues.
-"$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
-  --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
-  --log_level warn >"$OUT/backend.log" 2>&1 &
-PIDS+=($!); wait_port_file "$OUT/backend.port" $! backend
-BACKEND_PORT=$(cat "$OUT/backend.port")
-
-cat >"$OUT/backends.textproto" <<EOF
-backends { name: "us-east-1-bench" address: "127.0.0.1:$BACKEND_PORT" region: "us-east-1" model_family: "llama" }
-EOF
-"$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
-  --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
-  ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
-PIDS+=($!); wait_port_file "$OUT/device.port" $! device
-DEVICE_PORT=$(cat "$OUT/device.port")
+start_proxy_pair
 
 NGINX_PORT=$(free_port)
 cat >"$OUT/nginx/nginx.conf" <<EOF
@@ -80,8 +63,6 @@ NGINX_PID=$!
 PIDS+=($NGINX_PID)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.05; done
 
-BACKEND_PID=${PIDS[0]}
-DEVICE_PID=${PIDS[1]}
 # CPU time (user + system, in clock ticks) of a process and its children threads;
 # for nginx, the master and its workers.
 ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s+=$1} END {print s+0}'; }
