@@ -137,14 +137,7 @@ class QueueCall final : public CloudCall {
 
 }  // namespace
 
-GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& backend) {
-  const v1::BackendTls& tls = backend.tls();
-  const std::string key = backend.has_tls() ? absl::StrCat(backend.address(), "|tls|",
-                                                           tls.server_name(), "|", tls.ca_pem())
-                                            : absl::StrCat(backend.address(), "|plaintext");
-  absl::MutexLock lock(&mu_);
-  std::unique_ptr<Connection>& c = connections_[key];
-  if (c != nullptr) return *c;
+std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend) {
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(kServiceConfig);
   // Notice a backend that came back within a second, not after minutes of backoff.
@@ -158,12 +151,25 @@ GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& b
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (backend.has_tls()) {
     grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = tls.ca_pem();  // empty: gRPC's default roots
+    ssl.pem_root_certs = backend.tls().ca_pem();  // empty: gRPC's default roots
     credentials = grpc::SslCredentials(ssl);
-    if (!tls.server_name().empty()) args.SetSslTargetNameOverride(tls.server_name());
+    if (!backend.tls().server_name().empty()) {
+      args.SetSslTargetNameOverride(backend.tls().server_name());
+    }
   }
+  return grpc::CreateCustomChannel(backend.address(), credentials, args);
+}
+
+GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& backend) {
+  const v1::BackendTls& tls = backend.tls();
+  const std::string key = backend.has_tls() ? absl::StrCat(backend.address(), "|tls|",
+                                                           tls.server_name(), "|", tls.ca_pem())
+                                            : absl::StrCat(backend.address(), "|plaintext");
+  absl::MutexLock lock(&mu_);
+  std::unique_ptr<Connection>& c = connections_[key];
+  if (c != nullptr) return *c;
   c = std::make_unique<Connection>();
-  c->channel = grpc::CreateCustomChannel(backend.address(), credentials, args);
+  c->channel = NewBackendChannel(backend);
   c->channel->GetState(/*try_to_connect=*/true);
   c->stub = v1::CloudInference::NewStub(c->channel);
   return *c;

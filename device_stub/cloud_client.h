@@ -49,6 +49,12 @@ class CloudClient {
   virtual bool IsDown(const v1::Backend& backend) = 0;
 };
 
+// A channel to `backend` as hr-device makes it: to its address, over TLS with the
+// roots and name of its `tls` block (plaintext without one), with gRPC's health
+// checking and round-robin over the addresses a name resolves to, reconnecting
+// within seconds. Not connected yet.
+std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend);
+
 // CloudClient over gRPC: one channel per backend address (and TLS settings: a
 // backend with `tls` is reached over TLS with the roots and name it gives, never in
 // plaintext), created on first use and reused by every call, with gRPC's client-side health

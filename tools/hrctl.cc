@@ -15,6 +15,8 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
+#include "device_stub/cloud_client.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "policy/residency_policy.h"
 #include "demo_cases.pb.h"
@@ -25,8 +27,9 @@
 #include "util/text_proto.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "the device router (hr-device) to talk to");
-ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file (validate)");
-ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "backends file (validate)");
+ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file (validate, probe)");
+ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto",
+          "backends file (validate, probe)");
 ABSL_FLAG(std::string, locale, "en-US", "BCP 47 locale of the request");
 ABSL_FLAG(bool, consent, false, "the user consents to cloud processing");
 ABSL_FLAG(std::string, hint, "", "prefer 'local' or 'cloud' (empty: let the router decide)");
@@ -52,6 +55,9 @@ Commands:
   hrctl validate [--policy FILE] [--backends FILE] [--json]
       Load and validate the policy and backends files; print problems with file and
       line, or the jurisdictions and warnings. Exit 1 when invalid.
+  hrctl probe    [--policy FILE] [--backends FILE] [--timeout 5s] [--json]
+      Connect to every backend as hr-device would (TLS settings included) and ask
+      its gRPC health service; print each one's state. Exit 1 unless all serve.
   hrctl explain  [--target ADDR] --locale TAG [--consent] [--hint local|cloud] PROMPT
       Ask a running hr-device where the request would run, and why.
   hrctl generate [--target ADDR] --locale TAG [--consent] [--max_tokens N] PROMPT
@@ -223,6 +229,45 @@ int Validate() {
   return 0;
 }
 
+// The backends as hr-device sees them: each one's health, asked over a channel
+// made exactly as hr-device makes it.
+int Probe() {
+  auto policy = hr::policy::LoadResidencyPolicy(absl::GetFlag(FLAGS_policy),
+                                                absl::GetFlag(FLAGS_backends));
+  if (!policy.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(policy.status().message()).c_str());
+    return 1;
+  }
+  const bool json = absl::GetFlag(FLAGS_json);
+  int failing = 0;
+  for (const v1::Backend& b : (*policy)->backends().backends()) {
+    auto channel = hr::device::NewBackendChannel(b);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::health::v1::HealthCheckRequest request;
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status s = grpc::health::v1::Health::NewStub(channel)->Check(&ctx, request, &response);
+    const std::string state =
+        s.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+               : absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                             ": ", s.error_message());
+    const bool serving = s.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+    failing += !serving;
+    const char* transport = b.has_tls() ? "tls" : "plaintext";
+    if (json) {
+      std::printf("{\"backend\":%s,\"region\":%s,\"address\":%s,\"transport\":\"%s\","
+                  "\"serving\":%s,\"state\":%s}\n",
+                  JsonString(b.name()).c_str(), JsonString(b.region()).c_str(),
+                  JsonString(b.address()).c_str(), transport, serving ? "true" : "false",
+                  JsonString(state).c_str());
+    } else {
+      std::printf("%-16s %-14s %-9s %-40s %s\n", b.name().c_str(), b.region().c_str(), transport,
+                  b.address().c_str(), state.c_str());
+    }
+  }
+  return failing == 0 ? 0 : 1;
+}
+
 int Explain(const v1::GenerateRequest& request) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
@@ -391,6 +436,7 @@ int main(int argc, char** argv) {
   }
   std::string cmd = args[1];
   if (cmd == "validate") return Validate();
+  if (cmd == "probe") return Probe();
   if (cmd == "demo") return Demo();
   if (cmd == "score") return Score();
   if (cmd == "detect") return Detect();

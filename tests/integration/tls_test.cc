@@ -1,11 +1,12 @@
 // TLS between hr-device and hr-cloud: real processes on loopback, certificates
 // made with openssl for each test.
-#include <cstdlib>
-#include <fstream>
+#include <map>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
 
@@ -73,6 +74,34 @@ TEST(TlsTest, NoBackendIsUsedOverATransportItsEntryDoesNotTrust) {
   for (const char* name : {"stranger", "other-name", "plaintext", "tls-only"}) {
     EXPECT_EQ(t.Received(name), "") << name;
   }
+}
+
+TEST(TlsTest, HrctlProbeReachesEachBackendAsHrDeviceDoes) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "stranger-ca");
+  MakeServerCertificate(certs, "operator-ca", "cn-north-1.backend.test");
+  MakeServerCertificate(certs, "stranger-ca", "cn-east-1.backend.test");
+  BackendSpec good = TlsBackend("good", "cn-north-1", certs, "cn-north-1.backend.test");
+  good.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
+  BackendSpec bad = TlsBackend("bad", "cn-east-1", certs, "cn-east-1.backend.test");
+  bad.device_tls = Trust(certs, "operator-ca", "cn-east-1.backend.test");
+  BackendSpec plain{"plain", "eu-west-1"};
+  Topology t({good, bad, plain});
+
+  const std::string out = t.dir() + "/probe.txt";
+  Process p({HR_BIN_DIR "/hrctl", "probe", "--timeout=5s",
+             "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+             "--backends=" + t.dir() + "/backends.textproto"},
+            out);
+  EXPECT_EQ(p.WaitExit(absl::Seconds(30)), 1);  // not every backend serves
+  std::map<std::string, std::string> lines;
+  for (absl::string_view line : absl::StrSplit(ReadFile(out), '\n', absl::SkipEmpty())) {
+    lines[std::string(line.substr(0, line.find(' ')))] = std::string(line);
+  }
+  EXPECT_THAT(lines["good"], ::testing::MatchesRegex(".* tls .* SERVING"));
+  EXPECT_THAT(lines["bad"], ::testing::MatchesRegex(".* tls .* UNAVAILABLE: .*"));
+  EXPECT_THAT(lines["plain"], ::testing::MatchesRegex(".* plaintext .* SERVING"));
 }
 
 TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
