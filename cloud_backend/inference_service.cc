@@ -1,6 +1,7 @@
 #include "absl/strings/string_view.h"
 #include "cloud_backend/inference_service.h"
 
+#include <atomic>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -19,12 +20,28 @@ using grpc_util::ToGrpcStatus;
 
 namespace {
 
-// Text that queued up behind a write in flight goes out as one chunk.
-bool MergeText(v1::CloudChunk& queued, v1::CloudChunk& next) {
-  if (!queued.has_text() || !next.has_text()) return false;
+// What queued up behind a write in flight goes out as one message: text joins
+// the text before it, and the final message joins the last text.
+bool MergeChunks(v1::CloudChunk& queued, v1::CloudChunk& next) {
+  if (queued.has_done() || next.has_start()) return false;
   queued.mutable_text()->append(next.text());
+  if (next.has_done()) *queued.mutable_done() = std::move(*next.mutable_done());
   return true;
 }
+
+// The answer's start travels in its first message, together with the first text
+// (or the final message), rather than in a message of its own.
+class StartOnce {
+ public:
+  explicit StartOnce(v1::CloudStart start) : start_(std::move(start)) {}
+  void AddTo(v1::CloudChunk& chunk) {
+    if (!sent_.exchange(true, std::memory_order_acq_rel)) *chunk.mutable_start() = start_;
+  }
+
+ private:
+  const v1::CloudStart start_;
+  std::atomic<bool> sent_{false};
+};
 
 }  // namespace
 
@@ -70,7 +87,7 @@ void InferenceService::Record(const v1::CloudRequest& request) {
 
 grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::CloudRequest* request) {
-  auto* reactor = new SinkReactor<v1::CloudChunk>(&MergeText);
+  auto* reactor = new SinkReactor<v1::CloudChunk>(&MergeChunks);
   auto sink = reactor->sink();
   const absl::Time start = absl::Now();
   const std::string& id = request->request_id();
@@ -103,23 +120,25 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
   job->stop.assign(o.stop().begin(), o.stop().end());
   job->deadline = absl::FromChrono(context->deadline());
 
-  v1::CloudChunk first;
-  first.mutable_start()->set_region(options_.region);
-  first.mutable_start()->set_model(options_.model);
-  sink->Send(std::move(first));
+  v1::CloudStart start_message;
+  start_message.set_region(options_.region);
+  start_message.set_model(options_.model);
+  auto start_once = std::make_shared<StartOnce>(std::move(start_message));
 
   std::weak_ptr<engine::GenerationJob> weak_job = job;
   sink->OnCancel([weak_job] {
     if (auto j = weak_job.lock()) j->cancelled.store(true);
   });
-  job->on_text = [sink](absl::string_view text) {
+  job->on_text = [sink, start_once](absl::string_view text) {
     v1::CloudChunk chunk;
+    start_once->AddTo(chunk);
     chunk.set_text(std::string(text));
     sink->Send(std::move(chunk));
   };
   std::string region = options_.region;
   std::string jurisdiction = request->claim().jurisdiction();
-  job->on_done = [sink, id, region, jurisdiction, start](absl::StatusOr<engine::GenerationResult> r) {
+  job->on_done = [sink, start_once, id, region, jurisdiction,
+                  start](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
     spdlog::info("served request_id={} jurisdiction={} region={} code={} completion_tokens={} "
                  "micros={}",
@@ -130,6 +149,7 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
       return;
     }
     v1::CloudChunk done;
+    start_once->AddTo(done);
     done.mutable_done()->mutable_usage()->set_prompt_tokens(r->prompt_tokens);
     done.mutable_done()->mutable_usage()->set_completion_tokens(r->completion_tokens);
     done.mutable_done()->set_finish_reason(r->finish_reason);

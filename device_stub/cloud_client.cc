@@ -72,21 +72,20 @@ class QueueCall final : public CloudCall {
       reader_->Finish(&status_, &finish_tag_);
       return;
     }
-    switch (chunk_.kind_case()) {
-      case v1::CloudChunk::kStart:
-        callbacks_.on_start(chunk_.start());
-        break;
-      case v1::CloudChunk::kText:
-        Answered();
-        callbacks_.on_text(std::move(*chunk_.mutable_text()));
-        break;
-      case v1::CloudChunk::kDone:
-        Answered();
-        done_ = std::move(*chunk_.mutable_done());
-        got_done_ = true;
-        break;
-      default:
-        break;
+    // A message's parts in their order: start, text, done.
+    if (chunk_.has_start()) callbacks_.on_start(chunk_.start());
+    if (!chunk_.text().empty()) {
+      Answered();
+      callbacks_.on_text(std::move(*chunk_.mutable_text()));
+    }
+    if (chunk_.has_done()) {
+      Answered();
+      done_ = std::move(*chunk_.mutable_done());
+      got_done_ = true;
+      // Nothing follows the final message: ask for the status at once rather
+      // than after one more read that would only report the end of the stream.
+      reader_->Finish(&status_, &finish_tag_);
+      return;
     }
     chunk_.Clear();
     reader_->Read(&chunk_, &read_tag_);

@@ -98,12 +98,12 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         self->Complete(r.status(), nullptr);
         return;
       }
-      self->SendRoute(v1::LOCAL, "", "");
-      v1::Done done;
-      done.mutable_usage()->set_prompt_tokens(r->prompt_tokens);
-      done.mutable_usage()->set_completion_tokens(r->completion_tokens);
-      done.set_finish_reason(r->finish_reason);
-      self->Complete(absl::OkStatus(), &done);
+      v1::GenerateResponse last = self->Answer(v1::LOCAL, "", "", "");
+      v1::Done* done = last.mutable_done();
+      done->mutable_usage()->set_prompt_tokens(r->prompt_tokens);
+      done->mutable_usage()->set_completion_tokens(r->completion_tokens);
+      done->set_finish_reason(r->finish_reason);
+      self->Complete(absl::OkStatus(), &last);
     };
     {
       absl::MutexLock lock(&mu_);
@@ -230,12 +230,10 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         absl::MutexLock lock(&mu_);
         rest = restorer_->Flush();
       }
-      SendText(v1::CLOUD, backend->region(), backend->name(), rest);
-      SendRoute(v1::CLOUD, backend->region(), backend->name());
-      v1::Done final_message;
-      *final_message.mutable_usage() = done->usage();
-      final_message.set_finish_reason(done->finish_reason());
-      Complete(absl::OkStatus(), &final_message);
+      v1::GenerateResponse last = Answer(v1::CLOUD, backend->region(), backend->name(), rest);
+      *last.mutable_done()->mutable_usage() = done->usage();
+      last.mutable_done()->set_finish_reason(done->finish_reason());
+      Complete(absl::OkStatus(), &last);
       return;
     }
     absl::Status status = mismatch ? absl::FailedPreconditionError(absl::StrCat(
@@ -303,40 +301,41 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
 
   // --- output ------------------------------------------------------------------
 
-  // Sends RouteInfo if it has not been sent yet. Must precede any text.
-  void SendRoute(v1::ExecutionTarget target, const std::string& region,
-                 const std::string& backend) {
+  // A message of the answer: `text` (none when empty), preceded by RouteInfo if
+  // this is the first message, which always carries it.
+  v1::GenerateResponse Answer(v1::ExecutionTarget target, const std::string& region,
+                              const std::string& backend, absl::string_view text) {
     v1::GenerateResponse r;
     {
       absl::MutexLock lock(&mu_);
-      if (route_sent_) return;
-      route_sent_ = true;
-      target_ = target;
-      region_ = region;
-      backend_ = backend;
-      *r.mutable_route() = p_.info;
+      if (!route_sent_) {
+        route_sent_ = true;
+        target_ = target;
+        region_ = region;
+        backend_ = backend;
+        *r.mutable_route() = p_.info;
+      }
+      if (!text.empty() && first_chunk_ == absl::InfinitePast()) first_chunk_ = absl::Now();
     }
-    r.mutable_route()->set_target(target);
-    r.mutable_route()->set_region(region);
-    r.mutable_route()->set_backend(backend);
-    if (target == v1::LOCAL) r.mutable_route()->clear_redactions();
-    stream_->Send(std::move(r));
+    if (r.has_route()) {
+      r.mutable_route()->set_target(target);
+      r.mutable_route()->set_region(region);
+      r.mutable_route()->set_backend(backend);
+      if (target == v1::LOCAL) r.mutable_route()->clear_redactions();
+    }
+    if (!text.empty()) r.mutable_chunk()->set_text(std::string(text));
+    return r;
   }
 
   void SendText(v1::ExecutionTarget target, const std::string& region, const std::string& backend,
                 absl::string_view text) {
     if (text.empty()) return;
-    SendRoute(target, region, backend);
-    {
-      absl::MutexLock lock(&mu_);
-      if (first_chunk_ == absl::InfinitePast()) first_chunk_ = absl::Now();
-    }
-    v1::GenerateResponse r;
-    r.mutable_chunk()->set_text(std::string(text));
-    stream_->Send(std::move(r));
+    stream_->Send(Answer(target, region, backend, text));
   }
 
-  void Complete(const absl::Status& status, v1::Done* done) {
+  // Ends the call with `status`; with `last` (its `done` filled in but for the
+  // timings) when the answer is complete.
+  void Complete(const absl::Status& status, v1::GenerateResponse* last) {
     absl::Time now = absl::Now();
     int failed;
     {
@@ -348,8 +347,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       job_.reset();
       call_.reset();
     }
-    if (done != nullptr) {
-      v1::Timings* t = done->mutable_timings();
+    if (last != nullptr) {
+      v1::Timings* t = last->mutable_done()->mutable_timings();
       t->set_decision_micros(absl::ToInt64Microseconds(decided_ - arrival_));
       if (first_chunk_ != absl::InfinitePast()) {
         t->set_first_chunk_micros(absl::ToInt64Microseconds(first_chunk_ - arrival_));
@@ -364,10 +363,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         region_.empty() ? "-" : region_, backend_.empty() ? "-" : backend_,
         absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
         failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
-    if (done != nullptr) {
-      v1::GenerateResponse r;
-      *r.mutable_done() = std::move(*done);
-      stream_->FinishWith(std::move(r), status);
+    if (last != nullptr) {
+      stream_->FinishWith(std::move(*last), status);
     } else {
       stream_->Finish(status);
     }

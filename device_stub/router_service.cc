@@ -24,10 +24,12 @@ class SinkStream : public ResponseStream {
   std::shared_ptr<grpc_util::StreamSink<v1::GenerateResponse>> sink_;
 };
 
-// Text that queued up behind a write in flight goes out as one chunk.
-bool MergeText(v1::GenerateResponse& queued, v1::GenerateResponse& next) {
-  if (!queued.has_chunk() || !next.has_chunk()) return false;
-  queued.mutable_chunk()->mutable_text()->append(next.chunk().text());
+// What queued up behind a write in flight goes out as one message: text joins
+// the text before it, and the final message joins the last text.
+bool MergeResponses(v1::GenerateResponse& queued, v1::GenerateResponse& next) {
+  if (queued.has_done() || next.has_route()) return false;
+  if (next.has_chunk()) queued.mutable_chunk()->mutable_text()->append(next.chunk().text());
+  if (next.has_done()) *queued.mutable_done() = std::move(*next.mutable_done());
   return true;
 }
 
@@ -55,7 +57,7 @@ class GenerateCall final : private grpc_util::StreamWriter<v1::GenerateResponse>
       : service_(service),
         router_(router),
         queue_(queue),
-        sink_(std::make_shared<grpc_util::StreamSink<v1::GenerateResponse>>(&MergeText)) {
+        sink_(std::make_shared<grpc_util::StreamSink<v1::GenerateResponse>>(&MergeResponses)) {
     sink_->Attach(this);
   }
 

@@ -113,48 +113,38 @@ class Call : public grpc::ClientReadReactor<Response> {
   void FirstText() {
     if (outcome_.first_chunk_us < 0) outcome_.first_chunk_us = MicrosSince(scheduled_);
   }
+  // A message's parts in their order: route (or start), text, done.
   void Observe(const v1::GenerateResponse& r) {
     if (done_) return Protocol("a message after done");
-    switch (r.kind_case()) {
-      case v1::GenerateResponse::kRoute:
-        if (outcome_.routed) return Protocol("a second route");
-        outcome_.routed = true;
-        outcome_.cloud = r.route().target() == v1::CLOUD;
-        outcome_.fell_back = r.route().fell_back();
-        outcome_.region = r.route().region();
-        return;
-      case v1::GenerateResponse::kChunk:
-        if (!outcome_.routed) return Protocol("text before the route");
-        return FirstText();
-      case v1::GenerateResponse::kDone:
-        if (!outcome_.routed) return Protocol("done before the route");
-        done_ = true;
-        outcome_.completion_tokens = r.done().usage().completion_tokens();
-        return;
-      default:
-        return Protocol("an empty message");
+    if (!r.has_route() && !r.has_chunk() && !r.has_done()) return Protocol("an empty message");
+    if (r.has_route()) {
+      Routed(r.route().target() == v1::CLOUD, r.route().region(), "route");
+      outcome_.fell_back = r.route().fell_back();
     }
+    if (r.has_chunk()) Text("text before the route");
+    if (r.has_done()) Done(r.done().usage(), "done before the route");
   }
   void Observe(const v1::CloudChunk& c) {
     if (done_) return Protocol("a message after done");
-    switch (c.kind_case()) {
-      case v1::CloudChunk::kStart:
-        if (outcome_.routed) return Protocol("a second start");
-        outcome_.routed = true;
-        outcome_.cloud = true;
-        outcome_.region = c.start().region();
-        return;
-      case v1::CloudChunk::kText:
-        if (!outcome_.routed) return Protocol("text before start");
-        return FirstText();
-      case v1::CloudChunk::kDone:
-        if (!outcome_.routed) return Protocol("done before start");
-        done_ = true;
-        outcome_.completion_tokens = c.done().usage().completion_tokens();
-        return;
-      default:
-        return Protocol("an empty message");
-    }
+    if (!c.has_start() && c.text().empty() && !c.has_done()) return Protocol("an empty message");
+    if (c.has_start()) Routed(/*cloud=*/true, c.start().region(), "start");
+    if (!c.text().empty()) Text("text before start");
+    if (c.has_done()) Done(c.done().usage(), "done before start");
+  }
+  void Routed(bool cloud, const std::string& region, absl::string_view what) {
+    if (outcome_.routed) return Protocol(absl::StrCat("a second ", what));
+    outcome_.routed = true;
+    outcome_.cloud = cloud;
+    outcome_.region = region;
+  }
+  void Text(absl::string_view too_early) {
+    if (!outcome_.routed) return Protocol(too_early);
+    FirstText();
+  }
+  void Done(const v1::Usage& usage, absl::string_view too_early) {
+    if (!outcome_.routed) return Protocol(too_early);
+    done_ = true;
+    outcome_.completion_tokens = usage.completion_tokens();
   }
 
   Driver* driver_;

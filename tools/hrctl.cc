@@ -292,24 +292,19 @@ grpc::Status RunGenerate(v1::Router::Stub* stub, const v1::GenerateRequest& requ
   bool json = absl::GetFlag(FLAGS_json);
   while (reader->Read(&r)) {
     if (print && json) std::printf("%s\n", ToJson(r).c_str());
-    switch (r.kind_case()) {
-      case v1::GenerateResponse::kRoute:
-        *info = r.route();
-        if (print && !json) PrintRoute(*info);
-        break;
-      case v1::GenerateResponse::kChunk:
-        text->append(r.chunk().text());
-        if (print && !json) {
-          std::fputs(r.chunk().text().c_str(), stdout);
-          std::fflush(stdout);
-        }
-        break;
-      case v1::GenerateResponse::kDone:
-        *done = r.done();
-        break;
-      default:
-        break;
+    // A message's parts in their order: route, text, done.
+    if (r.has_route()) {
+      *info = r.route();
+      if (print && !json) PrintRoute(*info);
     }
+    if (r.has_chunk()) {
+      text->append(r.chunk().text());
+      if (print && !json) {
+        std::fputs(r.chunk().text().c_str(), stdout);
+        std::fflush(stdout);
+      }
+    }
+    if (r.has_done()) *done = r.done();
   }
   return reader->Finish();
 }

@@ -154,12 +154,19 @@ class DeviceRouterTest : public ::testing::Test {
   std::unique_ptr<DeviceRouter> router_;
 };
 
-TEST_F(DeviceRouterTest, RouteInfoComesFirstThenTextThenDone) {
+TEST_F(DeviceRouterTest, RouteInfoTravelsWithTheFirstTextAndDoneComesLast) {
   auto c = Run("en-US", "hello there");
   ASSERT_TRUE(c->status.ok()) << c->status;
-  ASSERT_GE(c->responses.size(), 3u);
-  EXPECT_TRUE(c->responses.front().has_route());
-  EXPECT_TRUE(c->responses.back().has_done());
+  const std::vector<v1::GenerateResponse>& r = c->responses;
+  ASSERT_GE(r.size(), 2u);
+  // The route rides with the first text rather than in a message of its own.
+  EXPECT_TRUE(r.front().has_route());
+  EXPECT_TRUE(r.front().has_chunk());
+  EXPECT_TRUE(r.back().has_done());
+  for (size_t i = 0; i < r.size(); ++i) {
+    EXPECT_EQ(r[i].has_route(), i == 0) << i;
+    EXPECT_EQ(r[i].has_done(), i + 1 == r.size()) << i;
+  }
   EXPECT_EQ(c->route.target(), v1::CLOUD);
   EXPECT_EQ(c->route.region(), "us-east-1");
   EXPECT_EQ(c->text, "hello there");

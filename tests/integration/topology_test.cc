@@ -325,6 +325,41 @@ TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
   EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "code=CANCELLED"));
 }
 
+TEST(TopologyTest, CloudBackendSendsStartWithTheFirstTextAndDoneWithTheLast) {
+  std::string dir = MakeTestDir();
+  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
+                 "--port_file=" + dir + "/port", "--engine=synthetic",
+                 "--synthetic_tokens_per_second=40"},
+                dir + "/cloud.log");
+  int port = WaitForPort(cloud, dir + "/port");
+  auto stub = v1::CloudInference::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+  v1::CloudRequest req;
+  req.mutable_claim()->add_allowed_regions("eu-central-1");
+  auto* m = req.add_messages();
+  m->set_role("user");
+  m->set_content("one two three");
+  req.mutable_options()->set_max_tokens(3);
+  grpc::ClientContext ctx;
+  auto reader = stub->Generate(&ctx, req);
+  std::vector<v1::CloudChunk> chunks;
+  for (v1::CloudChunk c; reader->Read(&c);) chunks.push_back(c);
+  ASSERT_TRUE(reader->Finish().ok());
+  // Three tokens 25 ms apart: the start rides with the first rather than alone;
+  // done comes last (alone, or with text that queued up behind a write).
+  ASSERT_GE(chunks.size(), 3u);
+  EXPECT_TRUE(chunks[0].has_start());
+  EXPECT_EQ(chunks[0].start().region(), "eu-central-1");
+  EXPECT_FALSE(chunks[0].text().empty());
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    EXPECT_EQ(chunks[i].has_start(), i == 0) << i;
+    EXPECT_EQ(chunks[i].has_done(), i + 1 == chunks.size()) << i;
+    if (i + 1 < chunks.size()) EXPECT_FALSE(chunks[i].text().empty()) << i;
+  }
+  EXPECT_EQ(chunks.back().done().usage().completion_tokens(), 3);
+  EXPECT_EQ(chunks.back().done().region(), "eu-central-1");
+}
+
 TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   std::string dir = MakeTestDir();
   Process cloud({HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--listen=127.0.0.1:0",
@@ -343,12 +378,13 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   grpc::ClientContext ctx;
   auto reader = stub->Generate(&ctx, req);
   v1::CloudChunk chunk;
-  int texts = 0;
+  ASSERT_TRUE(reader->Read(&chunk));  // the start, with the first token
+  ASSERT_TRUE(chunk.has_start());
+  int texts = chunk.text().empty() ? 0 : 1;
   bool done = false;
-  ASSERT_TRUE(reader->Read(&chunk));  // start
   kill(cloud.pid(), SIGTERM);
   while (reader->Read(&chunk)) {
-    texts += chunk.has_text();
+    texts += !chunk.text().empty();
     done |= chunk.has_done();
   }
   EXPECT_TRUE(reader->Finish().ok());
