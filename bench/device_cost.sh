@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What one request costs hr-device, counted rather than timed: the CPU
-# instructions (user and kernel) and cycles its threads spend per request while
-# hr-load drives a fixed number of requests of bench/workloads/cloud_us.textproto
+# instructions (user and kernel), cycles and socket system calls its threads
+# spend per request while hr-load drives a fixed number of requests of bench/workloads/cloud_us.textproto
 # through it to one synthetic hr-cloud backend (16 closed-loop streams).
 # Instruction counts hardly move with the load of the machine, so they show a
 # change of a few per cent that throughput on a shared 2-core machine hides.
@@ -32,7 +32,13 @@ load() {
 echo "==> warming up"
 load --duration 2s >/dev/null
 echo "==> $REQUESTS requests under perf stat"
-perf stat -x, -e instructions:u,instructions:k,cycles -p "$DEVICE_PID" -o "$OUT/perf.txt" &
+EVENTS=instructions:u,instructions:k,cycles
+# System calls too, where the kernel lets perf trace them.
+# (grep -c reads all of perf's output: -q would stop early and fail the pipe.)
+if perf list 2>/dev/null | grep -c syscalls:sys_enter_sendmsg >/dev/null; then
+  EVENTS+=,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_epoll_wait
+fi
+perf stat -x, -e "$EVENTS" -p "$DEVICE_PID" -o "$OUT/perf.txt" &
 PERF_PID=$!
 sleep 0.5  # perf attaches
 load --requests "$REQUESTS" --json "$OUT/load.json" >/dev/null
@@ -41,9 +47,15 @@ ok=$(sed -n 's/.*"ok": *"\{0,1\}\([0-9]*\).*/\1/p' "$OUT/load.json" | head -1)
 [[ $ok == "$REQUESTS" ]] || { echo "error: only $ok of $REQUESTS requests succeeded" >&2; exit 1; }
 awk -F, -v n="$REQUESTS" '
   $3 == "instructions:u" { u = $1 } $3 == "instructions:k" { k = $1 } $3 == "cycles" { c = $1 }
+  $3 ~ /^syscalls:sys_enter_/ && $1 ~ /^[0-9]+$/ { sub(/^syscalls:sys_enter_/, "", $3); sys[$3] = $1 }
   END {
     if (u == "" || u == "<not supported>") { print "error: perf counted nothing (perf_event_paranoid?)" > "/dev/stderr"; exit 1 }
     printf "hr-device per request, %d requests:\n", n
     printf "  instructions  %8.0f user  %8.0f kernel  %8.0f total\n", u / n, k / n, (u + k) / n
     printf "  cycles        %8.0f\n", c / n
+    if (length(sys) > 0) {
+      printf "  system calls "
+      for (name in sys) printf "  %s %.2f", name, sys[name] / n
+      printf "\n"
+    }
   }' "$OUT/perf.txt"

@@ -79,7 +79,7 @@ class InstantCloud : public CloudClient {
     v1::CloudDone done;
     done.set_region(backend.region());
     done.mutable_usage()->set_completion_tokens(8);
-    cb.on_done(done);
+    cb.on_done(done, "");
     return std::make_shared<Call>();
   }
   bool IsDown(const v1::Backend&) override { return false; }

@@ -74,18 +74,20 @@ class QueueCall final : public CloudCall {
     }
     // A message's parts in their order: start, text, done.
     if (chunk_.has_start()) callbacks_.on_start(chunk_.start());
-    if (!chunk_.text().empty()) {
-      Answered();
-      callbacks_.on_text(std::move(*chunk_.mutable_text()));
-    }
     if (chunk_.has_done()) {
+      // Text in the final message waits for the status, to leave with the end.
       Answered();
+      last_text_ = std::move(*chunk_.mutable_text());
       done_ = std::move(*chunk_.mutable_done());
       got_done_ = true;
       // Nothing follows the final message: ask for the status at once rather
       // than after one more read that would only report the end of the stream.
       reader_->Finish(&status_, &finish_tag_);
       return;
+    }
+    if (!chunk_.text().empty()) {
+      Answered();
+      callbacks_.on_text(std::move(*chunk_.mutable_text()));
     }
     chunk_.Clear();
     reader_->Read(&chunk_, &read_tag_);
@@ -94,14 +96,19 @@ class QueueCall final : public CloudCall {
   void OnFinished(bool /*ok*/) {
     Answered();  // nothing more to wait for
     if (timed_out_.load(std::memory_order_acquire) && !got_done_) {
-      callbacks_.on_done(absl::UnavailableError(absl::StrCat(
-          "backend sent no text within ", absl::FormatDuration(first_text_timeout_))));
+      callbacks_.on_done(absl::UnavailableError(absl::StrCat("backend sent no text within ",
+                                                             absl::FormatDuration(
+                                                                 first_text_timeout_))),
+                         "");
     } else if (!status_.ok()) {
-      callbacks_.on_done(grpc_util::FromGrpcStatus(status_));
+      // The text still goes on first, as any text before a failure does.
+      if (!last_text_.empty()) callbacks_.on_text(std::move(last_text_));
+      callbacks_.on_done(grpc_util::FromGrpcStatus(status_), "");
     } else if (!got_done_) {
-      callbacks_.on_done(absl::DataLossError("backend ended the stream without a final message"));
+      callbacks_.on_done(absl::DataLossError("backend ended the stream without a final message"),
+                         "");
     } else {
-      callbacks_.on_done(std::move(done_));
+      callbacks_.on_done(std::move(done_), std::move(last_text_));
     }
     Unref();
   }
@@ -119,6 +126,7 @@ class QueueCall final : public CloudCall {
   std::unique_ptr<grpc::ClientAsyncReader<v1::CloudChunk>> reader_;
   v1::CloudChunk chunk_;
   v1::CloudDone done_;
+  std::string last_text_;  // text in the final message
   bool got_done_ = false;
   grpc::Status status_;
   absl::Duration first_text_timeout_;

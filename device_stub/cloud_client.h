@@ -28,11 +28,13 @@ class CloudCall {
 
 // What a call reports, in order: on_start once (unless the call fails first), then
 // on_text for each piece, then on_done exactly once with the backend's final
-// message or the call's error. Called on gRPC threads: they must not block.
+// message or the call's error. Text that came in one message with the final one
+// is handed to on_done with it (`last_text`), so that the two can go on together;
+// with an error it is always empty. Called on gRPC threads: they must not block.
 struct CloudCallbacks {
   std::function<void(const v1::CloudStart&)> on_start;
   std::function<void(std::string)> on_text;
-  std::function<void(absl::StatusOr<v1::CloudDone>)> on_done;
+  std::function<void(absl::StatusOr<v1::CloudDone> done, std::string last_text)> on_done;
 };
 
 // Talks to cloud backends. An interface so that the routing code can be tested

@@ -175,8 +175,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       if (self->RegionRejected()) return;
       self->SendText(v1::CLOUD, backend->region(), backend->name(), self->Restore(text));
     };
-    cb.on_done = [self, attempt](absl::StatusOr<v1::CloudDone> d) {
-      self->OnCloudDone(attempt, std::move(d));
+    cb.on_done = [self, attempt](absl::StatusOr<v1::CloudDone> d, std::string last_text) {
+      self->OnCloudDone(attempt, std::move(d), last_text);
     };
     auto call = router_->cloud_->Start(*backend, cloud_request_, deadline_, std::move(cb));
     bool cancel_now;
@@ -214,7 +214,9 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     if (call) call->Cancel();
   }
 
-  void OnCloudDone(size_t attempt, absl::StatusOr<v1::CloudDone> done) {
+  // `last_text`: text that came with the final message; it leaves with it.
+  void OnCloudDone(size_t attempt, absl::StatusOr<v1::CloudDone> done,
+                   absl::string_view last_text) {
     const v1::Backend* backend = candidates_[attempt];
     bool committed, mismatch;
     {
@@ -228,7 +230,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       std::string rest;
       {
         absl::MutexLock lock(&mu_);
-        rest = restorer_->Flush();
+        rest = restorer_->Feed(last_text);
+        rest += restorer_->Flush();
       }
       v1::GenerateResponse last = Answer(v1::CLOUD, backend->region(), backend->name(), rest);
       *last.mutable_done()->mutable_usage() = done->usage();
