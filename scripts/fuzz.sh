@@ -29,7 +29,7 @@ if [[ ! -f build-fuzz/build.ninja ]]; then
   echo "==> configuring build-fuzz/ (clang, sanitizers)"
   SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined"
   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DHR_FUZZ=ON -DHR_TCMALLOC=OFF \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DHR_FUZZ=ON -DHR_JEMALLOC=OFF \
     -DCMAKE_C_FLAGS="$SAN" -DCMAKE_CXX_FLAGS="$SAN" >/dev/null
 fi
 echo "==> building ${TARGETS[*]}"
