@@ -47,7 +47,8 @@ need_binaries() {
 # start_proxy_pair: what the proxy benchmarks put under load, logs in $OUT: one
 # synthetic us-east-1 hr-cloud (unthrottled tokens, enough slots that it never
 # queues) and an hr-device ($DEVICE_FLAGS added) whose only backend it is, with
-# --policy $POLICY. Sets BACKEND_PID, BACKEND_PORT, DEVICE_PID and DEVICE_PORT.
+# --policy $POLICY, serving on a free loopback port or, with DEVICE_LISTEN=unix:PATH,
+# on that Unix socket. Sets BACKEND_PID, BACKEND_PORT, DEVICE_PID and DEVICE_TARGET.
 start_proxy_pair() {
   "$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
     --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
@@ -58,10 +59,15 @@ start_proxy_pair() {
   echo "backends { name: \"us-east-1-bench\" address: \"127.0.0.1:$BACKEND_PORT\"" \
     "region: \"us-east-1\" model_family: \"llama\" }" >"$OUT/backends.textproto"
   # shellcheck disable=SC2086
-  "$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" --policy "$POLICY" \
-    --backends "$OUT/backends.textproto" --local_engine synthetic --log_level warn \
+  "$BIN/hr-device" --listen "${DEVICE_LISTEN:-127.0.0.1:0}" --port_file "$OUT/device.port" \
+    --policy "$POLICY" --backends "$OUT/backends.textproto" --local_engine synthetic \
+    --log_level warn \
     ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
   DEVICE_PID=$!
   PIDS+=("$DEVICE_PID"); wait_port_file "$OUT/device.port" "$DEVICE_PID" device
-  DEVICE_PORT=$(cat "$OUT/device.port")
+  if [[ ${DEVICE_LISTEN:-} == unix:* ]]; then
+    DEVICE_TARGET=$DEVICE_LISTEN
+  else
+    DEVICE_TARGET=127.0.0.1:$(cat "$OUT/device.port")
+  fi
 }

@@ -8,6 +8,7 @@
 #
 #   bench/device_cost.sh                      (after scripts/setup.sh; installs perf)
 #   REQUESTS=50000 DEVICE_FLAGS=--io_threads=2 bench/device_cost.sh
+#   DEVICE_LISTEN=unix:/tmp/router.sock bench/device_cost.sh   (apps over a Unix socket)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,7 @@ fi
 start_proxy_pair
 
 load() {
-  "$BIN/hr-load" --target "127.0.0.1:$DEVICE_PORT" --api router \
+  "$BIN/hr-load" --target "$DEVICE_TARGET" --api router \
     --workload "$WORKLOAD" --policy "$POLICY" --progress=false --mode closed --concurrency 16 "$@"
 }
 echo "==> warming up"

@@ -80,7 +80,7 @@ proxy_pids() {  # name
 HZ=$(getconf CLK_TCK)
 
 declare -A TARGET=([direct]="127.0.0.1:$BACKEND_PORT --api cloud"
-                   [device]="127.0.0.1:$DEVICE_PORT --api router"
+                   [device]="$DEVICE_TARGET --api router"
                    [nginx]="127.0.0.1:$NGINX_PORT --api cloud")
 NAMES=(direct device nginx)
 

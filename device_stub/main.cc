@@ -28,7 +28,9 @@
 #include "util/flags.h"
 #include "util/log_format.h"
 
-ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "address to serve Router on (port 0: any)");
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
+          "address to serve Router on: HOST:PORT (port 0: any free one), or unix:PATH for a "
+          "socket file that only those its permissions let in can call (removed on exit)");
 ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "residency policy (textproto)");
 ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "cloud backends (textproto)");
 ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "local GGUF model");
@@ -55,7 +57,8 @@ ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend ca
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2), "how often to look for changes to "
           "--policy and --backends and reload them (0: reload on SIGHUP only)");
-ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
+ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving (1 for "
+          "a unix: address)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 

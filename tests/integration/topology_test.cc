@@ -393,6 +393,24 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   EXPECT_EQ(cloud.WaitExit(absl::Seconds(15)), 0);
 }
 
+TEST(TopologyTest, DeviceServesAppsOnAUnixSocket) {
+  // On a device, apps reach the router through a socket file (whose permissions
+  // say who may call) rather than a loopback port.
+  const std::string socket = MakeTestDir() + "/router.sock";
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}},
+             {"--listen=unix:" + socket});
+  auto stub = v1::Router::NewStub(
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+  Answer a = Generate(stub.get(), Request("en-US", "hello over a socket", true));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.route.target(), v1::CLOUD);
+  EXPECT_EQ(a.route.region(), "us-east-1");
+  EXPECT_FALSE(a.text.empty());
+  kill(t.device_process().pid(), SIGTERM);
+  EXPECT_EQ(t.device_process().WaitExit(absl::Seconds(15)), 0);
+  EXPECT_FALSE(std::filesystem::exists(socket)) << "the socket file outlived hr-device";
+}
+
 TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
   // A local answer of 30 tokens at 40 tokens/s is under way when SIGTERM comes: it
   // is finished, a health watcher hears NOT_SERVING and is let go (status OK,
