@@ -1,10 +1,10 @@
-#include "absl/strings/string_view.h"
 #include "cloud_backend/inference_service.h"
 
 #include <atomic>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "grpc_util/server_util.h"
 #include "grpc_util/stream_sink.h"

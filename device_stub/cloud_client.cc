@@ -96,10 +96,10 @@ class QueueCall final : public CloudCall {
   void OnFinished(bool /*ok*/) {
     Answered();  // nothing more to wait for
     if (timed_out_.load(std::memory_order_acquire) && !got_done_) {
-      callbacks_.on_done(absl::UnavailableError(absl::StrCat("backend sent no text within ",
-                                                             absl::FormatDuration(
-                                                                 first_text_timeout_))),
-                         "");
+      callbacks_.on_done(
+          absl::UnavailableError(absl::StrCat("backend sent no text within ",
+                                              absl::FormatDuration(first_text_timeout_))),
+          "");
     } else if (!status_.ok()) {
       // The text still goes on first, as any text before a failure does.
       if (!last_text_.empty()) callbacks_.on_text(std::move(last_text_));

@@ -57,8 +57,8 @@ ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend ca
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2), "how often to look for changes to "
           "--policy and --backends and reload them (0: reload on SIGHUP only)");
-ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving (1 for "
-          "a unix: address)");
+ABSL_FLAG(std::string, port_file, "",
+          "write the bound port to this file once serving (1 for a unix: address)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 

@@ -325,23 +325,43 @@ TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
   EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "code=CANCELLED"));
 }
 
+// One synthetic hr-cloud in `region` at 40 tokens/s, talked to directly.
+class SyntheticCloud {
+ public:
+  explicit SyntheticCloud(const std::string& region)
+      : dir_(MakeTestDir()),
+        process_({HR_BIN_DIR "/hr-cloud", "--region=" + region, "--listen=127.0.0.1:0",
+                  "--port_file=" + dir_ + "/port", "--engine=synthetic",
+                  "--synthetic_tokens_per_second=40"},
+                 dir_ + "/cloud.log"),
+        stub_(v1::CloudInference::NewStub(
+            grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(process_, dir_ + "/port")),
+                                grpc::InsecureChannelCredentials()))) {}
+
+  // A request whose claim allows `region`, asking for `max_tokens`.
+  static v1::CloudRequest Request(const std::string& region, int max_tokens) {
+    v1::CloudRequest req;
+    req.mutable_claim()->add_allowed_regions(region);
+    auto* m = req.add_messages();
+    m->set_role("user");
+    m->set_content("one two three");
+    req.mutable_options()->set_max_tokens(max_tokens);
+    return req;
+  }
+
+  v1::CloudInference::Stub* stub() { return stub_.get(); }
+  Process& process() { return process_; }
+
+ private:
+  std::string dir_;
+  Process process_;
+  std::unique_ptr<v1::CloudInference::Stub> stub_;
+};
+
 TEST(TopologyTest, CloudBackendSendsStartWithTheFirstTextAndDoneWithTheLast) {
-  std::string dir = MakeTestDir();
-  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
-                 "--port_file=" + dir + "/port", "--engine=synthetic",
-                 "--synthetic_tokens_per_second=40"},
-                dir + "/cloud.log");
-  int port = WaitForPort(cloud, dir + "/port");
-  auto stub = v1::CloudInference::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  v1::CloudRequest req;
-  req.mutable_claim()->add_allowed_regions("eu-central-1");
-  auto* m = req.add_messages();
-  m->set_role("user");
-  m->set_content("one two three");
-  req.mutable_options()->set_max_tokens(3);
+  SyntheticCloud cloud("eu-central-1");
   grpc::ClientContext ctx;
-  auto reader = stub->Generate(&ctx, req);
+  auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("eu-central-1", 3));
   std::vector<v1::CloudChunk> chunks;
   for (v1::CloudChunk c; reader->Read(&c);) chunks.push_back(c);
   ASSERT_TRUE(reader->Finish().ok());
@@ -361,28 +381,16 @@ TEST(TopologyTest, CloudBackendSendsStartWithTheFirstTextAndDoneWithTheLast) {
 }
 
 TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
-  std::string dir = MakeTestDir();
-  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--listen=127.0.0.1:0",
-                 "--port_file=" + dir + "/port", "--engine=synthetic",
-                 "--synthetic_tokens_per_second=40"},
-                dir + "/cloud.log");
-  int port = WaitForPort(cloud, dir + "/port");
-  auto stub = v1::CloudInference::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
-  v1::CloudRequest req;
-  req.mutable_claim()->add_allowed_regions("us-east-1");
-  auto* m = req.add_messages();
-  m->set_role("user");
-  m->set_content("hello");
-  req.mutable_options()->set_max_tokens(30);  // about 0.75 s at 40 tokens/s
+  SyntheticCloud cloud("us-east-1");
   grpc::ClientContext ctx;
-  auto reader = stub->Generate(&ctx, req);
+  // 30 tokens: about 0.75 s at 40 tokens/s.
+  auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("us-east-1", 30));
   v1::CloudChunk chunk;
   ASSERT_TRUE(reader->Read(&chunk));  // the start, with the first token
   ASSERT_TRUE(chunk.has_start());
   int texts = chunk.text().empty() ? 0 : 1;
   bool done = false;
-  kill(cloud.pid(), SIGTERM);
+  kill(cloud.process().pid(), SIGTERM);
   while (reader->Read(&chunk)) {
     texts += !chunk.text().empty();
     done |= chunk.has_done();
@@ -390,7 +398,7 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_TRUE(done);
   EXPECT_EQ(texts, 30);
-  EXPECT_EQ(cloud.WaitExit(absl::Seconds(15)), 0);
+  EXPECT_EQ(cloud.process().WaitExit(absl::Seconds(15)), 0);
 }
 
 TEST(TopologyTest, DeviceServesAppsOnAUnixSocket) {
