@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What one request costs hr-device, counted rather than timed: the CPU
 # instructions (user and kernel), cycles and socket system calls its threads
-# spend per request while hr-load drives a fixed number of requests of bench/workloads/cloud_us.textproto
-# through it to one synthetic hr-cloud backend (16 closed-loop streams).
+# spend per request while hr-load drives a fixed number of requests of
+# bench/workloads/cloud_us.textproto through it to one synthetic hr-cloud backend
+# (16 closed-loop streams).
 # Instruction counts hardly move with the load of the machine, so they show a
 # change of a few per cent that throughput on a shared 2-core machine hides.
 #

@@ -110,16 +110,12 @@ class Call : public grpc::ClientReadReactor<Response> {
   void Protocol(absl::string_view what) {
     if (protocol_error_.empty()) protocol_error_ = std::string(what);
   }
-  void FirstText() {
-    if (outcome_.first_chunk_us < 0) outcome_.first_chunk_us = MicrosSince(scheduled_);
-  }
   // A message's parts in their order: route (or start), text, done.
   void Observe(const v1::GenerateResponse& r) {
     if (done_) return Protocol("a message after done");
     if (!r.has_route() && !r.has_chunk() && !r.has_done()) return Protocol("an empty message");
     if (r.has_route()) {
-      Routed(r.route().target() == v1::CLOUD, r.route().region(), "route");
-      outcome_.fell_back = r.route().fell_back();
+      Routed(r.route().target() == v1::CLOUD, r.route().region(), r.route().fell_back(), "route");
     }
     if (r.has_chunk()) Text("text before the route");
     if (r.has_done()) Done(r.done().usage(), "done before the route");
@@ -127,19 +123,21 @@ class Call : public grpc::ClientReadReactor<Response> {
   void Observe(const v1::CloudChunk& c) {
     if (done_) return Protocol("a message after done");
     if (!c.has_start() && c.text().empty() && !c.has_done()) return Protocol("an empty message");
-    if (c.has_start()) Routed(/*cloud=*/true, c.start().region(), "start");
+    if (c.has_start()) Routed(/*cloud=*/true, c.start().region(), /*fell_back=*/false, "start");
     if (!c.text().empty()) Text("text before start");
     if (c.has_done()) Done(c.done().usage(), "done before start");
   }
-  void Routed(bool cloud, const std::string& region, absl::string_view what) {
+  // A second route is a protocol error and leaves the first one's outcome alone.
+  void Routed(bool cloud, const std::string& region, bool fell_back, absl::string_view what) {
     if (outcome_.routed) return Protocol(absl::StrCat("a second ", what));
     outcome_.routed = true;
     outcome_.cloud = cloud;
     outcome_.region = region;
+    outcome_.fell_back = fell_back;
   }
   void Text(absl::string_view too_early) {
     if (!outcome_.routed) return Protocol(too_early);
-    FirstText();
+    if (outcome_.first_chunk_us < 0) outcome_.first_chunk_us = MicrosSince(scheduled_);
   }
   void Done(const v1::Usage& usage, absl::string_view too_early) {
     if (!outcome_.routed) return Protocol(too_early);

@@ -156,7 +156,7 @@ class DeviceRouterTest : public ::testing::Test {
 TEST_F(DeviceRouterTest, RouteInfoTravelsWithTheFirstTextAndDoneComesLast) {
   auto c = Run("en-US", "hello there");
   ASSERT_TRUE(c->status.ok()) << c->status;
-  // The backend sent "hel", then " there" with its final message: the route
+  // The backend sent "hel", then "lo there" with its final message: the route
   // rides with the first text, and the last text with done.
   const std::vector<v1::GenerateResponse>& r = c->responses;
   ASSERT_EQ(r.size(), 2u);
