@@ -2,7 +2,10 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cerrno>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -10,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -31,6 +35,9 @@
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
           "address to serve Router on: HOST:PORT (port 0: any free one), or unix:PATH for a "
           "socket file that only those its permissions let in can call (removed on exit)");
+ABSL_FLAG(std::string, socket_mode, "0660",
+          "permissions of the socket file with --listen unix:PATH, in octal: owner and group "
+          "may call by default");
 ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "residency policy (textproto)");
 ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "cloud backends (textproto)");
 ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "local GGUF model");
@@ -63,6 +70,17 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time fo
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 
 namespace {
+
+// The permission bits of an octal mode such as "0660"; nullopt unless it is one.
+std::optional<mode_t> ParseSocketMode(const std::string& text) {
+  if (text.empty() || text.size() > 4 ||
+      text.find_first_not_of("01234567") != std::string::npos) {
+    return std::nullopt;
+  }
+  const unsigned long mode = std::stoul(text, nullptr, 8);
+  if (mode > 0777) return std::nullopt;  // no set-id or sticky bits on a socket
+  return static_cast<mode_t>(mode);
+}
 
 std::shared_ptr<const hr::policy::ResidencyPolicy> LoadOrLog() {
   auto policy = hr::policy::LoadResidencyPolicy(absl::GetFlag(FLAGS_policy),
@@ -163,6 +181,13 @@ int main(int argc, char** argv) {
     spdlog::error("--io_threads must be at least 1");
     return 2;
   }
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const std::optional<mode_t> socket_mode = ParseSocketMode(absl::GetFlag(FLAGS_socket_mode));
+  if (!socket_mode.has_value()) {
+    spdlog::error("--socket_mode must be octal permission bits such as 0660, not '{}'",
+                  absl::GetFlag(FLAGS_socket_mode));
+    return 2;
+  }
   const std::string engine = absl::GetFlag(FLAGS_local_engine);
   if (!hr::engine::IsKnownEngine(engine)) {
     spdlog::error("--local_engine must be llama or synthetic, not '{}'", engine);
@@ -204,17 +229,30 @@ int main(int argc, char** argv) {
   hr::device::RouterService service(&router);
   hr::grpc_util::QueueHealthService health_service;
 
+  // A socket file is created owner-only and then opened up to --socket_mode, so no
+  // one outside that mode can connect in between.
+  const bool on_socket_file = absl::StartsWith(listen, "unix:");
+  const mode_t old_umask = on_socket_file ? umask(0177) : 0;
   auto server = hr::grpc_util::StartServer(
-      absl::GetFlag(FLAGS_listen), {&service}, absl::GetFlag(FLAGS_port_file),
+      listen, {&service}, absl::GetFlag(FLAGS_port_file),
       [&queues, &health_service](grpc::ServerBuilder& builder) {
         queues = std::make_unique<hr::grpc_util::CqPool>(builder, absl::GetFlag(FLAGS_io_threads));
         builder.RegisterService(&health_service);
         builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(
             health_service.Controller()));
       });
+  if (on_socket_file) umask(old_umask);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return 1;
+  }
+  if (on_socket_file) {
+    const std::string path = listen.substr(std::strlen("unix:"));
+    if (chmod(path.c_str(), *socket_mode) != 0) {
+      spdlog::error("cannot set mode {} on {}: {}", absl::GetFlag(FLAGS_socket_mode), path,
+                    std::strerror(errno));
+      return 1;
+    }
   }
   queues->Start();
   service.Serve(queues.get());

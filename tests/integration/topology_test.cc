@@ -1,5 +1,6 @@
 // End-to-end: real hr-device and hr-cloud processes on loopback, over gRPC.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -414,9 +415,42 @@ TEST(TopologyTest, DeviceServesAppsOnAUnixSocket) {
   EXPECT_EQ(a.route.target(), v1::CLOUD);
   EXPECT_EQ(a.route.region(), "us-east-1");
   EXPECT_FALSE(a.text.empty());
+  struct stat st;
+  ASSERT_EQ(stat(socket.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u) << std::oct << (st.st_mode & 0777);
   kill(t.device_process().pid(), SIGTERM);
   EXPECT_EQ(t.device_process().WaitExit(absl::Seconds(15)), 0);
   EXPECT_FALSE(std::filesystem::exists(socket)) << "the socket file outlived hr-device";
+}
+
+TEST(TopologyTest, DeviceSocketFileTakesItsModeAndABadModeIsRefused) {
+  const std::string dir = MakeTestDir();
+  const std::vector<std::string> base = {
+      HR_BIN_DIR "/hr-device", "--local_engine=synthetic",
+      "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+      "--backends=" HR_SOURCE_DIR "/deploy/local/backends.textproto",
+      "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"};
+  {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), {"--listen=unix:" + dir + "/private.sock", "--socket_mode=0600",
+                             "--port_file=" + dir + "/private.port"});
+    Process p(argv, dir + "/private.log");
+    WaitForPort(p, dir + "/private.port");
+    struct stat st;
+    ASSERT_EQ(stat((dir + "/private.sock").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << std::oct << (st.st_mode & 0777);
+    EXPECT_EQ(p.Stop(), 0);
+  }
+  for (const std::string mode : {"rw-rw----", "0888", "", "1777", "01777"}) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), {"--listen=unix:" + dir + "/bad.sock", "--socket_mode=" + mode});
+    Process p(argv, dir + "/bad.log");
+    EXPECT_EQ(p.WaitExit(absl::Seconds(30)), 2) << mode;
+    EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/bad.log"), "--socket_mode must be octal"))
+        << ReadFile(dir + "/bad.log");
+    EXPECT_FALSE(std::filesystem::exists(dir + "/bad.sock")) << mode;
+  }
 }
 
 TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
