@@ -71,3 +71,48 @@ start_proxy_pair() {
     DEVICE_TARGET=127.0.0.1:$(cat "$OUT/device.port")
   fi
 }
+
+# free_port: a loopback TCP port nobody listens on now.
+free_port() {
+  for _ in $(seq 1 100); do
+    local p=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+  echo "error: no free port" >&2; exit 1
+}
+
+# start_nginx (after start_proxy_pair): nginx (Debian's package; one worker per
+# core, upstream keepalive) relaying gRPC with grpc_pass to the same backend, on a
+# free loopback port, config and logs in $OUT/nginx. Sets NGINX_PID (the master)
+# and NGINX_PORT; nginx_workers lists the workers' pids.
+start_nginx() {
+  mkdir -p "$OUT/nginx"
+  NGINX_PORT=$(free_port)
+  local dir; dir=$(cd "$OUT/nginx" && pwd)
+  cat >"$dir/nginx.conf" <<EOC
+worker_processes auto;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT http2;
+    location / { grpc_pass grpc://backend; }
+  }
+}
+EOC
+  nginx -c "$dir/nginx.conf" -p "$dir" >"$OUT/nginx.log" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && return 0
+    kill -0 "$NGINX_PID" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "error: nginx did not start; see $OUT/nginx.log and $OUT/nginx/error.log" >&2
+  exit 1
+}
+nginx_workers() { pgrep -P "$NGINX_PID"; }

@@ -28,40 +28,12 @@ RPS=${RPS:-500}
 WORKLOAD=bench/workloads/cloud_us.textproto
 POLICY=deploy/local/policy.textproto
 
-rm -rf "$OUT"; mkdir -p "$OUT/nginx"
+rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/common.sh
 need_binaries hr-cloud hr-device hr-load
 need_commands nginx jq
-free_port() {
-  for _ in $(seq 1 100); do
-    local p=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-  echo "error: no free port" >&2; exit 1
-}
-
 start_proxy_pair
-
-NGINX_PORT=$(free_port)
-cat >"$OUT/nginx/nginx.conf" <<EOF
-worker_processes auto;
-daemon off;
-pid $PWD/$OUT/nginx/nginx.pid;
-error_log $PWD/$OUT/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT http2;
-    location / { grpc_pass grpc://backend; }
-  }
-}
-EOF
-nginx -c "$PWD/$OUT/nginx/nginx.conf" -p "$PWD/$OUT/nginx" >"$OUT/nginx.log" 2>&1 &
-NGINX_PID=$!
-PIDS+=($NGINX_PID)
-for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break; sleep 0.05; done
+start_nginx
 
 # CPU time (user + system, in clock ticks) of a process and its children threads;
 # for nginx, the master and its workers.
@@ -74,7 +46,7 @@ proxy_pids() {  # name
   case $1 in
     direct) ;;
     device) echo "$DEVICE_PID" ;;
-    nginx) echo "$NGINX_PID" $(pgrep -P "$NGINX_PID") ;;
+    nginx) echo "$NGINX_PID" $(nginx_workers) ;;
   esac
 }
 HZ=$(getconf CLK_TCK)
