@@ -4,8 +4,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -14,6 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -63,7 +66,8 @@ ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a clo
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2), "how often to look for changes to "
-          "--policy and --backends and reload them (0: reload on SIGHUP only)");
+          "--policy, --backends and the CA files they name, and reload them (0: reload on SIGHUP "
+          "only)");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (1 for a unix: address)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
@@ -107,11 +111,31 @@ FileStamp StampOf(const std::string& path) {
   return {st.st_dev, st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
 }
 
-// Reloads the policy and backends on SIGHUP and when either file changes; an
-// invalid version keeps the old configuration. Thread-safe.
+// The files a configuration was read from: the policy, the backends, and the CA
+// file of every backend that names one.
+std::set<std::string> ConfigFiles(const hr::policy::ResidencyPolicy& policy) {
+  std::set<std::string> files = {absl::GetFlag(FLAGS_policy), absl::GetFlag(FLAGS_backends)};
+  for (const hybridrouter::v1::Backend& b : policy.backends().backends()) {
+    if (!b.tls().ca_file().empty()) files.insert(b.tls().ca_file());
+  }
+  return files;
+}
+
+using FileStamps = std::map<std::string, FileStamp>;
+
+FileStamps StampAll(const std::set<std::string>& files) {
+  FileStamps stamps;
+  for (const std::string& f : files) stamps[f] = StampOf(f);
+  return stamps;
+}
+
+// Reloads the policy and backends on SIGHUP and when a file they were read from
+// changes (a CA file too: certificate authorities are rotated); an invalid version
+// keeps the old configuration. Thread-safe.
 class Reloader {
  public:
-  explicit Reloader(hr::device::DeviceRouter* router) : router_(router), stamps_(Stamps()) {}
+  explicit Reloader(hr::device::DeviceRouter* router)
+      : router_(router), stamps_(StampAll(ConfigFiles(*router->policy()))) {}
 
   void Reload(absl::string_view why) {
     absl::MutexLock lock(&mu_);
@@ -121,19 +145,29 @@ class Reloader {
   // Reloads if a file changed since the last load.
   void ReloadIfChanged() {
     absl::MutexLock lock(&mu_);
-    if (Stamps() != stamps_) ReloadLocked("a configuration file changed");
+    for (const auto& [file, stamp] : stamps_) {
+      if (StampOf(file) != stamp) {
+        ReloadLocked(absl::StrCat(file, " changed"));
+        return;
+      }
+    }
   }
 
  private:
-  static std::pair<FileStamp, FileStamp> Stamps() {
-    return {StampOf(absl::GetFlag(FLAGS_policy)), StampOf(absl::GetFlag(FLAGS_backends))};
-  }
-
   void ReloadLocked(absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     // Stamped before reading: a change during the read shows at the next look.
-    stamps_ = Stamps();
+    for (auto& [file, stamp] : stamps_) stamp = StampOf(file);
     spdlog::info("{}: reloading the policy and backends", why);
     if (auto reloaded = LoadOrLog()) {
+      // Files the new version names for the first time are stamped after it read
+      // them; those it no longer names are no longer watched.
+      const std::set<std::string> files = ConfigFiles(*reloaded);
+      FileStamps next;
+      for (const std::string& f : files) {
+        auto it = stamps_.find(f);
+        next[f] = it != stamps_.end() ? it->second : StampOf(f);
+      }
+      stamps_ = std::move(next);
       router_->SetPolicy(std::move(reloaded));
     } else {
       spdlog::error("reload failed; keeping policy version={}", router_->policy()->version());
@@ -142,7 +176,7 @@ class Reloader {
 
   hr::device::DeviceRouter* const router_;
   absl::Mutex mu_;
-  std::pair<FileStamp, FileStamp> stamps_ ABSL_GUARDED_BY(mu_);
+  FileStamps stamps_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -153,8 +187,8 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
       "model or on a cloud backend in a region its locale's policy allows.\n"
-      "SIGHUP, or a change to either file, reloads --policy and --backends (an invalid\n"
-      "file keeps the old config).\n"
+      "SIGHUP, or a change to either file or to a CA file the backends name, reloads\n"
+      "--policy and --backends (an invalid file keeps the old config).\n"
       "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
       "[--model FILE.gguf]");
   absl::ParseCommandLine(argc, argv);

@@ -1,11 +1,13 @@
 // TLS between hr-device and hr-cloud: real processes on loopback, certificates
 // made with openssl for each test.
+#include <filesystem>
 #include <map>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/harness.h"
@@ -102,6 +104,40 @@ TEST(TlsTest, HrctlProbeReachesEachBackendAsHrDeviceDoes) {
   EXPECT_THAT(lines["good"], ::testing::MatchesRegex(".* tls .* SERVING"));
   EXPECT_THAT(lines["bad"], ::testing::MatchesRegex(".* tls .* UNAVAILABLE: .*"));
   EXPECT_THAT(lines["plain"], ::testing::MatchesRegex(".* plaintext .* SERVING"));
+}
+
+// Operators rotate certificate authorities by rewriting the CA file a backend
+// entry names; hr-device must take the new one up without a signal.
+TEST(TlsTest, DeviceTakesUpARotatedCaFileWithoutASignal) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "old-ca");
+  MakeCertificateAuthority(certs, "new-ca");
+  MakeServerCertificate(certs, "new-ca", "cn-north-1.backend.test");
+  // The device still trusts the old authority; the backend already shows a
+  // certificate from the new one.
+  std::filesystem::copy_file(certs + "/old-ca.pem", certs + "/trusted.pem");
+  BackendSpec b = TlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test");
+  b.device_tls = Trust(certs, "trusted", "cn-north-1.backend.test");
+  Topology t({b}, {"--watch_interval=50ms"});
+
+  Answer before = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+  EXPECT_EQ(before.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << before.status.error_message();
+  EXPECT_EQ(t.Received("cn-a"), "");
+
+  std::filesystem::copy_file(certs + "/new-ca.pem", certs + "/trusted.pem.new");
+  std::filesystem::rename(certs + "/trusted.pem.new", certs + "/trusted.pem");
+  Answer after;
+  for (int i = 0; i < 100; ++i) {
+    after = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+    if (after.status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.route.region(), "cn-north-1");
+  EXPECT_TRUE(absl::StrContains(ReadFile(t.device_process().log_path()),
+                                certs + "/trusted.pem changed: reloading"))
+      << ReadFile(t.device_process().log_path());
 }
 
 TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
