@@ -24,8 +24,8 @@
 #include "device_stub/cloud_client.h"
 #include "device_stub/device_router.h"
 #include "device_stub/router_service.h"
-#include "engine/engine_pool.h"
 #include "engine/engine_factory.h"
+#include "engine/engine_pool.h"
 #include "grpc_util/health_service.h"
 #include "grpc_util/server_util.h"
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
@@ -65,9 +65,9 @@ ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a clo
           "allowed backend, or the policy's fallback, is tried (0: no limit)");
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
-ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2), "how often to look for changes to "
-          "--policy, --backends and the CA files they name, and reload them (0: reload on SIGHUP "
-          "only)");
+ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2),
+          "how often to look for changes to --policy, --backends and the CA files they name, "
+          "and reload them (0: reload on SIGHUP only)");
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (1 for a unix: address)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
@@ -77,8 +77,7 @@ namespace {
 
 // The permission bits of an octal mode such as "0660"; nullopt unless it is one.
 std::optional<mode_t> ParseSocketMode(const std::string& text) {
-  if (text.empty() || text.size() > 4 ||
-      text.find_first_not_of("01234567") != std::string::npos) {
+  if (text.empty() || text.size() > 4 || text.find_first_not_of("01234567") != std::string::npos) {
     return std::nullopt;
   }
   const unsigned long mode = std::stoul(text, nullptr, 8);
