@@ -144,12 +144,12 @@ absl::Status CheckLabelFlags() {
 
 // The training examples of `records`: features, and the label --label names,
 // mixed with its subject's mean by --subject_smoothing.
-std::vector<hr::router::TrainingExample> MakeExamples(const std::vector<const Record*>& records) {
+std::vector<hr::router::TrainingExample> MakeExamples(const std::vector<Record>& records) {
   const bool gain = absl::GetFlag(FLAGS_label) == "gain";
   std::vector<hr::router::TrainingExample> examples(records.size());
   std::vector<std::string> subjects(records.size());
   for (size_t i = 0; i < records.size(); ++i) {
-    const Record& r = *records[i];
+    const Record& r = records[i];
     hr::router::ExtractTextFeatures(r.prompt, &examples[i].features);
     examples[i].label = gain ? (r.strong && !r.weak) : !r.weak;
     if (r.source != r.family) subjects[i] = r.source;  // "mmlu/anatomy", not "gsm8k"
@@ -178,9 +178,7 @@ int Train() {
   const std::string label = absl::GetFlag(FLAGS_label);
   std::fprintf(stderr, "extracting features of %zu prompts (split %s)\n", records->size(),
                split.c_str());
-  std::vector<const Record*> in;
-  for (const Record& r : *records) in.push_back(&r);
-  std::vector<hr::router::TrainingExample> examples = MakeExamples(in);
+  std::vector<hr::router::TrainingExample> examples = MakeExamples(*records);
   hr::router::TrainOptions o = TrainOptionsFromFlags();
   absl::Time start = absl::Now();
   o.progress = [&](int epoch, double loss) {
@@ -322,7 +320,7 @@ int CrossValidate() {
   if (folds < 2 || repeats < 1) {
     return Die(absl::InvalidArgumentError("--folds must be at least 2 and --repeats at least 1"));
   }
-  std::vector<const Record*> records;
+  std::vector<const Record*> records;  // train and validation
   for (const Record& r : *all) {
     if (SplitOf(r.prompt) != "test") records.push_back(&r);
   }
@@ -334,23 +332,17 @@ int CrossValidate() {
   absl::Time start = absl::Now();
   for (int rep = 0; rep < repeats; ++rep) {
     for (int fold = 0; fold < folds; ++fold) {
-      std::vector<const Record*> train;
-      std::vector<Record> held_out, train_copy;
+      std::vector<Record> train, held_out;
       for (const Record* r : records) {
         const uint64_t h = hr::router::StableHash(absl::StrCat(r->prompt, "#", rep)) >> 32;
-        if (static_cast<int>(h % folds) == fold) {
-          held_out.push_back(*r);
-        } else {
-          train.push_back(r);
-          train_copy.push_back(*r);
-        }
+        (static_cast<int>(h % folds) == fold ? held_out : train).push_back(*r);
       }
       hr::router::TrainOptions o = base;
       o.seed = base.seed + rep;
       auto model = hr::router::ComplexityModel::FromWeights(
           hr::router::TrainComplexityModel(MakeExamples(train), o));
       if (!model.ok()) return Die(model.status());
-      const SourcePrior prior(train_copy);
+      const SourcePrior prior(train);
       auto by_model =
           ScoreByFamily(held_out, [&](const Record& r) { return (*model)->Score(r.prompt); });
       auto by_prior = ScoreByFamily(held_out, [&](const Record& r) { return prior.Score(r); });
