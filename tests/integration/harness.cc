@@ -124,6 +124,14 @@ void MakeServerCertificate(const std::string& dir, const std::string& ca, const 
                           ".ext -out ", base, ".pem"));
 }
 
+BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
+                       const std::string& certificate) {
+  BackendSpec b{name, region};
+  b.tls_cert_file = absl::StrCat(dir, "/", certificate, ".pem");
+  b.tls_key_file = absl::StrCat(dir, "/", certificate, ".key");
+  return b;
+}
+
 Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> device_flags)
     : dir_(MakeTestDir()) {
   for (const BackendSpec& b : specs) {

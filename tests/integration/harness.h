@@ -111,6 +111,11 @@ std::string MakeTestDir();
 void MakeCertificateAuthority(const std::string& dir, const std::string& ca);
 void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name);
 
+// A backend that serves TLS with the server certificate `certificate` made in `dir`
+// by MakeServerCertificate.
+BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
+                       const std::string& certificate);
+
 }  // namespace hr::testing
 
 #endif  // HYBRID_ROUTER_TESTS_INTEGRATION_HARNESS_H_

@@ -162,10 +162,7 @@ TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
   MakeServerCertificate(certs, "operator-ca", "eu-west-1.backend.test");
-  BackendSpec b{"eu-west-1-a", "eu-west-1"};
-  b.tls_cert_file = certs + "/eu-west-1.backend.test.pem";
-  b.tls_key_file = certs + "/eu-west-1.backend.test.key";
-  Topology t({b}, kFastLocal);
+  Topology t({TlsBackend("eu-west-1-a", "eu-west-1", certs, "eu-west-1.backend.test")}, kFastLocal);
   const std::string target = absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a"));
   const std::string workload =
       R"pb(locales { locale: "fr-FR" } prompts: "bonjour" options { max_tokens: 3 })pb";

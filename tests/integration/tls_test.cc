@@ -15,14 +15,6 @@
 namespace hr::testing {
 namespace {
 
-BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
-                       const std::string& certificate) {
-  BackendSpec b{name, region};
-  b.tls_cert_file = absl::StrCat(dir, "/", certificate, ".pem");
-  b.tls_key_file = absl::StrCat(dir, "/", certificate, ".key");
-  return b;
-}
-
 std::string Trust(const std::string& dir, const std::string& ca, const std::string& name) {
   return absl::StrCat("ca_file: \"", dir, "/", ca, ".pem\" server_name: \"", name, "\"");
 }
