@@ -29,8 +29,7 @@ ABSL_FLAG(int, max_queue, 16, "requests that may wait for a slot; beyond: RESOUR
 ABSL_FLAG(double, synthetic_tokens_per_second, 200, "rate of each synthetic stream (0: unthrottled)");
 ABSL_FLAG(bool, synthetic_echo, false, "synthetic engine answers with the last user message");
 ABSL_FLAG(std::string, tls_cert_file, "",
-          "serve TLS with this PEM certificate chain (with "
-          "--tls_key_file); empty: plaintext");
+          "serve TLS with this PEM certificate chain (with --tls_key_file); empty: plaintext");
 ABSL_FLAG(std::string, tls_key_file, "", "the PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(std::string, record_requests, "", "TESTS ONLY: append each accepted request, text "

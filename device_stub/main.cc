@@ -258,7 +258,8 @@ int main(int argc, char** argv) {
   options.complexity_threshold = complexity->threshold;
   options.default_max_tokens = absl::GetFlag(FLAGS_default_max_tokens);
   options.default_deadline = absl::GetFlag(FLAGS_default_deadline);
-  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health, complexity->model.get());
+  hr::device::DeviceRouter router(options, policy, &local, &cloud, &health,
+                                  complexity->model.get());
   hr::device::RouterService service(&router);
   hr::grpc_util::QueueHealthService health_service;
 
@@ -296,7 +297,8 @@ int main(int argc, char** argv) {
   Reloader reloader(&router);
   absl::Notification stop_watching;
   std::thread watcher;
-  if (const absl::Duration every = absl::GetFlag(FLAGS_watch_interval); every > absl::ZeroDuration()) {
+  if (const absl::Duration every = absl::GetFlag(FLAGS_watch_interval);
+      every > absl::ZeroDuration()) {
     watcher = std::thread([&reloader, &stop_watching, every] {
       while (!stop_watching.WaitForNotificationWithTimeout(every)) reloader.ReloadIfChanged();
     });

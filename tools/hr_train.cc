@@ -432,7 +432,7 @@ int Detectors() {
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;
   auto st = google::protobuf::util::JsonStringToMessage(absl::StrCat("{\"samples\":", *data, "}"),
-                                                       &samples, opts);
+                                                        &samples, opts);
   if (!st.ok()) return Die(absl::InvalidArgumentError(st.ToString()));
   const std::map<std::string, v1::SensitiveCategory> kTypes = {
       {"CREDIT_CARD", v1::PAYMENT_CARD}, {"PHONE_NUMBER", v1::PHONE},

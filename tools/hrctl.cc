@@ -13,13 +13,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/json_util.h"
-#include "grpcpp/grpcpp.h"
+#include "demo_cases.pb.h"
 #include "device_stub/cloud_client.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "policy/residency_policy.h"
-#include "demo_cases.pb.h"
 #include "records.pb.h"
 #include "router/classifier.h"
 #include "router/complexity_model.h"
@@ -232,8 +232,8 @@ int Validate() {
 // The backends as hr-device sees them: each one's health, asked over a channel
 // made exactly as hr-device makes it.
 int Probe() {
-  auto policy = hr::policy::LoadResidencyPolicy(absl::GetFlag(FLAGS_policy),
-                                                absl::GetFlag(FLAGS_backends));
+  auto policy =
+      hr::policy::LoadResidencyPolicy(absl::GetFlag(FLAGS_policy), absl::GetFlag(FLAGS_backends));
   if (!policy.ok()) {
     std::fprintf(stderr, "%s\n", std::string(policy.status().message()).c_str());
     return 1;
@@ -248,18 +248,21 @@ int Probe() {
     grpc::health::v1::HealthCheckResponse response;
     grpc::Status s = grpc::health::v1::Health::NewStub(channel)->Check(&ctx, request, &response);
     const std::string state =
-        s.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
-               : absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
-                             ": ", s.error_message());
-    const bool serving = s.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+        s.ok()
+            ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+            : absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())),
+                           ": ", s.error_message());
+    const bool serving =
+        s.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
     failing += !serving;
     const char* transport = b.has_tls() ? "tls" : "plaintext";
     if (json) {
-      std::printf("{\"backend\":%s,\"region\":%s,\"address\":%s,\"transport\":\"%s\","
-                  "\"serving\":%s,\"state\":%s}\n",
-                  JsonString(b.name()).c_str(), JsonString(b.region()).c_str(),
-                  JsonString(b.address()).c_str(), transport, serving ? "true" : "false",
-                  JsonString(state).c_str());
+      std::printf(
+          "{\"backend\":%s,\"region\":%s,\"address\":%s,\"transport\":\"%s\","
+          "\"serving\":%s,\"state\":%s}\n",
+          JsonString(b.name()).c_str(), JsonString(b.region()).c_str(),
+          JsonString(b.address()).c_str(), transport, serving ? "true" : "false",
+          JsonString(state).c_str());
     } else {
       std::printf("%-16s %-14s %-9s %-40s %s\n", b.name().c_str(), b.region().c_str(), transport,
                   b.address().c_str(), state.c_str());

@@ -22,12 +22,12 @@
 #include "absl/strings/string_view.h"
 #include "hybridrouter/v1/router.pb.h"
 #include "policy/residency_policy.h"
-#include "tests/fuzz/fuzz_check.h"
 #include "router/classifier.h"
 #include "router/complexity_model.h"
 #include "router/decision.h"
 #include "router/redaction.h"
 #include "router/request_validation.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 

@@ -110,8 +110,8 @@ void RunQuietly(const std::string& command) {
 void MakeCertificateAuthority(const std::string& dir, const std::string& ca) {
   const std::string base = absl::StrCat(dir, "/", ca);
   RunQuietly(absl::StrCat("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1",
-                          " -nodes -days 2 -subj /CN=", ca, " -keyout ", base, ".key -out ",
-                          base, ".pem"));
+                          " -nodes -days 2 -subj /CN=", ca, " -keyout ", base, ".key -out ", base,
+                          ".pem"));
 }
 
 void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name) {

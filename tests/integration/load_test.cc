@@ -166,26 +166,26 @@ TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   const std::string target = absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a"));
   const std::string workload =
       R"pb(locales { locale: "fr-FR" } prompts: "bonjour" options { max_tokens: 3 })pb";
-  LoadRun run = RunLoad(t.dir(), "tls", workload,
-                        {target, "--api=cloud", "--requests=20", "--duration=0", "--tls",
-                         "--tls_ca_file=" + certs + "/operator-ca.pem",
-                         "--tls_server_name=eu-west-1.backend.test"});
+  LoadRun run = RunLoad(
+      t.dir(), "tls", workload,
+      {target, "--api=cloud", "--requests=20", "--duration=0", "--tls",
+       "--tls_ca_file=" + certs + "/operator-ca.pem", "--tls_server_name=eu-west-1.backend.test"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.report.ok(), 20) << run.output;
   EXPECT_EQ(Routes(run.report)["cloud/eu-west-1"], 20);
 
   // The certificate names another host: no connection, and hr-load says so.
-  LoadRun wrong = RunLoad(t.dir(), "wrong-name", workload,
-                          {target, "--api=cloud", "--requests=1", "--tls", "--connect_timeout=1s",
-                           "--tls_ca_file=" + certs + "/operator-ca.pem",
-                           "--tls_server_name=cn-north-1.backend.test"});
+  LoadRun wrong = RunLoad(
+      t.dir(), "wrong-name", workload,
+      {target, "--api=cloud", "--requests=1", "--tls", "--connect_timeout=1s",
+       "--tls_ca_file=" + certs + "/operator-ca.pem", "--tls_server_name=cn-north-1.backend.test"});
   EXPECT_EQ(wrong.exit_code, 2);
   EXPECT_THAT(wrong.output, HasSubstr("cannot connect to 127.0.0.1:"));
   EXPECT_THAT(wrong.output, HasSubstr("over TLS"));
 
-  LoadRun half = RunLoad(t.dir(), "half", workload,
-                         {target, "--api=cloud", "--requests=1",
-                          "--tls_ca_file=" + certs + "/operator-ca.pem"});
+  LoadRun half = RunLoad(
+      t.dir(), "half", workload,
+      {target, "--api=cloud", "--requests=1", "--tls_ca_file=" + certs + "/operator-ca.pem"});
   EXPECT_EQ(half.exit_code, 2);
   EXPECT_THAT(half.output, HasSubstr("need --tls"));
 }

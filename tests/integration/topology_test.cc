@@ -224,16 +224,18 @@ class DeviceOnOwnPolicy {
       : dir_(MakeTestDir()), policy_(ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto")) {
     std::ofstream(policy_path()) << policy_;
     std::ofstream(dir_ + "/backends.textproto") << "";
-    std::vector<std::string> argv = {HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0",
+    std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",
+                                     "--listen=127.0.0.1:0",
                                      "--port_file=" + dir_ + "/port",
                                      "--policy=" + policy_path(),
                                      "--backends=" + dir_ + "/backends.textproto",
-                                     "--local_engine=synthetic", "--complexity_model="};
+                                     "--local_engine=synthetic",
+                                     "--complexity_model="};
     argv.insert(argv.end(), flags.begin(), flags.end());
     process_ = std::make_unique<Process>(argv, dir_ + "/device.log");
     int port = WaitForPort(*process_, dir_ + "/port");
-    stub_ = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                    grpc::InsecureChannelCredentials()));
+    stub_ = v1::Router::NewStub(
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   }
 
   const std::string& dir() const { return dir_; }

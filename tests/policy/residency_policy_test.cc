@@ -227,10 +227,14 @@ TEST(ResidencyPolicyTest, PlaintextBeyondThisMachineIsAWarning) {
     std::string address;
     bool tls, warned;
   } cases[] = {
-      {"127.0.0.1:50061", false, false},      {"localhost:1", false, false},
-      {"dns:///localhost:1", false, false},   {"[::1]:2", false, false},
-      {"unix:/run/hr.sock", false, false},    {"ipv4:127.0.0.2:3", false, false},
-      {"10.0.0.5:50061", false, true},        {"dns:///hr.example.net:443", false, true},
+      {"127.0.0.1:50061", false, false},
+      {"localhost:1", false, false},
+      {"dns:///localhost:1", false, false},
+      {"[::1]:2", false, false},
+      {"unix:/run/hr.sock", false, false},
+      {"ipv4:127.0.0.2:3", false, false},
+      {"10.0.0.5:50061", false, true},
+      {"dns:///hr.example.net:443", false, true},
       {"dns:///hr.example.net:443", true, false},
   };
   for (const auto& c : cases) {
