@@ -47,15 +47,12 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "stop sending after this 
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each request");
 ABSL_FLAG(int, channels, 1, "gRPC connections to spread the requests over");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
-          "how long to wait for the "
-          "connections before giving up (exit 2)");
+          "how long to wait for the connections before giving up (exit 2)");
 ABSL_FLAG(bool, tls, false, "connect over TLS (a backend or load balancer that serves it)");
 ABSL_FLAG(std::string, tls_ca_file, "",
-          "with --tls: PEM certificate authorities to trust "
-          "(empty: the system's)");
+          "with --tls: PEM certificate authorities to trust (empty: the system's)");
 ABSL_FLAG(std::string, tls_server_name, "",
-          "with --tls: the name the certificate must carry "
-          "(empty: the host of --target)");
+          "with --tls: the name the certificate must carry (empty: the host of --target)");
 ABSL_FLAG(uint64_t, seed, 1, "seed for the request mix and the arrivals");
 ABSL_FLAG(std::string, json, "", "also write the report as JSON to this file ('-': stdout, "
           "replacing the table)");
