@@ -48,7 +48,9 @@ need_binaries() {
 # synthetic us-east-1 hr-cloud (unthrottled tokens, enough slots that it never
 # queues) and an hr-device ($DEVICE_FLAGS added) whose only backend it is, with
 # --policy $POLICY, serving on a free loopback port or, with DEVICE_LISTEN=unix:PATH,
-# on that Unix socket. Sets BACKEND_PID, BACKEND_PORT, DEVICE_PID and DEVICE_TARGET.
+# on that Unix socket. With SHARED_STREAM=1 the backend is a `shared_stream` one
+# (hr-device sends it every request over one GenerateStream). Sets BACKEND_PID,
+# BACKEND_PORT, DEVICE_PID and DEVICE_TARGET.
 start_proxy_pair() {
   "$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
     --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
@@ -57,7 +59,9 @@ start_proxy_pair() {
   PIDS+=("$BACKEND_PID"); wait_port_file "$OUT/backend.port" "$BACKEND_PID" backend
   BACKEND_PORT=$(cat "$OUT/backend.port")
   echo "backends { name: \"us-east-1-bench\" address: \"127.0.0.1:$BACKEND_PORT\"" \
-    "region: \"us-east-1\" model_family: \"llama\" }" >"$OUT/backends.textproto"
+    "region: \"us-east-1\" model_family: \"llama\"" \
+    "shared_stream: $([[ ${SHARED_STREAM:-0} == 1 ]] && echo true || echo false) }" \
+    >"$OUT/backends.textproto"
   # shellcheck disable=SC2086
   "$BIN/hr-device" --listen "${DEVICE_LISTEN:-127.0.0.1:0}" --port_file "$OUT/device.port" \
     --policy "$POLICY" --backends "$OUT/backends.textproto" --local_engine synthetic \

@@ -1,8 +1,11 @@
 #include "cloud_backend/inference_service.h"
 
 #include <atomic>
+#include <deque>
 #include <memory>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
@@ -89,63 +92,80 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::CloudRequest* request) {
   auto* reactor = new SinkReactor<v1::CloudChunk>(&MergeChunks);
   auto sink = reactor->sink();
+  CallOutput out;
+  out.send = [sink](v1::CloudChunk chunk) { sink->Send(std::move(chunk)); };
+  out.send_last = [sink](v1::CloudChunk chunk) {
+    sink->SendLast(std::move(chunk), grpc::Status::OK);
+  };
+  out.fail = [sink](absl::Status status) { sink->Finish(ToGrpcStatus(status)); };
+  std::shared_ptr<engine::GenerationJob> job =
+      Serve(*request, absl::FromChrono(context->deadline()), "call", std::move(out));
+  if (job != nullptr) {
+    std::weak_ptr<engine::GenerationJob> weak_job = job;
+    sink->OnCancel([weak_job] {
+      if (auto j = weak_job.lock()) j->cancelled.store(true);
+    });
+  }
+  return reactor;
+}
+
+std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRequest& request,
+                                                               absl::Time deadline,
+                                                               const char* via, CallOutput out) {
   const absl::Time start = absl::Now();
-  const std::string& id = request->request_id();
+  const std::string& id = request.request_id();
 
   // The residency check comes before anything else looks at the request.
-  std::vector<std::string> allowed(request->claim().allowed_regions().begin(),
-                                   request->claim().allowed_regions().end());
+  std::vector<std::string> allowed(request.claim().allowed_regions().begin(),
+                                   request.claim().allowed_regions().end());
   absl::Status status = policy::CheckResidencyClaim(allowed, options_.region);
   if (status.ok() && draining_.load()) {
     status = absl::UnavailableError("backend is draining for shutdown");
   }
-  if (status.ok()) status = ValidateCloudRequest(*request);
+  if (status.ok()) status = ValidateCloudRequest(request);
   if (!status.ok()) {
-    spdlog::warn("refused request_id={} jurisdiction={} code={} reason=\"{}\"", id,
-                 request->claim().jurisdiction(), absl::StatusCodeToString(status.code()),
+    spdlog::warn("refused request_id={} via={} jurisdiction={} code={} reason=\"{}\"", id, via,
+                 request.claim().jurisdiction(), absl::StatusCodeToString(status.code()),
                  status.message());
-    sink->Finish(ToGrpcStatus(status));
-    return reactor;
+    out.fail(status);
+    return nullptr;
   }
-  Record(*request);
+  Record(request);
 
   auto job = std::make_shared<engine::GenerationJob>();
-  for (const v1::ChatMessage& m : request->messages()) {
+  for (const v1::ChatMessage& m : request.messages()) {
     job->messages.push_back({m.role(), m.content()});
   }
-  const v1::GenerationOptions& o = request->options();
+  const v1::GenerationOptions& o = request.options();
   job->max_tokens = o.max_tokens() > 0 ? o.max_tokens() : options_.max_tokens_default;
   job->temperature = o.temperature();
   job->seed = o.seed();
   job->stop.assign(o.stop().begin(), o.stop().end());
-  job->deadline = absl::FromChrono(context->deadline());
+  job->deadline = deadline;
 
   v1::CloudStart start_message;
   start_message.set_region(options_.region);
   start_message.set_model(options_.model);
   auto start_once = std::make_shared<StartOnce>(std::move(start_message));
+  auto output = std::make_shared<CallOutput>(std::move(out));
 
-  std::weak_ptr<engine::GenerationJob> weak_job = job;
-  sink->OnCancel([weak_job] {
-    if (auto j = weak_job.lock()) j->cancelled.store(true);
-  });
-  job->on_text = [sink, start_once](absl::string_view text) {
+  job->on_text = [output, start_once](absl::string_view text) {
     v1::CloudChunk chunk;
     start_once->AddTo(chunk);
     chunk.set_text(std::string(text));
-    sink->Send(std::move(chunk));
+    output->send(std::move(chunk));
   };
   std::string region = options_.region;
-  std::string jurisdiction = request->claim().jurisdiction();
-  job->on_done = [sink, start_once, id, region, jurisdiction,
+  std::string jurisdiction = request.claim().jurisdiction();
+  job->on_done = [output, start_once, id, via, region, jurisdiction,
                   start](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
-    spdlog::info("served request_id={} jurisdiction={} region={} code={} completion_tokens={} "
-                 "micros={}",
-                 id, jurisdiction, region, absl::StatusCodeToString(s.code()),
+    spdlog::info("served request_id={} via={} jurisdiction={} region={} code={} "
+                 "completion_tokens={} micros={}",
+                 id, via, jurisdiction, region, absl::StatusCodeToString(s.code()),
                  r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
     if (!r.ok()) {
-      sink->Finish(ToGrpcStatus(s));
+      output->fail(s);
       return;
     }
     v1::CloudChunk done;
@@ -154,15 +174,311 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     done.mutable_done()->mutable_usage()->set_completion_tokens(r->completion_tokens);
     done.mutable_done()->set_finish_reason(r->finish_reason);
     done.mutable_done()->set_region(region);
-    sink->SendLast(std::move(done), grpc::Status::OK);
+    output->send_last(std::move(done));
   };
 
   if (absl::Status submitted = pool_->Submit(job); !submitted.ok()) {
-    spdlog::warn("refused request_id={} code={}", id,
+    spdlog::warn("refused request_id={} via={} code={}", id, via,
                  absl::StatusCodeToString(submitted.code()));
-    sink->Finish(ToGrpcStatus(submitted));
+    output->fail(submitted);
+    return nullptr;
   }
+  return job;
+}
+
+// One GenerateStream: reads calls and cancellations, serves each call as Generate
+// would, and writes what the calls send, one write in flight at a time, with
+// whatever queued up behind it in one message. The calls' callbacks hold it by
+// shared_ptr, so it outlives the reactor; gRPC operations are started outside the
+// lock (a reaction may run inline), and the stream is finished only when no read
+// is being started and no write is in flight, so nothing starts after Finish.
+class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
+ public:
+  using Reactor = grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>;
+
+  Stream(InferenceService* service, Reactor* reactor) : service_(service), reactor_(reactor) {}
+
+  // Starts reading calls; for a service already draining, ends the stream instead.
+  void Begin(bool draining) {
+    {
+      absl::MutexLock lock(&mu_);
+      draining_ = draining;
+      starting_read_ = true;
+    }
+    ReadNext();
+  }
+
+  void OnReadDone(bool ok) {
+    if (!ok) {  // the caller closed its side, or the stream is over
+      absl::MutexLock lock(&mu_);
+      reading_done_ = true;
+      // Unlocks before Finish: see FinishIfDone.
+      return FinishIfDone(lock);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      starting_read_ = true;  // no Finish until the next read is started
+    }
+    for (uint64_t id : in_.cancel()) {
+      std::shared_ptr<engine::GenerationJob> job;
+      {
+        absl::MutexLock lock(&mu_);
+        auto it = live_.find(id);
+        if (it == live_.end()) continue;
+        job = it->second.lock();
+        live_.erase(it);  // nothing more is sent for it
+      }
+      if (job) job->cancelled.store(true);
+    }
+    for (v1::CloudStreamCall& call : *in_.mutable_calls()) StartCall(call);
+    in_.Clear();
+    ReadNext();
+  }
+
+  void OnWriteDone(bool ok) {
+    const v1::CloudStreamChunks* next = nullptr;
+    Reactor* reactor;
+    {
+      absl::MutexLock lock(&mu_);
+      queue_.pop_front();
+      if (!ok) {  // the caller is gone
+        closed_ = true;
+        queue_.clear();
+      }
+      if (queue_.empty()) {
+        write_in_flight_ = false;
+        return FinishIfDone(lock);
+      }
+      next = &queue_.front();
+      reactor = reactor_;
+    }
+    reactor->StartWrite(next);
+  }
+
+  void OnCancel() {
+    std::vector<std::shared_ptr<engine::GenerationJob>> jobs;
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+    for (auto& [id, weak] : live_) {
+      if (auto job = weak.lock()) jobs.push_back(std::move(job));
+    }
+    live_.clear();
+    for (auto& job : jobs) job->cancelled.store(true);
+    FinishIfDone(lock);
+  }
+
+  void OnDone() {
+    absl::MutexLock lock(&mu_);
+    reactor_ = nullptr;
+    closed_ = true;
+  }
+
+  // The service drains: Serve refuses new calls, and the stream ends once its
+  // last call has.
+  void Drain() {
+    absl::MutexLock lock(&mu_);
+    draining_ = true;
+    FinishIfDone(lock);
+  }
+
+ private:
+  // A message of chunks grows up to about this size; more waits for the next one.
+  static constexpr size_t kMaxMessageBytes = 256 * 1024;
+
+  // Starts the next read, or ends the stream if it is done.
+  void ReadNext() {
+    Reactor* reactor;
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_started_ || closed_ || (draining_ && live_.empty())) {
+        starting_read_ = false;
+        return FinishIfDone(lock);
+      }
+      reactor = reactor_;
+    }
+    reactor->StartRead(&in_);
+    absl::MutexLock lock(&mu_);
+    starting_read_ = false;
+    FinishIfDone(lock);
+  }
+
+  void StartCall(v1::CloudStreamCall& call) {
+    const uint64_t id = call.call_id();
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_ || finish_started_) return;
+      if (!live_.try_emplace(id).second) {
+        spdlog::warn("GenerateStream: call id {} is already in use; the new call is ignored", id);
+        return;
+      }
+    }
+    const absl::Time deadline = call.timeout_micros() > 0
+                                    ? absl::Now() + absl::Microseconds(call.timeout_micros())
+                                    : absl::InfiniteFuture();
+    auto self = shared_from_this();
+    CallOutput out;
+    out.send = [self, id](v1::CloudChunk chunk) { self->Add(id, std::move(chunk), false); };
+    out.send_last = [self, id](v1::CloudChunk chunk) { self->Add(id, std::move(chunk), true); };
+    out.fail = [self, id](absl::Status status) {
+      v1::CloudStreamChunk failed;
+      failed.set_call_id(id);
+      failed.set_code(static_cast<int>(status.code()));
+      failed.set_message(std::string(status.message()));
+      self->Add(std::move(failed), true);
+    };
+    std::shared_ptr<engine::GenerationJob> job =
+        service_->Serve(call.request(), deadline, "stream", std::move(out));
+    if (job == nullptr) return;
+    bool cancel = false;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = live_.find(id);
+      if (it != live_.end()) {
+        it->second = job;
+      } else {
+        cancel = closed_;  // the stream went while the call started
+      }
+    }
+    if (cancel) job->cancelled.store(true);
+  }
+
+  // A message of call `id`'s answer; `last`: the call ends with it.
+  void Add(uint64_t id, v1::CloudChunk chunk, bool last) {
+    v1::CloudStreamChunk c;
+    c.set_call_id(id);
+    *c.mutable_chunk() = std::move(chunk);
+    Add(std::move(c), last);
+  }
+
+  void Add(v1::CloudStreamChunk chunk, bool last) {
+    const v1::CloudStreamChunks* start = nullptr;
+    Reactor* reactor;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = live_.find(chunk.call_id());
+      // The stream is over, or the caller cancelled the call.
+      if (closed_ || finish_started_ || it == live_.end()) return;
+      if (last) live_.erase(it);
+      // Only a message not yet handed to gRPC may change: the front is in flight.
+      const size_t started = write_in_flight_ ? 1 : 0;
+      if (queue_.size() <= started || back_bytes_ >= kMaxMessageBytes) {
+        queue_.emplace_back();
+        back_bytes_ = 0;
+      }
+      v1::CloudStreamChunks& message = queue_.back();
+      back_bytes_ += chunk.chunk().text().size() + chunk.message().size() + 16;
+      const int n = message.chunks_size();
+      v1::CloudStreamChunk* previous = n == 0 ? nullptr : message.mutable_chunks(n - 1);
+      if (previous == nullptr || previous->call_id() != chunk.call_id() ||
+          previous->code() != 0 || chunk.code() != 0 ||
+          !MergeChunks(*previous->mutable_chunk(), *chunk.mutable_chunk())) {
+        *message.add_chunks() = std::move(chunk);
+      }
+      if (write_in_flight_) return;  // OnWriteDone starts the next one
+      write_in_flight_ = true;
+      start = &queue_.front();
+      reactor = reactor_;
+    }
+    // A deque keeps references valid across emplace_back, and only OnWriteDone
+    // pops the message in flight, so it is safe to hand out outside the lock.
+    reactor->StartWrite(start);
+  }
+
+  // Ends the stream when nothing more can be written: the caller went, or its
+  // side is closed (or the service drains) and every call has ended and been
+  // written. Releases `lock` first: Finish may run OnDone inline.
+  void FinishIfDone(absl::MutexLock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    (void)lock;
+    if (finish_started_ || write_in_flight_ || starting_read_ || reactor_ == nullptr) return;
+    grpc::Status status;
+    if (closed_) {
+      status = grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+    } else if (live_.empty() && reading_done_) {
+      status = grpc::Status::OK;
+    } else if (live_.empty() && draining_) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "backend is draining for shutdown");
+    } else {
+      return;
+    }
+    finish_started_ = true;
+    Reactor* reactor = reactor_;
+    mu_.Unlock();
+    reactor->Finish(status);
+    mu_.Lock();
+  }
+
+  InferenceService* const service_;
+  v1::CloudStreamRequests in_;  // only the reading side touches it
+  absl::Mutex mu_;
+  Reactor* reactor_ ABSL_GUARDED_BY(mu_);
+  // Calls whose end is not queued yet, with their jobs once started.
+  absl::flat_hash_map<uint64_t, std::weak_ptr<engine::GenerationJob>> live_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::CloudStreamChunks> queue_ ABSL_GUARDED_BY(mu_);
+  size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // about, of queue_.back()
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool starting_read_ ABSL_GUARDED_BY(mu_) = false;
+  bool reading_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+namespace {
+
+// gRPC's side of a GenerateStream; the Stream does the work.
+class StreamReactor final
+    : public grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks> {
+ public:
+  void Attach(std::shared_ptr<InferenceService::Stream> stream, std::function<void()> on_done) {
+    stream_ = std::move(stream);
+    on_done_ = std::move(on_done);
+  }
+
+  void OnReadDone(bool ok) override { stream_->OnReadDone(ok); }
+  void OnWriteDone(bool ok) override { stream_->OnWriteDone(ok); }
+  void OnCancel() override { stream_->OnCancel(); }
+  void OnDone() override {
+    stream_->OnDone();
+    on_done_();
+    delete this;
+  }
+
+ private:
+  std::shared_ptr<InferenceService::Stream> stream_;
+  std::function<void()> on_done_;
+};
+
+}  // namespace
+
+grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>*
+InferenceService::GenerateStream(grpc::CallbackServerContext* /*context*/) {
+  auto* reactor = new StreamReactor();
+  auto stream = std::make_shared<Stream>(this, reactor);
+  Stream* key = stream.get();
+  reactor->Attach(stream, [this, key] {
+    absl::MutexLock lock(&streams_mu_);
+    streams_.erase(key);
+  });
+  bool draining;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    draining = draining_.load();
+    streams_.emplace(key, stream);
+  }
+  stream->Begin(draining);
   return reactor;
+}
+
+void InferenceService::StartDraining() {
+  std::vector<std::shared_ptr<Stream>> streams;
+  {
+    absl::MutexLock lock(&streams_mu_);
+    draining_.store(true);
+    for (auto& [key, weak] : streams_) {
+      if (auto s = weak.lock()) streams.push_back(std::move(s));
+    }
+  }
+  for (auto& s : streams) s->Drain();
 }
 
 }  // namespace hr::cloud

@@ -3,9 +3,13 @@
 
 #include <atomic>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "absl/synchronization/mutex.h"
 #include "engine/engine_pool.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
@@ -36,15 +40,40 @@ class InferenceService final : public v1::CloudInference::CallbackService {
   grpc::ServerWriteReactor<v1::CloudChunk>* Generate(
       grpc::CallbackServerContext* context, const v1::CloudRequest* request) override;
 
-  // From now on, new requests fail with UNAVAILABLE; running ones go on.
-  void StartDraining() { draining_.store(true); }
+  // Many requests on one stream (see cloud.proto), each served as Generate
+  // serves one.
+  grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>* GenerateStream(
+      grpc::CallbackServerContext* context) override;
+
+  // From now on, new requests fail with UNAVAILABLE; running ones go on. Open
+  // GenerateStreams end with UNAVAILABLE once their last call has ended.
+  void StartDraining();
+
+  // Where one call's answer goes: Generate's own stream, or its share of a
+  // GenerateStream. `send` takes a message of the answer, `send_last` the last
+  // one (the call then ends OK), `fail` ends the call with that status.
+  struct CallOutput {
+    std::function<void(v1::CloudChunk)> send;
+    std::function<void(v1::CloudChunk)> send_last;
+    std::function<void(absl::Status)> fail;
+  };
+  class Stream;
 
  private:
+  // Checks the claim, then the request, and starts the engine on it; answers
+  // through `out`. Returns the job, to cancel it, or null when the call already
+  // ended (refused). `via` names the RPC in the log: "call" (Generate) or "stream".
+  std::shared_ptr<engine::GenerationJob> Serve(const v1::CloudRequest& request,
+                                               absl::Time deadline, const char* via,
+                                               CallOutput out);
   void Record(const v1::CloudRequest& request);
 
   const InferenceServiceOptions options_;
   engine::EnginePool* const pool_;
   std::atomic<bool> draining_{false};
+  absl::Mutex streams_mu_;
+  // Open GenerateStreams, to be told when the service drains.
+  absl::flat_hash_map<Stream*, std::weak_ptr<Stream>> streams_ ABSL_GUARDED_BY(streams_mu_);
   absl::Mutex record_mu_;
   std::ofstream record_ ABSL_GUARDED_BY(record_mu_);
 };

@@ -1,6 +1,8 @@
 #include "device_stub/cloud_client.h"
 
+#include <algorithm>
 #include <atomic>
+#include <deque>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -144,6 +146,334 @@ class QueueCall final : public CloudCall {
 
 }  // namespace
 
+class StreamCall;
+
+// One GenerateStream to a backend, shared by the calls that GrpcCloudClient
+// starts on it: writes their requests (one write in flight; what queues up
+// behind it leaves in one message), reads the chunks and hands each to its call.
+// When the stream ends, every call still on it ends UNAVAILABLE, so the router
+// can try another backend, and the next call opens a new stream. Runs on one
+// completion queue; keeps itself alive (self_) until every tag is back.
+class CallStream final : public std::enable_shared_from_this<CallStream> {
+ public:
+  explicit CallStream(std::function<void()> ended) : ended_(std::move(ended)) {}
+
+  void Begin(v1::CloudInference::Stub* stub, grpc::CompletionQueue* queue) {
+    self_ = shared_from_this();
+    stream_ = stub->PrepareAsyncGenerateStream(&context_, queue);
+    stream_->StartCall(&start_tag_);
+    stream_->Read(&in_, &read_tag_);
+  }
+
+  // Sends `request` as call `id` with what is left of `deadline`. False when the
+  // stream has ended; the call is not taken then.
+  bool Add(uint64_t id, std::shared_ptr<StreamCall> call, const v1::CloudRequest& request,
+           absl::Time deadline);
+  // The call gave up (cancelled, or out of time): the backend is told to stop it.
+  void Forget(uint64_t id);
+  uint64_t NextId() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
+  bool ended() {
+    absl::MutexLock lock(&mu_);
+    return ended_stream_;
+  }
+  // For shutdown, once no call is left: ends the stream.
+  void Close() { context_.TryCancel(); }
+
+ private:
+  // About how much a message of requests may carry; more waits for the next one.
+  static constexpr size_t kMaxMessageBytes = 256 * 1024;
+
+  // Queues `item` into the message being gathered; starts a write if none is in flight.
+  template <typename Fill>
+  void Queue(size_t bytes, Fill fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const size_t started = write_in_flight_ ? 1 : 0;
+    if (queue_.size() <= started || back_bytes_ >= kMaxMessageBytes) {
+      queue_.emplace_back();
+      back_bytes_ = 0;
+    }
+    back_bytes_ += bytes;
+    fill(queue_.back());
+    // OnStarted or OnWritten starts the next write.
+    if (write_in_flight_ || starting_) return;
+    WriteFrontLocked();
+  }
+
+  void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    write_in_flight_ = true;
+    refs_.fetch_add(1, std::memory_order_relaxed);
+    // Only OnWritten pops the message in flight, and a deque keeps it in place.
+    stream_->Write(queue_.front(), &write_tag_);
+  }
+
+  // The start's operation (the headers) and writes share one slot: nothing is
+  // written before it is back. A failed start shows in the read and the finish.
+  void OnStarted(bool /*ok*/) {
+    {
+      absl::MutexLock lock(&mu_);
+      starting_ = false;
+      if (!queue_.empty()) WriteFrontLocked();
+    }
+    Unref();
+  }
+  void OnRead(bool ok);
+  void OnWritten(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      queue_.pop_front();
+      if (!ok) queue_.clear();  // the stream is over; the read says so
+      write_in_flight_ = false;
+      if (!queue_.empty()) WriteFrontLocked();
+    }
+    Unref();
+  }
+  void OnFinished(bool ok);
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    ended_();
+    self_.reset();
+  }
+
+  const std::function<void()> ended_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::CloudStreamRequests, v1::CloudStreamChunks>>
+      stream_;
+  v1::CloudStreamChunks in_;  // only the read chain touches it
+  grpc::Status status_;
+  std::atomic<uint64_t> next_id_{1};
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, std::shared_ptr<StreamCall>> calls_ ABSL_GUARDED_BY(mu_);
+  std::deque<v1::CloudStreamRequests> queue_ ABSL_GUARDED_BY(mu_);
+  size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // about, of queue_.back()
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool starting_ ABSL_GUARDED_BY(mu_) = true;  // until the start is back
+  bool ended_stream_ ABSL_GUARDED_BY(mu_) = false;
+  // The start tag, the read-then-finish chain, and a write when in flight.
+  std::atomic<int> refs_{2};
+  std::shared_ptr<CallStream> self_;
+  grpc_util::MemberTag<CallStream> start_tag_{this, &CallStream::OnStarted};
+  grpc_util::MemberTag<CallStream> read_tag_{this, &CallStream::OnRead};
+  grpc_util::MemberTag<CallStream> write_tag_{this, &CallStream::OnWritten};
+  grpc_util::MemberTag<CallStream> finish_tag_{this, &CallStream::OnFinished};
+};
+
+// One call on a CallStream. Reports to its callbacks as QueueCall does, one at a
+// time (under its mutex): the stream's thread delivers the backend's chunks; its
+// two alarms, on the queue of the thread that started it, give it up when no
+// text came within the first-text timeout and when the deadline passes, and
+// carry cancellation (Cancel cancels the deadline alarm, which then ends the
+// call on that queue, never inside the caller).
+class StreamCall final : public CloudCall {
+ public:
+  StreamCall(CloudCallbacks callbacks, std::function<void()> ended)
+      : callbacks_(std::move(callbacks)), ended_(std::move(ended)) {}
+
+  // Starts the alarms, then hands the call to `stream`. When the stream has
+  // ended already, the call ends UNAVAILABLE (on the queue).
+  void Begin(std::shared_ptr<CallStream> stream, const v1::CloudRequest& request,
+             grpc::CompletionQueue* queue, absl::Time deadline,
+             absl::Duration first_text_timeout, std::shared_ptr<StreamCall> self) {
+    self_ = std::move(self);
+    stream_ = std::move(stream);
+    id_ = stream_->NextId();
+    first_text_timeout_ = first_text_timeout;
+    if (first_text_timeout > absl::ZeroDuration()) {
+      refs_.fetch_add(1, std::memory_order_relaxed);
+      first_text_alarm_.Set(queue, absl::ToChronoTime(absl::Now() + first_text_timeout),
+                            &first_text_tag_);
+    }
+    if (deadline == absl::InfiniteFuture()) {
+      deadline_alarm_.Set(queue, gpr_inf_future(GPR_CLOCK_MONOTONIC), &deadline_tag_);
+    } else {
+      deadline_alarm_.Set(queue, absl::ToChronoTime(deadline), &deadline_tag_);
+    }
+    if (!stream_->Add(id_, self_, request, deadline)) {
+      GiveUp(absl::UnavailableError("the stream to the backend ended"));
+    }
+  }
+
+  void Cancel() override { GiveUp(absl::CancelledError("cancelled")); }
+
+  // A chunk of this call's answer, from the stream's thread.
+  void Deliver(v1::CloudStreamChunk& c) {
+    absl::MutexLock lock(&mu_);
+    if (ended_call_) return;
+    v1::CloudChunk& chunk = *c.mutable_chunk();
+    if (c.code() != 0) {
+      EndLocked(absl::Status(static_cast<absl::StatusCode>(c.code()), c.message()), "", false);
+      return;
+    }
+    if (chunk.has_start()) callbacks_.on_start(chunk.start());
+    if (chunk.has_done()) {
+      EndLocked(std::move(*chunk.mutable_done()), std::move(*chunk.mutable_text()), false);
+      return;
+    }
+    if (!chunk.text().empty()) {
+      Answered();
+      callbacks_.on_text(std::move(*chunk.mutable_text()));
+    }
+  }
+
+  // The stream ended under the call.
+  void StreamEnded(absl::Status status) {
+    absl::MutexLock lock(&mu_);
+    if (!ended_call_) EndLocked(std::move(status), "", false);
+  }
+
+ private:
+  // Ends the call with `status` on its queue, where the deadline alarm reports.
+  void GiveUp(absl::Status status) {
+    {
+      absl::MutexLock lock(&give_up_mu_);
+      if (give_up_.ok()) give_up_ = std::move(status);
+    }
+    deadline_alarm_.Cancel();
+  }
+
+  void Answered() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (answered_) return;
+    answered_ = true;
+    if (first_text_timeout_ > absl::ZeroDuration()) first_text_alarm_.Cancel();
+  }
+
+  // ok: the timeout passed (false: the alarm was cancelled).
+  void OnFirstTextAlarm(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (ok && !answered_ && !ended_call_) {
+        EndLocked(absl::UnavailableError(absl::StrCat("backend sent no text within ",
+                                                      absl::FormatDuration(first_text_timeout_))),
+                  "", true);
+      }
+    }
+    Unref();
+  }
+
+  // ok: the deadline passed; false: the alarm was cancelled, by GiveUp or by the end.
+  void OnDeadlineAlarm(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ended_call_) {
+        absl::Status status;
+        if (ok) {
+          status = absl::DeadlineExceededError("deadline passed while the cloud backend answered");
+        } else {
+          absl::MutexLock give_up_lock(&give_up_mu_);
+          status = give_up_;
+        }
+        if (!status.ok()) EndLocked(std::move(status), "", true);
+      }
+    }
+    Unref();
+  }
+
+  // Reports the end; `tell_backend`: the backend still runs the call and is told to stop.
+  void EndLocked(absl::StatusOr<v1::CloudDone> done, std::string last_text, bool tell_backend)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    ended_call_ = true;
+    answered_ = true;
+    callbacks_.on_done(std::move(done), std::move(last_text));
+    if (first_text_timeout_ > absl::ZeroDuration()) first_text_alarm_.Cancel();
+    deadline_alarm_.Cancel();
+    if (tell_backend) stream_->Forget(id_);
+  }
+
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    ended_();
+    stream_.reset();
+    self_.reset();
+  }
+
+  CloudCallbacks callbacks_;
+  const std::function<void()> ended_;
+  std::shared_ptr<CallStream> stream_;
+  uint64_t id_ = 0;
+  absl::Duration first_text_timeout_;
+  grpc::Alarm first_text_alarm_;
+  grpc::Alarm deadline_alarm_;
+  absl::Mutex mu_;
+  bool answered_ ABSL_GUARDED_BY(mu_) = false;
+  bool ended_call_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Mutex give_up_mu_;
+  absl::Status give_up_ ABSL_GUARDED_BY(give_up_mu_);
+  // The deadline alarm, and the first-text alarm when set.
+  std::atomic<int> refs_{1};
+  std::shared_ptr<StreamCall> self_;
+  grpc_util::MemberTag<StreamCall> first_text_tag_{this, &StreamCall::OnFirstTextAlarm};
+  grpc_util::MemberTag<StreamCall> deadline_tag_{this, &StreamCall::OnDeadlineAlarm};
+};
+
+bool CallStream::Add(uint64_t id, std::shared_ptr<StreamCall> call,
+                     const v1::CloudRequest& request, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  if (ended_stream_) return false;
+  calls_.emplace(id, std::move(call));
+  int64_t timeout = 0;
+  if (deadline != absl::InfiniteFuture()) {
+    timeout = std::max<int64_t>(1, absl::ToInt64Microseconds(deadline - absl::Now()));
+  }
+  Queue(request.ByteSizeLong() + 32, [&](v1::CloudStreamRequests& m) {
+    v1::CloudStreamCall* c = m.add_calls();
+    c->set_call_id(id);
+    *c->mutable_request() = request;
+    c->set_timeout_micros(timeout);
+  });
+  return true;
+}
+
+void CallStream::Forget(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  if (calls_.erase(id) == 0 || ended_stream_) return;
+  Queue(8, [id](v1::CloudStreamRequests& m) { m.add_cancel(id); });
+}
+
+void CallStream::OnRead(bool ok) {
+  if (!ok) {  // the stream ended; the finish says how
+    {
+      absl::MutexLock lock(&mu_);
+      ended_stream_ = true;
+    }
+    stream_->Finish(&status_, &finish_tag_);
+    return;
+  }
+  for (v1::CloudStreamChunk& c : *in_.mutable_chunks()) {
+    std::shared_ptr<StreamCall> call;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = calls_.find(c.call_id());
+      if (it == calls_.end()) continue;  // a call that gave up
+      if (c.code() != 0 || c.chunk().has_done()) {
+        call = std::move(it->second);
+        calls_.erase(it);
+      } else {
+        call = it->second;
+      }
+    }
+    call->Deliver(c);
+  }
+  in_.Clear();
+  stream_->Read(&in_, &read_tag_);
+}
+
+void CallStream::OnFinished(bool /*ok*/) {
+  absl::flat_hash_map<uint64_t, std::shared_ptr<StreamCall>> calls;
+  {
+    absl::MutexLock lock(&mu_);
+    ended_stream_ = true;
+    calls.swap(calls_);
+  }
+  // Whatever ended the stream, the calls on it failed on the way, not by their own
+  // fault: UNAVAILABLE lets the router try another allowed backend.
+  absl::Status status = absl::UnavailableError(
+      status_.ok() ? std::string("backend ended the stream")
+                   : absl::StrCat("stream to the backend ended: ",
+                                  absl::StatusCodeToString(
+                                      static_cast<absl::StatusCode>(status_.error_code())),
+                                  ": ", status_.error_message()));
+  for (auto& [id, call] : calls) call->StreamEnded(status);
+  Unref();
+}
+
 std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend) {
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(kServiceConfig);
@@ -185,17 +515,54 @@ GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& b
 std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
                                                   const v1::CloudRequest& request,
                                                   absl::Time deadline, CloudCallbacks callbacks) {
-  v1::CloudInference::Stub* stub = ConnectionFor(backend).stub.get();
+  Connection& connection = ConnectionFor(backend);
   {
     absl::MutexLock lock(&calls_mu_);
     ++live_calls_;
   }
-  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, [this] {
+  auto ended = [this] {
     absl::MutexLock lock(&calls_mu_);
     --live_calls_;
-  });
-  call->Begin(stub, request, pick_queue_(), first_text_timeout_, call);
+  };
+  // A request too big for one message of a stream goes in a call of its own.
+  if (backend.shared_stream() && request.ByteSizeLong() <= kMaxStreamedRequestBytes) {
+    auto call = std::make_shared<StreamCall>(std::move(callbacks), std::move(ended));
+    call->Begin(StreamFor(connection), request, pick_queue_(), deadline, first_text_timeout_,
+                call);
+    return call;
+  }
+  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, std::move(ended));
+  call->Begin(connection.stub.get(), request, pick_queue_(), first_text_timeout_, call);
   return call;
+}
+
+std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
+  absl::MutexLock lock(&mu_);
+  if (connection.stream == nullptr || connection.stream->ended()) {
+    {
+      absl::MutexLock calls_lock(&calls_mu_);
+      ++live_streams_;
+    }
+    connection.stream = std::make_shared<CallStream>([this] {
+      absl::MutexLock calls_lock(&calls_mu_);
+      --live_streams_;
+    });
+    connection.stream->Begin(connection.stub.get(), pick_queue_());
+  }
+  return connection.stream;
+}
+
+bool GrpcCloudClient::CloseStreams(absl::Duration timeout) {
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, connection] : connections_) {
+      if (connection->stream != nullptr) connection->stream->Close();
+      connection->stream = nullptr;
+    }
+  }
+  absl::MutexLock lock(&calls_mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) { return live_streams_ == 0; };
+  return calls_mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
 }
 
 bool GrpcCloudClient::WaitForCalls(absl::Duration timeout) {

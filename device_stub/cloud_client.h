@@ -17,6 +17,8 @@ namespace hr::device {
 
 namespace v1 = ::hybridrouter::v1;
 
+class CallStream;
+
 // One streaming call to a cloud backend.
 class CloudCall {
  public:
@@ -82,13 +84,27 @@ class GrpcCloudClient : public CloudClient {
   // shut down.
   bool WaitForCalls(absl::Duration timeout);
 
+  // Ends the backends' shared streams and waits until they are over, at most
+  // `timeout`; false if some are not. For shutdown, after WaitForCalls and
+  // before the queues are shut down.
+  bool CloseStreams(absl::Duration timeout);
+
+  // A request bigger than this goes to a `shared_stream` backend in a call of
+  // its own, so that a message of the stream stays far below gRPC's 4 MB limit.
+  static constexpr size_t kMaxStreamedRequestBytes = 1024 * 1024;
+
  private:
   struct Connection {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::CloudInference::Stub> stub;
+    // The GenerateStream for `shared_stream` backends, opened on first use and
+    // again after it ended.
+    std::shared_ptr<CallStream> stream;  // guarded by mu_
   };
   // The connection to `backend`'s address with its TLS settings, made on first use.
   Connection& ConnectionFor(const v1::Backend& backend);
+  // The connection's open stream, opened when there is none or it ended.
+  std::shared_ptr<CallStream> StreamFor(Connection& connection);
 
   const std::function<grpc::CompletionQueue*()> pick_queue_;
   const absl::Duration first_text_timeout_;
@@ -97,6 +113,7 @@ class GrpcCloudClient : public CloudClient {
   absl::flat_hash_map<std::string, std::unique_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
   absl::Mutex calls_mu_;
   int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
+  int live_streams_ ABSL_GUARDED_BY(calls_mu_) = 0;
 };
 
 }  // namespace hr::device

@@ -312,6 +312,7 @@ int main(int argc, char** argv) {
   // Every call has ended; backend calls cancelled with them end shortly. Only then
   // may their queues shut down (no operation may start on a shut-down queue).
   if (!cloud.WaitForCalls(absl::Seconds(5))) spdlog::warn("backend calls still running at exit");
+  if (!cloud.CloseStreams(absl::Seconds(5))) spdlog::warn("backend streams still open at exit");
   queues->Shutdown();
   local.Shutdown();
   spdlog::info("stopped");

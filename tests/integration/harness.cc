@@ -149,6 +149,7 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
       argv.push_back("--tls_cert_file=" + b.tls_cert_file);
       argv.push_back("--tls_key_file=" + b.tls_key_file);
     }
+    argv.insert(argv.end(), b.flags.begin(), b.flags.end());
     backends_[b.name] = std::make_unique<Process>(argv, dir_ + "/" + b.name + ".log");
   }
   std::string backends_file;
@@ -157,7 +158,8 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
     absl::StrAppend(&backends_file, "backends { name: \"", b.name,
                     "\" address: \"127.0.0.1:", ports_[b.name], "\" region: \"", b.region,
                     "\" model_family: \"", b.model_family, "\"",
-                    b.device_tls == "-" ? "" : absl::StrCat(" tls { ", b.device_tls, " }"), " }\n");
+                    b.device_tls == "-" ? "" : absl::StrCat(" tls { ", b.device_tls, " }"),
+                    b.shared_stream ? " shared_stream: true" : "", " }\n");
   }
   std::ofstream(dir_ + "/backends.textproto") << backends_file;
   std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",

@@ -56,6 +56,10 @@ struct BackendSpec {
   // The backend's `tls { ... }` block in hr-device's backends file, without the
   // braces ("ca_file: \"...\""); "-" for none (plaintext).
   std::string device_tls = "-";
+  // hr-device sends this backend's requests over one GenerateStream.
+  bool shared_stream = false;
+  // More hr-cloud flags, after the harness's own (a later flag wins).
+  std::vector<std::string> flags = {};
 };
 
 // A topology on loopback: hr-cloud backends (synthetic echo engine, recording what

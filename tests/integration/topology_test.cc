@@ -539,11 +539,13 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
   EXPECT_FALSE(absl::StrContains(ReadFile(dir + "/device.log"), "still running"));
 }
 
-TEST(TopologyTest, SilentBackendIsGivenUpAfterTheFirstTextTimeout) {
-  // The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
-  // nothing answers. After --first_text_timeout the attempt is given up and the
-  // US rule's fallback (local) answers, long before the request's deadline.
-  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}},
+// The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
+// nothing answers. After --first_text_timeout the attempt is given up and the
+// US rule's fallback (local) answers, long before the request's deadline.
+void ExpectSilentBackendGivenUp(bool shared_stream) {
+  BackendSpec spec{"us-east-1-a", "us-east-1"};
+  spec.shared_stream = shared_stream;
+  Topology t(std::vector<BackendSpec>{spec},
              {"--local_engine=synthetic", "--local_synthetic_tokens_per_second=0",
               "--first_text_timeout=300ms"});
   // Connected first, so the frozen backend looks up to the device's channel.
@@ -582,6 +584,14 @@ TEST(TopologyTest, SilentBackendIsGivenUpAfterTheFirstTextTimeout) {
   EXPECT_TRUE(said_why) << a.route.DebugString();
   EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"),
                                 "backend=us-east-1-a region=us-east-1 attempt failed code=UNAVAILABLE"));
+}
+
+TEST(TopologyTest, SilentBackendIsGivenUpAfterTheFirstTextTimeout) {
+  ExpectSilentBackendGivenUp(/*shared_stream=*/false);
+}
+
+TEST(TopologyTest, SilentBackendOnASharedStreamIsGivenUpAfterTheFirstTextTimeout) {
+  ExpectSilentBackendGivenUp(/*shared_stream=*/true);
 }
 
 TEST(BinariesTest, HelpListsEachProgramsOwnFlags) {

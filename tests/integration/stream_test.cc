@@ -1,0 +1,230 @@
+// Backends marked `shared_stream`: hr-device sends their requests over one
+// CloudInference.GenerateStream. Real hr-device and hr-cloud processes on loopback.
+#include <signal.h>
+
+#include <map>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/harness.h"
+
+namespace hr::testing {
+namespace {
+
+BackendSpec Streamed(const std::string& name, const std::string& region,
+                     std::vector<std::string> flags = {}) {
+  BackendSpec b{name, region};
+  b.shared_stream = true;
+  b.flags = std::move(flags);
+  return b;
+}
+
+// How many lines of `log` contain `text`.
+int CountLines(const std::string& log, const std::string& text) {
+  int n = 0;
+  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+  return n;
+}
+
+// Waits until the file at `path` contains `text`; false after `timeout`.
+bool WaitForLog(const std::string& path, absl::string_view text,
+                absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (absl::StrContains(ReadFile(path), text)) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+TEST(SharedStreamTest, ManyConcurrentRequestsEachGetTheirOwnAnswer) {
+  // Room for all of them at once: what arrives together leaves together.
+  Topology t({Streamed("us-east-1-a", "us-east-1", {"--slots=8", "--max_queue=64"})});
+  constexpr int kRequests = 48;
+  std::vector<Answer> answers(kRequests);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRequests; ++i) {
+    threads.emplace_back([&t, &answers, i] {
+      answers[i] = Generate(t.device(), Request("en-US", absl::StrCat("please repeat number ", i),
+                                                true, v1::PREFER_CLOUD, 64));
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_TRUE(answers[i].status.ok()) << i << ": " << answers[i].status.error_message();
+    EXPECT_EQ(answers[i].route.target(), v1::CLOUD);
+    EXPECT_EQ(answers[i].route.region(), "us-east-1");
+    // The backend echoes each request: an answer that went to the wrong caller shows.
+    EXPECT_EQ(answers[i].text, absl::StrCat("please repeat number ", i));
+  }
+  const std::string backend_log = ReadFile(t.dir() + "/us-east-1-a.log");
+  EXPECT_EQ(CountLines(backend_log, "via=stream"), kRequests) << backend_log;
+  EXPECT_EQ(CountLines(backend_log, "via=call"), 0) << backend_log;
+  // SIGTERM: the stream is closed and hr-device exits cleanly (after its drain,
+  // which an idle client connection can stretch to the drain deadline).
+  ASSERT_EQ(kill(t.device_process().pid(), SIGTERM), 0);
+  EXPECT_EQ(t.device_process().WaitExit(absl::Seconds(30)), 0);
+  EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "still"));
+}
+
+// The backend's side, driven directly: each call has its own checks, status,
+// deadline and cancellation, and none of them ends the stream.
+TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
+  const std::string dir = MakeTestDir();
+  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
+                 "--port_file=" + dir + "/port", "--engine=synthetic",
+                 "--synthetic_tokens_per_second=40", "--synthetic_echo", "--slots=4"},
+                dir + "/cloud.log");
+  auto stub = v1::CloudInference::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")),
+      grpc::InsecureChannelCredentials()));
+  // The backend echoes: a long text makes a long answer (about 6 s at 40 tokens/s).
+  std::string long_text;
+  for (int i = 0; i < 200; ++i) long_text += "word ";
+  auto call = [&long_text](uint64_t id, const std::string& region, int max_tokens,
+                           int64_t timeout_micros) {
+    v1::CloudStreamCall c;
+    c.set_call_id(id);
+    c.mutable_request()->set_request_id(absl::StrCat("r", id));
+    c.mutable_request()->mutable_claim()->add_allowed_regions(region);
+    if (max_tokens > 0) {
+      auto* m = c.mutable_request()->add_messages();
+      m->set_role("user");
+      m->set_content(max_tokens > 100 ? long_text : "one two three");
+      c.mutable_request()->mutable_options()->set_max_tokens(max_tokens);
+    }
+    c.set_timeout_micros(timeout_micros);
+    return c;
+  };
+  grpc::ClientContext ctx;
+  auto stream = stub->GenerateStream(&ctx);
+  v1::CloudStreamRequests first;
+  *first.add_calls() = call(1, "eu-west-1", 3, 0);         // not this backend's region
+  *first.add_calls() = call(2, "eu-central-1", 50, 0);     // served
+  *first.add_calls() = call(3, "eu-central-1", 0, 0);      // no messages
+  *first.add_calls() = call(4, "eu-central-1", 400, 0);    // cancelled below
+  *first.add_calls() = call(5, "eu-central-1", 400, 200000);  // with 0.2 s to go
+  ASSERT_TRUE(stream->Write(first));
+
+  std::map<uint64_t, int> codes;  // how each call ended (0: done)
+  std::map<uint64_t, std::string> text;
+  bool cancel_sent = false;
+  v1::CloudStreamChunks in;
+  while (codes.size() < 6 && stream->Read(&in)) {
+    for (const v1::CloudStreamChunk& c : in.chunks()) {
+      if (c.call_id() == 4 && cancel_sent) continue;  // sent before the cancel arrived
+      ASSERT_EQ(codes.count(c.call_id()), 0u) << "call " << c.call_id() << " already ended";
+      text[c.call_id()] += c.chunk().text();
+      if (c.code() != 0) codes[c.call_id()] = c.code();
+      if (c.chunk().has_done()) {
+        codes[c.call_id()] = 0;
+        EXPECT_EQ(c.chunk().done().region(), "eu-central-1");
+      }
+    }
+    if (!cancel_sent && !text[4].empty()) {  // call 4 is running: give it up
+      v1::CloudStreamRequests cancel;
+      cancel.add_cancel(4);
+      *cancel.add_calls() = call(6, "eu-central-1", 50, 0);
+      ASSERT_TRUE(stream->Write(cancel));
+      cancel_sent = true;
+      codes[4] = -1;  // ends without a chunk that says so
+    }
+  }
+  EXPECT_EQ(codes[1], grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(codes[2], 0);
+  EXPECT_EQ(text[2], "one two three");
+  EXPECT_EQ(codes[3], grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(codes[5], grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(codes[6], 0);
+  // Call 4 stops: the backend logs it cancelled, long before its 6 s.
+  EXPECT_TRUE(WaitForLog(dir + "/cloud.log", "served request_id=r4 via=stream "
+                                             "jurisdiction= region=eu-central-1 code=CANCELLED",
+                         absl::Seconds(5)))
+      << ReadFile(dir + "/cloud.log");
+  // The caller closes its side; with no call left, the stream ends OK.
+  ASSERT_TRUE(stream->WritesDone());
+  while (stream->Read(&in)) {
+    for (const v1::CloudStreamChunk& c : in.chunks()) EXPECT_EQ(c.call_id(), 4u);
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST(SharedStreamTest, ABrokenStreamEndsItsCallsAndTheNextGoElsewhere) {
+  // Slow answers (20 tokens at 10/s), so a request is still running when its
+  // backend dies.
+  const std::vector<std::string> slow = {"--synthetic_tokens_per_second=10"};
+  Topology t({Streamed("cn-north-1-a", "cn-north-1", slow),
+              Streamed("cn-east-1-a", "cn-east-1", slow)});
+  Answer warm = Generate(t.device(), Request("zh-CN", "hi", false, v1::PREFER_CLOUD, 2));
+  ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
+
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto reader = t.device()->Generate(
+      &ctx, Request("zh-CN", "one two three four five six seven eight nine ten eleven twelve "
+                             "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty",
+                    false, v1::PREFER_CLOUD, 20));
+  v1::GenerateResponse r;
+  ASSERT_TRUE(reader->Read(&r));  // the route, with the first text
+  const std::string first = r.route().backend(), other =
+      first == "cn-north-1-a" ? "cn-east-1-a" : "cn-north-1-a";
+  t.backend_process(first).Stop(SIGKILL);
+  const absl::Time killed = absl::Now();
+  while (reader->Read(&r)) {
+  }
+  // Text had gone to the app, so no other backend may take over: the request
+  // ends UNAVAILABLE when the stream breaks, not at its deadline.
+  grpc::Status status = reader->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(15));
+
+  for (int i = 0; i < 3; ++i) {
+    Answer a = Generate(t.device(), Request("zh-CN", "hi", false, v1::PREFER_CLOUD, 2));
+    ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+    EXPECT_EQ(a.route.backend(), other);
+  }
+}
+
+TEST(SharedStreamTest, DrainingBackendEndsTheStreamAndExitsWithoutWaiting) {
+  // The device keeps its stream open; a draining backend must end it once its
+  // calls are over, rather than wait out its minute-long drain deadline.
+  Topology t({Streamed("cn-north-1-a", "cn-north-1", {"--drain_timeout=60s"}),
+              Streamed("cn-east-1-a", "cn-east-1", {"--drain_timeout=60s"})});
+  Answer warm = Generate(t.device(), Request("zh-CN", "hi", false, v1::PREFER_CLOUD, 2));
+  ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
+  const std::string first = warm.route.backend(), other =
+      first == "cn-north-1-a" ? "cn-east-1-a" : "cn-north-1-a";
+  ASSERT_EQ(kill(t.backend_process(first).pid(), SIGTERM), 0);
+  EXPECT_EQ(t.backend_process(first).WaitExit(absl::Seconds(30)), 0);
+  for (int i = 0; i < 3; ++i) {
+    Answer a = Generate(t.device(), Request("zh-CN", "hi", false, v1::PREFER_CLOUD, 2));
+    ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+    EXPECT_EQ(a.route.backend(), other);
+  }
+}
+
+TEST(SharedStreamTest, AppDeadlineStopsTheBackendsCall) {
+  Topology t({Streamed("us-east-1-a", "us-east-1", {"--synthetic_tokens_per_second=10"})});
+  v1::GenerateRequest request = Request("en-US", "one two three four five six seven eight nine "
+                                                 "ten eleven twelve thirteen fourteen fifteen",
+                                        true, v1::PREFER_CLOUD, 15);
+  Answer a = Generate(t.device(), request, absl::Milliseconds(500));
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The backend stops the call when told (or at the deadline it was given),
+  // about a second before its 15 tokens would have ended it.
+  EXPECT_TRUE(WaitForLog(t.dir() + "/us-east-1-a.log", "via=stream"));
+  const std::string log = ReadFile(t.dir() + "/us-east-1-a.log");
+  EXPECT_TRUE(absl::StrContains(log, "code=CANCELLED") ||
+              absl::StrContains(log, "code=DEADLINE_EXCEEDED"))
+      << log;
+  // The stream still serves.
+  Answer b = Generate(t.device(), Request("en-US", "hi", true, v1::PREFER_CLOUD, 2));
+  ASSERT_TRUE(b.status.ok()) << b.status.error_message();
+  EXPECT_EQ(b.text, "hi");
+}
+
+}  // namespace
+}  // namespace hr::testing
