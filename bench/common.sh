@@ -48,9 +48,9 @@ need_binaries() {
 # synthetic us-east-1 hr-cloud (unthrottled tokens, enough slots that it never
 # queues) and an hr-device ($DEVICE_FLAGS added) whose only backend it is, with
 # --policy $POLICY, serving on a free loopback port or, with DEVICE_LISTEN=unix:PATH,
-# on that Unix socket. With SHARED_STREAM=1 the backend is a `shared_stream` one
-# (hr-device sends it every request over one GenerateStream). Sets BACKEND_PID,
-# BACKEND_PORT, DEVICE_PID and DEVICE_TARGET.
+# on that Unix socket. The backend is a `shared_stream` one (hr-device sends it
+# every request over one GenerateStream); SHARED_STREAM=0 makes it one that gets a
+# call per request. Sets BACKEND_PID, BACKEND_PORT, DEVICE_PID and DEVICE_TARGET.
 start_proxy_pair() {
   "$BIN/hr-cloud" --region us-east-1 --engine synthetic --synthetic_tokens_per_second 0 \
     --slots 256 --max_queue 4096 --listen 127.0.0.1:0 --port_file "$OUT/backend.port" \
@@ -58,21 +58,32 @@ start_proxy_pair() {
   BACKEND_PID=$!
   PIDS+=("$BACKEND_PID"); wait_port_file "$OUT/backend.port" "$BACKEND_PID" backend
   BACKEND_PORT=$(cat "$OUT/backend.port")
+  local stream=true
+  [[ ${SHARED_STREAM:-1} == 1 ]] || stream=false
+  start_device device "${DEVICE_LISTEN:-127.0.0.1:0}" "$stream"
+  DEVICE_PID=$STARTED_PID
+  DEVICE_TARGET=$STARTED_TARGET
+}
+
+# start_device NAME LISTEN SHARED_STREAM(true|false) (after start_proxy_pair
+# started the backend): one more hr-device ($DEVICE_FLAGS added) in front of the
+# same backend, files $OUT/NAME.*. Sets STARTED_PID and STARTED_TARGET.
+start_device() {
+  local name=$1 listen=$2 stream=$3
   echo "backends { name: \"us-east-1-bench\" address: \"127.0.0.1:$BACKEND_PORT\"" \
-    "region: \"us-east-1\" model_family: \"llama\"" \
-    "shared_stream: $([[ ${SHARED_STREAM:-0} == 1 ]] && echo true || echo false) }" \
-    >"$OUT/backends.textproto"
+    "region: \"us-east-1\" model_family: \"llama\" shared_stream: $stream }" \
+    >"$OUT/$name-backends.textproto"
   # shellcheck disable=SC2086
-  "$BIN/hr-device" --listen "${DEVICE_LISTEN:-127.0.0.1:0}" --port_file "$OUT/device.port" \
-    --policy "$POLICY" --backends "$OUT/backends.textproto" --local_engine synthetic \
+  "$BIN/hr-device" --listen "$listen" --port_file "$OUT/$name.port" \
+    --policy "$POLICY" --backends "$OUT/$name-backends.textproto" --local_engine synthetic \
     --log_level warn \
-    ${DEVICE_FLAGS:-} >"$OUT/device.log" 2>&1 &
-  DEVICE_PID=$!
-  PIDS+=("$DEVICE_PID"); wait_port_file "$OUT/device.port" "$DEVICE_PID" device
-  if [[ ${DEVICE_LISTEN:-} == unix:* ]]; then
-    DEVICE_TARGET=$DEVICE_LISTEN
+    ${DEVICE_FLAGS:-} >"$OUT/$name.log" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID"); wait_port_file "$OUT/$name.port" "$STARTED_PID" "$name"
+  if [[ $listen == unix:* ]]; then
+    STARTED_TARGET=$listen
   else
-    DEVICE_TARGET=127.0.0.1:$(cat "$OUT/device.port")
+    STARTED_TARGET=127.0.0.1:$(cat "$OUT/$name.port")
   fi
 }
 

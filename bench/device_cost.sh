@@ -7,12 +7,14 @@
 # Instruction counts hardly move with the load of the machine, so they show a
 # change of a few per cent that throughput on a shared 2-core machine hides.
 # PROXY=nginx counts nginx's workers (grpc_pass, as in proxy_bench.sh) instead.
+# The backend is a shared_stream one; SHARED_STREAM=0 counts a backend call per request.
 #
 #   bench/device_cost.sh                      (after scripts/setup.sh; installs perf)
 #   REQUESTS=50000 DEVICE_FLAGS=--io_threads=2 bench/device_cost.sh
 #   DEVICE_LISTEN=unix:/tmp/router.sock bench/device_cost.sh   (apps over a Unix socket)
 #   RPS=500 REQUESTS=5000 bench/device_cost.sh   (requests one at a time, as at moderate load)
 #   PROXY=nginx bench/device_cost.sh             (the same counts for nginx; installs it)
+#   SHARED_STREAM=0 bench/device_cost.sh         (a gRPC call to the backend per request)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

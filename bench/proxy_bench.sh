@@ -4,11 +4,14 @@
 # that go to the cloud) against one synthetic hr-cloud backend
 #   (a) direct   straight at the backend (CloudInference, claim from the policy),
 #   (b) device   through hr-device (Router: validate, classify, decide, forward),
-#   (c) nginx    through nginx (Debian's package) with grpc_pass to the backend.
+#                the backend marked shared_stream (one GenerateStream for all calls),
+#   (c) nginx    through nginx (Debian's package) with grpc_pass to the backend,
+#   and device-call: a second hr-device whose backend is not shared_stream (a
+#                gRPC call to the backend per request), for comparison.
 # Each round runs a closed loop (throughput at CONCURRENCY streams, and the CPU
 # time the proxy and the backend spent per request) and an open loop at RPS
 # requests/s (latency at moderate load) against a, b and c in turn; the table shows
-# the median over ROUNDS rounds and the ratios b/a and b/c.
+# the median over ROUNDS rounds and the ratios b/a and b/c (and device-call's).
 #
 #   bench/proxy_bench.sh            (after scripts/setup.sh; installs nginx and jq if missing)
 #   ROUNDS=3 DURATION=10s CONCURRENCY=16 RPS=500 bench/proxy_bench.sh
@@ -32,7 +35,10 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/common.sh
 need_binaries hr-cloud hr-device hr-load
 need_commands nginx jq
-start_proxy_pair
+SHARED_STREAM=1 start_proxy_pair
+start_device device-call 127.0.0.1:0 false
+CALL_DEVICE_PID=$STARTED_PID
+CALL_DEVICE_TARGET=$STARTED_TARGET
 start_nginx
 
 # CPU time (user + system, in clock ticks) of a process and its children threads;
@@ -46,6 +52,7 @@ proxy_pids() {  # name
   case $1 in
     direct) ;;
     device) echo "$DEVICE_PID" ;;
+    device-call) echo "$CALL_DEVICE_PID" ;;
     nginx) echo "$NGINX_PID" $(nginx_workers) ;;
   esac
 }
@@ -53,8 +60,9 @@ HZ=$(getconf CLK_TCK)
 
 declare -A TARGET=([direct]="127.0.0.1:$BACKEND_PORT --api cloud"
                    [device]="$DEVICE_TARGET --api router"
+                   [device-call]="$CALL_DEVICE_TARGET --api router"
                    [nginx]="127.0.0.1:$NGINX_PORT --api cloud")
-NAMES=(direct device nginx)
+NAMES=(direct device device-call nginx)
 
 load() {  # name json-out extra-flags...
   local name=$1 out=$2; shift 2
@@ -71,14 +79,14 @@ for r in $(seq 1 "$ROUNDS"); do
   for n in "${NAMES[@]}"; do
     # shellcheck disable=SC2046
     b0=$(ticks "$BACKEND_PID"); p0=$(ticks $(proxy_pids "$n")); s0=$(switches $(proxy_pids "$n"))
-    load "$n" "$OUT/closed-$n-$r.json" --mode closed --concurrency "$CONCURRENCY" --duration "$DURATION"
+    load "$n" "$OUT/closed-$r-$n.json" --mode closed --concurrency "$CONCURRENCY" --duration "$DURATION"
     # shellcheck disable=SC2046
     b1=$(ticks "$BACKEND_PID"); p1=$(ticks $(proxy_pids "$n")); s1=$(switches $(proxy_pids "$n"))
-    ok=$(jq -r '.ok|tonumber' "$OUT/closed-$n-$r.json")
+    ok=$(jq -r '.ok|tonumber' "$OUT/closed-$r-$n.json")
     awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v s=$((s1 - s0)) -v ok="$ok" -v hz="$HZ" \
       'BEGIN { printf "%.1f %.1f %.2f\n", p * 1e6 / hz / ok, b * 1e6 / hz / ok, s / ok }' \
-      >"$OUT/cpu-$n-$r.txt"
-    load "$n" "$OUT/open-$n-$r.json" --mode open --rps "$RPS" --duration "$DURATION"
+      >"$OUT/cpu-$r-$n.txt"
+    load "$n" "$OUT/open-$r-$n.json" --mode open --rps "$RPS" --duration "$DURATION"
   done
 done
 
@@ -91,25 +99,25 @@ failures() { for f in "$@"; do jq -r '(.failed|tonumber) + (.residency_violation
 
 declare -A TPUT P50 P99 OPEN_TPUT FAILED PROXY_CPU BACKEND_CPU PROXY_SW
 for n in "${NAMES[@]}"; do
-  TPUT[$n]=$(median '.throughput_rps' "$OUT"/closed-"$n"-*.json)
-  P50[$n]=$(median '(.latency.p50_us|tonumber)' "$OUT"/open-"$n"-*.json)
-  P99[$n]=$(median '(.latency.p99_us|tonumber)' "$OUT"/open-"$n"-*.json)
-  OPEN_TPUT[$n]=$(median '.throughput_rps' "$OUT"/open-"$n"-*.json)
-  FAILED[$n]=$(failures "$OUT"/closed-"$n"-*.json "$OUT"/open-"$n"-*.json)
-  PROXY_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f1 | mid)
-  BACKEND_CPU[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f2 | mid)
-  PROXY_SW[$n]=$(cat "$OUT"/cpu-"$n"-*.txt | cut -d' ' -f3 | mid)
+  TPUT[$n]=$(median '.throughput_rps' "$OUT"/closed-*-"$n".json)
+  P50[$n]=$(median '(.latency.p50_us|tonumber)' "$OUT"/open-*-"$n".json)
+  P99[$n]=$(median '(.latency.p99_us|tonumber)' "$OUT"/open-*-"$n".json)
+  OPEN_TPUT[$n]=$(median '.throughput_rps' "$OUT"/open-*-"$n".json)
+  FAILED[$n]=$(failures "$OUT"/closed-*-"$n".json "$OUT"/open-*-"$n".json)
+  PROXY_CPU[$n]=$(cat "$OUT"/cpu-*-"$n".txt | cut -d' ' -f1 | mid)
+  BACKEND_CPU[$n]=$(cat "$OUT"/cpu-*-"$n".txt | cut -d' ' -f2 | mid)
+  PROXY_SW[$n]=$(cat "$OUT"/cpu-*-"$n".txt | cut -d' ' -f3 | mid)
 done
 
 {
   echo
   echo "machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(uname -r)"
-  echo "client, backend, hr-device and nginx share these cores; medians of $ROUNDS rounds"
+  echo "client, backend, the hr-devices and nginx share these cores; medians of $ROUNDS rounds"
   echo
-  printf '%-8s %13s %17s %18s %19s %13s %13s %7s\n' "" "closed: ok/s" "proxy CPU us/req" \
+  printf '%-11s %13s %17s %18s %19s %13s %13s %7s\n' "" "closed: ok/s" "proxy CPU us/req" \
     "proxy switches/req" "backend CPU us/req" "open: p50 us" "open: p99 us" "failed"
   for n in "${NAMES[@]}"; do
-    printf '%-8s %13.0f %17.1f %18.2f %19.1f %13d %13d %7d\n' "$n" "${TPUT[$n]}" \
+    printf '%-11s %13.0f %17.1f %18.2f %19.1f %13d %13d %7d\n' "$n" "${TPUT[$n]}" \
       "${PROXY_CPU[$n]}" "${PROXY_SW[$n]}" "${BACKEND_CPU[$n]}" "${P50[$n]}" "${P99[$n]}" \
       "${FAILED[$n]}"
   done
@@ -118,4 +126,7 @@ done
     'BEGIN { printf "throughput  device/direct %.2f   device/nginx %.2f\n", b/a, b/c }'
   awk -v b="${P50[device]}" -v a="${P50[direct]}" -v c="${P50[nginx]}" \
     'BEGIN { printf "p50 latency device-direct %+d us   device-nginx %+d us\n", b-a, b-c }'
+  awk -v b="${TPUT[device-call]}" -v a="${TPUT[direct]}" -v c="${TPUT[nginx]}" \
+    -v p="${P50[device-call]}" -v pa="${P50[direct]}" \
+    'BEGIN { printf "device-call: throughput /direct %.2f /nginx %.2f, p50 %+d us over direct\n", b/a, b/c, p-pa }'
 } | tee "$OUT/summary.txt"
