@@ -211,6 +211,7 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
     {
       absl::MutexLock lock(&mu_);
       starting_ = false;
+      if (ended_stream_) queue_.clear();  // the finish is asked for: nothing more goes out
       if (!queue_.empty()) WriteFrontLocked();
     }
     Unref();
@@ -220,7 +221,8 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
     {
       absl::MutexLock lock(&mu_);
       queue_.pop_front();
-      if (!ok) queue_.clear();  // the stream is over; the read says so
+      // The stream is over (the read says so), or its finish is asked for.
+      if (!ok || ended_stream_) queue_.clear();
       write_in_flight_ = false;
       if (!queue_.empty()) WriteFrontLocked();
     }
