@@ -110,8 +110,8 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
 }
 
 std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRequest& request,
-                                                               absl::Time deadline,
-                                                               const char* via, CallOutput out) {
+                                                               absl::Time deadline, const char* via,
+                                                               CallOutput out) {
   const absl::Time start = absl::Now();
   const std::string& id = request.request_id();
 
@@ -160,10 +160,11 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   job->on_done = [output, start_once, id, via, region, jurisdiction,
                   start](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
-    spdlog::info("served request_id={} via={} jurisdiction={} region={} code={} "
-                 "completion_tokens={} micros={}",
-                 id, via, jurisdiction, region, absl::StatusCodeToString(s.code()),
-                 r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
+    spdlog::info(
+        "served request_id={} via={} jurisdiction={} region={} code={} "
+        "completion_tokens={} micros={}",
+        id, via, jurisdiction, region, absl::StatusCodeToString(s.code()),
+        r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
     if (!r.ok()) {
       output->fail(s);
       return;
@@ -369,9 +370,8 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
       back_bytes_ += chunk.chunk().text().size() + chunk.message().size() + 16;
       const int n = message.chunks_size();
       v1::CloudStreamChunk* previous = n == 0 ? nullptr : message.mutable_chunks(n - 1);
-      if (previous == nullptr || previous->call_id() != chunk.call_id() ||
-          previous->code() != 0 || chunk.code() != 0 ||
-          !MergeChunks(*previous->mutable_chunk(), *chunk.mutable_chunk())) {
+      if (previous == nullptr || previous->call_id() != chunk.call_id() || previous->code() != 0 ||
+          chunk.code() != 0 || !MergeChunks(*previous->mutable_chunk(), *chunk.mutable_chunk())) {
         *message.add_chunks() = std::move(chunk);
       }
       if (write_in_flight_) return;  // OnWriteDone starts the next one

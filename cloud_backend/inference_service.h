@@ -9,8 +9,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "absl/time/time.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "engine/engine_pool.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
 
@@ -63,9 +63,8 @@ class InferenceService final : public v1::CloudInference::CallbackService {
   // Checks the claim, then the request, and starts the engine on it; answers
   // through `out`. Returns the job, to cancel it, or null when the call already
   // ended (refused). `via` names the RPC in the log: "call" (Generate) or "stream".
-  std::shared_ptr<engine::GenerationJob> Serve(const v1::CloudRequest& request,
-                                               absl::Time deadline, const char* via,
-                                               CallOutput out);
+  std::shared_ptr<engine::GenerationJob> Serve(const v1::CloudRequest& request, absl::Time deadline,
+                                               const char* via, CallOutput out);
   void Record(const v1::CloudRequest& request);
 
   const InferenceServiceOptions options_;

@@ -7,8 +7,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "grpc_util/cq_pool.h"
-#include "grpcpp/alarm.h"
 #include "grpc_util/server_util.h"
+#include "grpcpp/alarm.h"
 
 namespace hr::device {
 namespace {
@@ -183,7 +183,8 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   // About how much a message of requests may carry; more waits for the next one.
   static constexpr size_t kMaxMessageBytes = 256 * 1024;
 
-  // Queues `item` into the message being gathered; starts a write if none is in flight.
+  // Adds to the message being gathered (`fill` writes into it, `bytes` about its
+  // size); starts a write if none is in flight.
   template <typename Fill>
   void Queue(size_t bytes, Fill fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     const size_t started = write_in_flight_ ? 1 : 0;
@@ -272,8 +273,8 @@ class StreamCall final : public CloudCall {
   // Starts the alarms, then hands the call to `stream`. When the stream has
   // ended already, the call ends UNAVAILABLE (on the queue).
   void Begin(std::shared_ptr<CallStream> stream, const v1::CloudRequest& request,
-             grpc::CompletionQueue* queue, absl::Time deadline,
-             absl::Duration first_text_timeout, std::shared_ptr<StreamCall> self) {
+             grpc::CompletionQueue* queue, absl::Time deadline, absl::Duration first_text_timeout,
+             std::shared_ptr<StreamCall> self) {
     self_ = std::move(self);
     stream_ = std::move(stream);
     id_ = stream_->NextId();
@@ -405,8 +406,8 @@ class StreamCall final : public CloudCall {
   grpc_util::MemberTag<StreamCall> deadline_tag_{this, &StreamCall::OnDeadlineAlarm};
 };
 
-bool CallStream::Add(uint64_t id, std::shared_ptr<StreamCall> call,
-                     const v1::CloudRequest& request, absl::Time deadline) {
+bool CallStream::Add(uint64_t id, std::shared_ptr<StreamCall> call, const v1::CloudRequest& request,
+                     absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   if (ended_stream_) return false;
   calls_.emplace(id, std::move(call));
@@ -529,8 +530,7 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
   // A request too big for one message of a stream goes in a call of its own.
   if (backend.shared_stream() && request.ByteSizeLong() <= kMaxStreamedRequestBytes) {
     auto call = std::make_shared<StreamCall>(std::move(callbacks), std::move(ended));
-    call->Begin(StreamFor(connection), request, pick_queue_(), deadline, first_text_timeout_,
-                call);
+    call->Begin(StreamFor(connection), request, pick_queue_(), deadline, first_text_timeout_, call);
     return call;
   }
   auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, std::move(ended));

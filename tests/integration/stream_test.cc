@@ -78,9 +78,9 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
                  "--port_file=" + dir + "/port", "--engine=synthetic",
                  "--synthetic_tokens_per_second=40", "--synthetic_echo", "--slots=4"},
                 dir + "/cloud.log");
-  auto stub = v1::CloudInference::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")),
-      grpc::InsecureChannelCredentials()));
+  auto stub = v1::CloudInference::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")),
+                          grpc::InsecureChannelCredentials()));
   // The backend echoes: a long text makes a long answer (about 6 s at 40 tokens/s).
   std::string long_text;
   for (int i = 0; i < 200; ++i) long_text += "word ";
@@ -102,10 +102,10 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
   grpc::ClientContext ctx;
   auto stream = stub->GenerateStream(&ctx);
   v1::CloudStreamRequests first;
-  *first.add_calls() = call(1, "eu-west-1", 3, 0);         // not this backend's region
-  *first.add_calls() = call(2, "eu-central-1", 50, 0);     // served
-  *first.add_calls() = call(3, "eu-central-1", 0, 0);      // no messages
-  *first.add_calls() = call(4, "eu-central-1", 400, 0);    // cancelled below
+  *first.add_calls() = call(1, "eu-west-1", 3, 0);            // not this backend's region
+  *first.add_calls() = call(2, "eu-central-1", 50, 0);        // served
+  *first.add_calls() = call(3, "eu-central-1", 0, 0);         // no messages
+  *first.add_calls() = call(4, "eu-central-1", 400, 0);       // cancelled below
   *first.add_calls() = call(5, "eu-central-1", 400, 200000);  // with 0.2 s to go
   ASSERT_TRUE(stream->Write(first));
 
@@ -140,8 +140,9 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
   EXPECT_EQ(codes[5], grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(codes[6], 0);
   // Call 4 stops: the backend logs it cancelled, long before its 6 s.
-  EXPECT_TRUE(WaitForLog(dir + "/cloud.log", "served request_id=r4 via=stream "
-                                             "jurisdiction= region=eu-central-1 code=CANCELLED",
+  EXPECT_TRUE(WaitForLog(dir + "/cloud.log",
+                         "served request_id=r4 via=stream "
+                         "jurisdiction= region=eu-central-1 code=CANCELLED",
                          absl::Seconds(5)))
       << ReadFile(dir + "/cloud.log");
   // The caller closes its side; with no call left, the stream ends OK.
@@ -156,21 +157,22 @@ TEST(SharedStreamTest, ABrokenStreamEndsItsCallsAndTheNextGoElsewhere) {
   // Slow answers (20 tokens at 10/s), so a request is still running when its
   // backend dies.
   const std::vector<std::string> slow = {"--synthetic_tokens_per_second=10"};
-  Topology t({Streamed("cn-north-1-a", "cn-north-1", slow),
-              Streamed("cn-east-1-a", "cn-east-1", slow)});
+  Topology t(
+      {Streamed("cn-north-1-a", "cn-north-1", slow), Streamed("cn-east-1-a", "cn-east-1", slow)});
   Answer warm = Generate(t.device(), Request("zh-CN", "hi", false, v1::PREFER_CLOUD, 2));
   ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
 
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
   auto reader = t.device()->Generate(
-      &ctx, Request("zh-CN", "one two three four five six seven eight nine ten eleven twelve "
-                             "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty",
+      &ctx, Request("zh-CN",
+                    "one two three four five six seven eight nine ten eleven twelve "
+                    "thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty",
                     false, v1::PREFER_CLOUD, 20));
   v1::GenerateResponse r;
   ASSERT_TRUE(reader->Read(&r));  // the route, with the first text
-  const std::string first = r.route().backend(), other =
-      first == "cn-north-1-a" ? "cn-east-1-a" : "cn-north-1-a";
+  const std::string first = r.route().backend(),
+                    other = first == "cn-north-1-a" ? "cn-east-1-a" : "cn-north-1-a";
   t.backend_process(first).Stop(SIGKILL);
   const absl::Time killed = absl::Now();
   while (reader->Read(&r)) {
@@ -195,8 +197,8 @@ TEST(SharedStreamTest, DrainingBackendEndsTheStreamAndExitsWithoutWaiting) {
               Streamed("cn-east-1-a", "cn-east-1", {"--drain_timeout=60s"})});
   Answer warm = Generate(t.device(), Request("zh-CN", "hi", false, v1::PREFER_CLOUD, 2));
   ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
-  const std::string first = warm.route.backend(), other =
-      first == "cn-north-1-a" ? "cn-east-1-a" : "cn-north-1-a";
+  const std::string first = warm.route.backend(),
+                    other = first == "cn-north-1-a" ? "cn-east-1-a" : "cn-north-1-a";
   ASSERT_EQ(kill(t.backend_process(first).pid(), SIGTERM), 0);
   EXPECT_EQ(t.backend_process(first).WaitExit(absl::Seconds(30)), 0);
   for (int i = 0; i < 3; ++i) {
@@ -208,8 +210,9 @@ TEST(SharedStreamTest, DrainingBackendEndsTheStreamAndExitsWithoutWaiting) {
 
 TEST(SharedStreamTest, AppDeadlineStopsTheBackendsCall) {
   Topology t({Streamed("us-east-1-a", "us-east-1", {"--synthetic_tokens_per_second=10"})});
-  v1::GenerateRequest request = Request("en-US", "one two three four five six seven eight nine "
-                                                 "ten eleven twelve thirteen fourteen fifteen",
+  v1::GenerateRequest request = Request("en-US",
+                                        "one two three four five six seven eight nine "
+                                        "ten eleven twelve thirteen fourteen fifteen",
                                         true, v1::PREFER_CLOUD, 15);
   Answer a = Generate(t.device(), request, absl::Milliseconds(500));
   EXPECT_EQ(a.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
