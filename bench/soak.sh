@@ -3,10 +3,12 @@
 # with its memory (RSS) sampled every 10 s. The mix spans every jurisdiction of
 # deploy/local/policy.textproto (bench/workloads/mixed_regions.textproto), with
 # synthetic backends in cn-north-1, eu-central-1 and us-east-1 and the synthetic
-# local engine, all at a fixed token rate.
+# local engine, all at a fixed token rate. The backends are `shared_stream` ones;
+# SHARED_STREAM=0 gives hr-device a call to them per request instead.
 #
 #   bench/soak.sh                    (after scripts/setup.sh)
 #   SOAK=5m RPS=200 bench/soak.sh
+#   SHARED_STREAM=0 SOAK=5m RPS=200 bench/soak.sh
 #
 # Prints the RSS at the start (after a warm-up), at the end and its maximum, and
 # hr-load's report (failures and residency violations must be 0). Samples and
@@ -24,13 +26,15 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/common.sh
 
 : >"$OUT/backends.textproto"
+STREAM=true
+[[ ${SHARED_STREAM:-1} == 1 ]] || STREAM=false
 for region in cn-north-1 eu-central-1 us-east-1; do
   "$BIN/hr-cloud" --region "$region" --engine synthetic \
     --synthetic_tokens_per_second "$TOKENS_PER_SECOND" --slots 64 --max_queue 256 \
     --listen 127.0.0.1:0 --port_file "$OUT/$region.port" --log_level warn \
     >"$OUT/$region.log" 2>&1 &
   PIDS+=($!); wait_port_file "$OUT/$region.port" $! "$region"
-  echo "backends { name: \"$region-a\" address: \"127.0.0.1:$(cat "$OUT/$region.port")\" region: \"$region\" model_family: \"qwen\" }" \
+  echo "backends { name: \"$region-a\" address: \"127.0.0.1:$(cat "$OUT/$region.port")\" region: \"$region\" model_family: \"qwen\" shared_stream: $STREAM }" \
     >>"$OUT/backends.textproto"
 done
 "$BIN/hr-device" --listen 127.0.0.1:0 --port_file "$OUT/device.port" \
