@@ -1,7 +1,6 @@
 #include "cloud_backend/inference_service.h"
 
 #include <atomic>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -11,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "grpc_util/server_util.h"
 #include "grpc_util/stream_sink.h"
+#include "grpc_util/write_batches.h"
 #include "policy/residency_policy.h"
 #include "spdlog/spdlog.h"
 #include "util/log_format.h"
@@ -241,16 +241,13 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
     Reactor* reactor;
     {
       absl::MutexLock lock(&mu_);
-      queue_.pop_front();
+      out_.WriteDone();
       if (!ok) {  // the caller is gone
         closed_ = true;
-        queue_.clear();
+        out_.Clear();
       }
-      if (queue_.empty()) {
-        write_in_flight_ = false;
-        return FinishIfDone(lock);
-      }
-      next = &queue_.front();
+      next = out_.Next();
+      if (next == nullptr) return FinishIfDone(lock);
       reactor = reactor_;
     }
     reactor->StartWrite(next);
@@ -283,9 +280,6 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   }
 
  private:
-  // A message of chunks grows up to about this size; more waits for the next one.
-  static constexpr size_t kMaxMessageBytes = 256 * 1024;
-
   // Starts the next read, or ends the stream if it is done.
   void ReadNext() {
     Reactor* reactor;
@@ -360,27 +354,19 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
       // The stream is over, or the caller cancelled the call.
       if (closed_ || finish_started_ || it == live_.end()) return;
       if (last) live_.erase(it);
-      // Only a message not yet handed to gRPC may change: the front is in flight.
-      const size_t started = write_in_flight_ ? 1 : 0;
-      if (queue_.size() <= started || back_bytes_ >= kMaxMessageBytes) {
-        queue_.emplace_back();
-        back_bytes_ = 0;
-      }
-      v1::CloudStreamChunks& message = queue_.back();
-      back_bytes_ += chunk.chunk().text().size() + chunk.message().size() + 16;
+      v1::CloudStreamChunks& message =
+          out_.Gather(chunk.chunk().text().size() + chunk.message().size() + 16);
       const int n = message.chunks_size();
       v1::CloudStreamChunk* previous = n == 0 ? nullptr : message.mutable_chunks(n - 1);
       if (previous == nullptr || previous->call_id() != chunk.call_id() || previous->code() != 0 ||
           chunk.code() != 0 || !MergeChunks(*previous->mutable_chunk(), *chunk.mutable_chunk())) {
         *message.add_chunks() = std::move(chunk);
       }
-      if (write_in_flight_) return;  // OnWriteDone starts the next one
-      write_in_flight_ = true;
-      start = &queue_.front();
+      start = out_.Next();
+      if (start == nullptr) return;  // OnWriteDone starts the next one
       reactor = reactor_;
     }
-    // A deque keeps references valid across emplace_back, and only OnWriteDone
-    // pops the message in flight, so it is safe to hand out outside the lock.
+    // Only OnWriteDone takes the message in flight away, so it may go out unlocked.
     reactor->StartWrite(start);
   }
 
@@ -389,7 +375,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   // written. Releases `lock` first: Finish may run OnDone inline.
   void FinishIfDone(absl::MutexLock& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     (void)lock;
-    if (finish_started_ || write_in_flight_ || starting_read_ || reactor_ == nullptr) return;
+    if (finish_started_ || out_.in_flight() || starting_read_ || reactor_ == nullptr) return;
     grpc::Status status;
     if (closed_) {
       status = grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
@@ -413,9 +399,8 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   Reactor* reactor_ ABSL_GUARDED_BY(mu_);
   // Calls whose end is not queued yet, with their jobs once started.
   absl::flat_hash_map<uint64_t, std::weak_ptr<engine::GenerationJob>> live_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::CloudStreamChunks> queue_ ABSL_GUARDED_BY(mu_);
-  size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // about, of queue_.back()
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // The calls' chunks; a message carries up to about 256 kB.
+  grpc_util::WriteBatches<v1::CloudStreamChunks> out_ ABSL_GUARDED_BY(mu_){256 * 1024};
   bool starting_read_ ABSL_GUARDED_BY(mu_) = false;
   bool reading_done_ ABSL_GUARDED_BY(mu_) = false;
   bool draining_ ABSL_GUARDED_BY(mu_) = false;

@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "grpc_util/cq_pool.h"
 #include "grpc_util/server_util.h"
+#include "grpc_util/write_batches.h"
 #include "grpcpp/alarm.h"
 
 namespace hr::device {
@@ -180,30 +180,20 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   void Close() { context_.TryCancel(); }
 
  private:
-  // About how much a message of requests may carry; more waits for the next one.
-  static constexpr size_t kMaxMessageBytes = 256 * 1024;
-
   // Adds to the message being gathered (`fill` writes into it, `bytes` about its
   // size); starts a write if none is in flight.
   template <typename Fill>
   void Queue(size_t bytes, Fill fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const size_t started = write_in_flight_ ? 1 : 0;
-    if (queue_.size() <= started || back_bytes_ >= kMaxMessageBytes) {
-      queue_.emplace_back();
-      back_bytes_ = 0;
-    }
-    back_bytes_ += bytes;
-    fill(queue_.back());
-    // OnStarted or OnWritten starts the next write.
-    if (write_in_flight_ || starting_) return;
-    WriteFrontLocked();
+    fill(out_.Gather(bytes));
+    if (!starting_) WriteNextLocked();  // else OnStarted does
   }
 
-  void WriteFrontLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    write_in_flight_ = true;
+  // Starts the next write, unless one is in flight or nothing waits.
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const v1::CloudStreamRequests* next = out_.Next();
+    if (next == nullptr) return;
     refs_.fetch_add(1, std::memory_order_relaxed);
-    // Only OnWritten pops the message in flight, and a deque keeps it in place.
-    stream_->Write(queue_.front(), &write_tag_);
+    stream_->Write(*next, &write_tag_);
   }
 
   // The start's operation (the headers) and writes share one slot: nothing is
@@ -212,8 +202,8 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
     {
       absl::MutexLock lock(&mu_);
       starting_ = false;
-      if (ended_stream_) queue_.clear();  // the finish is asked for: nothing more goes out
-      if (!queue_.empty()) WriteFrontLocked();
+      if (ended_stream_) out_.Clear();  // the finish is asked for: nothing more goes out
+      WriteNextLocked();
     }
     Unref();
   }
@@ -221,11 +211,10 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   void OnWritten(bool ok) {
     {
       absl::MutexLock lock(&mu_);
-      queue_.pop_front();
+      out_.WriteDone();
       // The stream is over (the read says so), or its finish is asked for.
-      if (!ok || ended_stream_) queue_.clear();
-      write_in_flight_ = false;
-      if (!queue_.empty()) WriteFrontLocked();
+      if (!ok || ended_stream_) out_.Clear();
+      WriteNextLocked();
     }
     Unref();
   }
@@ -245,9 +234,8 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   std::atomic<uint64_t> next_id_{1};
   absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<StreamCall>> calls_ ABSL_GUARDED_BY(mu_);
-  std::deque<v1::CloudStreamRequests> queue_ ABSL_GUARDED_BY(mu_);
-  size_t back_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // about, of queue_.back()
-  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // Requests and cancellations; a message carries up to about 256 kB.
+  grpc_util::WriteBatches<v1::CloudStreamRequests> out_ ABSL_GUARDED_BY(mu_){256 * 1024};
   bool starting_ ABSL_GUARDED_BY(mu_) = true;  // until the start is back
   bool ended_stream_ ABSL_GUARDED_BY(mu_) = false;
   // The start tag, the read-then-finish chain, and a write when in flight.
