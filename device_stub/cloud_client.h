@@ -68,7 +68,10 @@ std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend);
 // request), and the callbacks run on the thread that drives that queue. A backend that sends no
 // text (nor its final message) within `first_text_timeout` of the call's start is given up: the
 // call is cancelled and ends UNAVAILABLE, so the router can try another allowed backend or the
-// policy's fallback instead of waiting for the request's deadline (zero: no limit). Thread-safe.
+// policy's fallback instead of waiting for the request's deadline (zero: no limit). A
+// `shared_stream` backend's calls all travel on one GenerateStream per connection instead,
+// with the same callbacks, timeout and deadline (the deadline by an alarm of their own).
+// Thread-safe.
 class GrpcCloudClient : public CloudClient {
  public:
   explicit GrpcCloudClient(std::function<grpc::CompletionQueue*()> pick_queue,
