@@ -308,7 +308,10 @@ int main(int argc, char** argv) {
   stop_watching.Notify();
   if (watcher.joinable()) watcher.join();
   health_service.Shutdown();  // NOT_SERVING, and watchers are let go
-  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
+  if (!hr::grpc_util::DrainServer(server->server.get(), queues->live_calls(),
+                                  absl::Now() + absl::GetFlag(FLAGS_drain_timeout))) {
+    spdlog::warn("drain deadline passed: the calls left were cancelled");
+  }
   // Every call has ended; backend calls cancelled with them end shortly. Only then
   // may their queues shut down (no operation may start on a shut-down queue).
   if (!cloud.WaitForCalls(absl::Seconds(5))) spdlog::warn("backend calls still running at exit");

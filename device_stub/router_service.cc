@@ -53,9 +53,11 @@ constexpr int kWaitingCallsPerQueue = 4;
 // operation that finished the call, plus each write while it is in flight.
 class GenerateCall final : private grpc_util::StreamWriter<v1::GenerateResponse> {
  public:
-  GenerateCall(RouterService* service, DeviceRouter* router, grpc::ServerCompletionQueue* queue)
+  GenerateCall(RouterService* service, DeviceRouter* router, grpc_util::CqPool* pool,
+               grpc::ServerCompletionQueue* queue)
       : service_(service),
         router_(router),
+        pool_(pool),
         queue_(queue),
         sink_(std::make_shared<grpc_util::StreamSink<v1::GenerateResponse>>(&MergeResponses)) {
     sink_->Attach(this);
@@ -72,7 +74,7 @@ class GenerateCall final : private grpc_util::StreamWriter<v1::GenerateResponse>
       delete this;
       return;
     }
-    (new GenerateCall(service_, router_, queue_))->Listen();
+    (new GenerateCall(service_, router_, pool_, queue_))->Listen();
     router_->Generate(request_, DeadlineOf(&context_), std::make_shared<SinkStream>(sink_));
   }
 
@@ -103,7 +105,9 @@ class GenerateCall final : private grpc_util::StreamWriter<v1::GenerateResponse>
 
   RouterService* const service_;
   DeviceRouter* const router_;
+  grpc_util::CqPool* const pool_;
   grpc::ServerCompletionQueue* const queue_;
+  const grpc_util::LiveCalls::Token live_{pool_->live_calls()};
   grpc::ServerContext context_;
   v1::GenerateRequest request_;
   grpc::ServerAsyncWriter<v1::GenerateResponse> writer_{&context_};
@@ -120,8 +124,9 @@ class GenerateCall final : private grpc_util::StreamWriter<v1::GenerateResponse>
 // One Explain call: answers at once, deletes itself when the answer is out.
 class ExplainCall {
  public:
-  ExplainCall(RouterService* service, DeviceRouter* router, grpc::ServerCompletionQueue* queue)
-      : service_(service), router_(router), queue_(queue) {}
+  ExplainCall(RouterService* service, DeviceRouter* router, grpc_util::CqPool* pool,
+              grpc::ServerCompletionQueue* queue)
+      : service_(service), router_(router), pool_(pool), queue_(queue) {}
 
   void Listen() {
     service_->RequestExplain(&context_, &request_, &responder_, queue_, queue_, &request_tag_);
@@ -133,7 +138,7 @@ class ExplainCall {
       delete this;
       return;
     }
-    (new ExplainCall(service_, router_, queue_))->Listen();
+    (new ExplainCall(service_, router_, pool_, queue_))->Listen();
     absl::StatusOr<v1::RouteInfo> info = router_->Explain(request_);
     if (info.ok()) {
       responder_.Finish(*info, grpc::Status::OK, &finish_tag_);  // copies the answer
@@ -146,7 +151,9 @@ class ExplainCall {
 
   RouterService* const service_;
   DeviceRouter* const router_;
+  grpc_util::CqPool* const pool_;
   grpc::ServerCompletionQueue* const queue_;
+  const grpc_util::LiveCalls::Token live_{pool_->live_calls()};
   grpc::ServerContext context_;
   v1::GenerateRequest request_;
   grpc::ServerAsyncResponseWriter<v1::RouteInfo> responder_{&context_};
@@ -159,9 +166,9 @@ class ExplainCall {
 void RouterService::Serve(grpc_util::CqPool* queues) {
   for (int i = 0; i < queues->size(); ++i) {
     for (int n = 0; n < kWaitingCallsPerQueue; ++n) {
-      (new GenerateCall(this, router_, queues->queue(i)))->Listen();
+      (new GenerateCall(this, router_, queues, queues->queue(i)))->Listen();
     }
-    (new ExplainCall(this, router_, queues->queue(i)))->Listen();
+    (new ExplainCall(this, router_, queues, queues->queue(i)))->Listen();
   }
 }
 

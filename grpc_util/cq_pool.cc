@@ -14,6 +14,17 @@ thread_local const CqPool* tls_pool = nullptr;
 thread_local int tls_queue = 0;
 }  // namespace
 
+void LiveCalls::Add(int n) {
+  absl::MutexLock lock(&mu_);
+  live_ += n;
+}
+
+bool LiveCalls::WaitForNone(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto none = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return live_ == 0; };
+  return mu_.AwaitWithDeadline(absl::Condition(&none), deadline);
+}
+
 CqPool::CqPool(grpc::ServerBuilder& builder, int threads) {
   for (int i = 0; i < std::max(threads, 1); ++i) queues_.push_back(builder.AddCompletionQueue());
 }

@@ -6,6 +6,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 
 namespace hr::grpc_util {
@@ -31,6 +33,34 @@ class MemberTag final : public CqTag {
  private:
   Owner* const owner_;
   void (Owner::*const fn_)(bool);
+};
+
+// How many of a server's call objects on a CqPool are alive: those waiting for
+// a call and those serving one. Each holds a Token for its whole life, so once
+// the server's Shutdown has let go of the waiting ones, none left means no call
+// is running (grpc_util::DrainServer waits for that). Thread-safe.
+class LiveCalls {
+ public:
+  class Token {
+   public:
+    explicit Token(LiveCalls* calls) : calls_(calls) { calls_->Add(1); }
+    ~Token() { calls_->Add(-1); }
+    Token(const Token&) = delete;
+    Token& operator=(const Token&) = delete;
+
+   private:
+    LiveCalls* const calls_;
+  };
+
+  // Waits until no call object is alive, at most until `deadline`; false if
+  // some still are.
+  bool WaitForNone(absl::Time deadline);
+
+ private:
+  void Add(int n);
+
+  absl::Mutex mu_;
+  int live_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Threads that each drive one completion queue of a server, for calls served on
@@ -60,6 +90,9 @@ class CqPool {
   // otherwise one of the pool's queues in turn.
   grpc::CompletionQueue* Pick();
 
+  // The server call objects served on this pool's queues: each holds a token.
+  LiveCalls* live_calls() { return &live_calls_; }
+
  private:
   void Run(int i);
 
@@ -67,6 +100,7 @@ class CqPool {
   std::vector<std::thread> threads_;
   std::atomic<unsigned> next_{0};
   bool shut_down_ = false;
+  LiveCalls live_calls_;
 };
 
 }  // namespace hr::grpc_util

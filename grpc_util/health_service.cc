@@ -11,8 +11,8 @@ using ServingStatus = HealthCheckResponse::ServingStatus;
 // One Check: answers at once and deletes itself when the answer is out.
 class QueueHealthService::CheckCall {
  public:
-  CheckCall(QueueHealthService* service, grpc::ServerCompletionQueue* queue)
-      : service_(service), queue_(queue) {}
+  CheckCall(QueueHealthService* service, CqPool* pool, grpc::ServerCompletionQueue* queue)
+      : service_(service), pool_(pool), queue_(queue) {}
 
   void Listen() {
     service_->RequestCheck(&context_, &request_, &responder_, queue_, queue_, &request_tag_);
@@ -24,7 +24,7 @@ class QueueHealthService::CheckCall {
       delete this;
       return;
     }
-    (new CheckCall(service_, queue_))->Listen();
+    (new CheckCall(service_, pool_, queue_))->Listen();
     if (!request_.service().empty()) {
       responder_.FinishWithError(
           grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service: " + request_.service()),
@@ -42,7 +42,9 @@ class QueueHealthService::CheckCall {
   void OnFinished(bool /*ok*/) { delete this; }
 
   QueueHealthService* const service_;
+  CqPool* const pool_;
   grpc::ServerCompletionQueue* const queue_;
+  const LiveCalls::Token live_{pool_->live_calls()};
   grpc::ServerContext context_;
   HealthCheckRequest request_;
   grpc::ServerAsyncResponseWriter<HealthCheckResponse> responder_{&context_};
@@ -57,8 +59,8 @@ class QueueHealthService::CheckCall {
 // notification and each operation while in flight.
 class QueueHealthService::WatchCall {
  public:
-  WatchCall(QueueHealthService* service, grpc::ServerCompletionQueue* queue)
-      : service_(service), queue_(queue) {}
+  WatchCall(QueueHealthService* service, CqPool* pool, grpc::ServerCompletionQueue* queue)
+      : service_(service), pool_(pool), queue_(queue) {}
 
   void Listen() {
     context_.AsyncNotifyWhenDone(&done_tag_);
@@ -85,7 +87,7 @@ class QueueHealthService::WatchCall {
       delete this;
       return;
     }
-    (new WatchCall(service_, queue_))->Listen();
+    (new WatchCall(service_, pool_, queue_))->Listen();
     absl::MutexLock lock(&service_->mu_);
     refs_ = 1;  // the done notification
     known_ = request_.service().empty();
@@ -137,7 +139,9 @@ class QueueHealthService::WatchCall {
   }
 
   QueueHealthService* const service_;
+  CqPool* const pool_;
   grpc::ServerCompletionQueue* const queue_;
+  const LiveCalls::Token live_{pool_->live_calls()};
   grpc::ServerContext context_;
   HealthCheckRequest request_;
   HealthCheckResponse response_;  // the one being written
@@ -176,8 +180,8 @@ class HealthController final : public grpc::HealthCheckServiceInterface {
 
 void QueueHealthService::Serve(CqPool* queues) {
   for (int i = 0; i < queues->size(); ++i) {
-    (new CheckCall(this, queues->queue(i)))->Listen();
-    (new WatchCall(this, queues->queue(i)))->Listen();
+    (new CheckCall(this, queues, queues->queue(i)))->Listen();
+    (new WatchCall(this, queues, queues->queue(i)))->Listen();
   }
 }
 

@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <fstream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "spdlog/sinks/stdout_sinks.h"
@@ -53,6 +55,18 @@ absl::StatusOr<RunningServer> StartServer(
     }
   }
   return out;
+}
+
+bool DrainServer(grpc::Server* server, LiveCalls* calls, absl::Time deadline) {
+  std::thread shutdown([server, deadline] { server->Shutdown(absl::ToChronoTime(deadline)); });
+  // The Shutdown lets go of the call objects waiting for calls, so none left
+  // means none is serving one.
+  const bool drained = calls->WaitForNone(deadline);
+  // Every call is over: what keeps the Shutdown waiting now is connections
+  // whose clients have not yet closed them.
+  grpc_server_cancel_all_calls(server->c_server());
+  shutdown.join();
+  return drained;
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "grpc_util/cq_pool.h"
 #include "grpcpp/grpcpp.h"
 
 namespace hr::grpc_util {
@@ -35,6 +36,16 @@ absl::StatusOr<RunningServer> StartServer(
     const std::string& port_file,
     const std::function<void(grpc::ServerBuilder&)>& configure = nullptr,
     std::shared_ptr<grpc::ServerCredentials> credentials = nullptr);
+
+// Shuts down `server`, whose calls are all served on completion-queue threads
+// whose call objects `calls` counts (a CqPool's): it takes no new calls, the
+// running ones may finish until `deadline` and are then cancelled. Returns as
+// soon as no call is left, closing the connections still open: gRPC's Shutdown
+// alone also waits for every client to close its connection, and a client with
+// no call in flight may notice the server's GOAWAY only seconds later, so an
+// idle app would hold the drain up to its deadline. False when calls were still
+// running at `deadline`.
+bool DrainServer(grpc::Server* server, LiveCalls* calls, absl::Time deadline);
 
 // TLS credentials from a PEM certificate chain and its private key (files).
 // InvalidArgument naming the file that cannot be read or holds no PEM block.

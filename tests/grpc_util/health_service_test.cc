@@ -143,5 +143,39 @@ TEST_F(HealthServiceTest, ManyWatchersComeAndGo) {
   EXPECT_EQ(WatchesLeft(), 0);
 }
 
+// DrainServer ends the server once the calls on its queues are done: a watch
+// that runs past the deadline is cancelled and counted as not drained; one that
+// the health service ends lets it return at once with everything drained.
+TEST_F(HealthServiceTest, DrainServerCancelsWhatOutlastsItsDeadline) {
+  grpc::ClientContext context;
+  auto watch = stub_->Watch(&context, HealthCheckRequest());
+  HealthCheckResponse response;
+  ASSERT_TRUE(watch->Read(&response));
+  EXPECT_FALSE(
+      DrainServer(server_.get(), queues_->live_calls(), absl::Now() + absl::Milliseconds(300)));
+  while (watch->Read(&response)) {
+  }
+  // Cut off with the connection, as gRPC's own Shutdown does at its deadline.
+  EXPECT_EQ(watch->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(HealthServiceTest, DrainServerReturnsWhenTheLastCallEnds) {
+  grpc::ClientContext context;
+  auto watch = stub_->Watch(&context, HealthCheckRequest());
+  HealthCheckResponse response;
+  ASSERT_TRUE(watch->Read(&response));
+  bool drained = false;
+  std::thread drain([this, &drained] {
+    drained = DrainServer(server_.get(), queues_->live_calls(), absl::Now() + absl::Minutes(5));
+  });
+  health_.Shutdown();  // ends the watch
+  ASSERT_TRUE(watch->Read(&response));
+  EXPECT_EQ(response.status(), HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&response));
+  EXPECT_TRUE(watch->Finish().ok());
+  drain.join();
+  EXPECT_TRUE(drained);
+}
+
 }  // namespace
 }  // namespace hr::grpc_util

@@ -63,8 +63,7 @@ TEST(SharedStreamTest, ManyConcurrentRequestsEachGetTheirOwnAnswer) {
   const std::string backend_log = ReadFile(t.dir() + "/us-east-1-a.log");
   EXPECT_EQ(CountLines(backend_log, "via=stream"), kRequests) << backend_log;
   EXPECT_EQ(CountLines(backend_log, "via=call"), 0) << backend_log;
-  // SIGTERM: the stream is closed and hr-device exits cleanly (after its drain,
-  // which an idle client connection can stretch to the drain deadline).
+  // SIGTERM: the stream is closed and hr-device exits cleanly.
   ASSERT_EQ(kill(t.device_process().pid(), SIGTERM), 0);
   EXPECT_EQ(t.device_process().WaitExit(absl::Seconds(30)), 0);
   EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "still"));
