@@ -4,12 +4,12 @@
 #include <sys/types.h>
 
 #include <csignal>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
@@ -41,6 +41,11 @@ class Process {
 
 // Reads a whole file ("" when missing).
 std::string ReadFile(const std::string& path);
+
+// Waits until the file at `path` (a process's log, say) contains `text`; false
+// after `timeout`.
+bool WaitForLog(const std::string& path, absl::string_view text,
+                absl::Duration timeout = absl::Seconds(20));
 
 // Waits until `path` holds a port number written by `p`; fails the test when the
 // process exits first or `timeout` passes.

@@ -29,17 +29,6 @@ int CountLines(const std::string& log, const std::string& text) {
   return n;
 }
 
-// Waits until the file at `path` contains `text`; false after `timeout`.
-bool WaitForLog(const std::string& path, absl::string_view text,
-                absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (absl::StrContains(ReadFile(path), text)) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
-}
-
 TEST(SharedStreamTest, ManyConcurrentRequestsEachGetTheirOwnAnswer) {
   // Room for all of them at once: what arrives together leaves together.
   Topology t({Streamed("us-east-1-a", "us-east-1", {"--slots=8", "--max_queue=64"})});
