@@ -20,6 +20,12 @@ constexpr char kServiceConfig[] = R"({
   "healthCheckConfig": {"serviceName": ""}
 })";
 
+// How a call ends whose backend sent no text within the first-text timeout.
+absl::Status NoTextWithin(absl::Duration first_text_timeout) {
+  return absl::UnavailableError(
+      absl::StrCat("backend sent no text within ", absl::FormatDuration(first_text_timeout)));
+}
+
 // One call on the completion-queue API: the start, each read and the finish come
 // back as tags on the queue the call was started on, and so does the alarm that
 // gives the call up when no text came within the first-text timeout. Keeps itself
@@ -98,10 +104,7 @@ class QueueCall final : public CloudCall {
   void OnFinished(bool /*ok*/) {
     Answered();  // nothing more to wait for
     if (timed_out_.load(std::memory_order_acquire) && !got_done_) {
-      callbacks_.on_done(
-          absl::UnavailableError(absl::StrCat("backend sent no text within ",
-                                              absl::FormatDuration(first_text_timeout_))),
-          "");
+      callbacks_.on_done(NoTextWithin(first_text_timeout_), "");
     } else if (!status_.ok()) {
       // The text still goes on first, as any text before a failure does.
       if (!last_text_.empty()) callbacks_.on_text(std::move(last_text_));
@@ -331,9 +334,7 @@ class StreamCall final : public CloudCall {
     {
       absl::MutexLock lock(&mu_);
       if (ok && !answered_ && !ended_call_) {
-        EndLocked(absl::UnavailableError(absl::StrCat("backend sent no text within ",
-                                                      absl::FormatDuration(first_text_timeout_))),
-                  "", true);
+        EndLocked(NoTextWithin(first_text_timeout_), "", true);
       }
     }
     Unref();
