@@ -88,9 +88,24 @@ void InferenceService::Record(const v1::CloudRequest& request) {
   record_.flush();
 }
 
+namespace {
+
+// gRPC's side of a Generate call, counted in the service's live calls until gRPC
+// is done with it.
+class GenerateReactor final : public SinkReactor<v1::CloudChunk> {
+ public:
+  explicit GenerateReactor(grpc_util::LiveCalls* calls)
+      : SinkReactor<v1::CloudChunk>(&MergeChunks), token_(calls) {}
+
+ private:
+  grpc_util::LiveCalls::Token token_;
+};
+
+}  // namespace
+
 grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::CloudRequest* request) {
-  auto* reactor = new SinkReactor<v1::CloudChunk>(&MergeChunks);
+  auto* reactor = new GenerateReactor(&live_calls_);
   auto sink = reactor->sink();
   CallOutput out;
   out.send = [sink](v1::CloudChunk chunk) { sink->Send(std::move(chunk)); };
@@ -410,10 +425,13 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
 
 namespace {
 
-// gRPC's side of a GenerateStream; the Stream does the work.
+// gRPC's side of a GenerateStream; the Stream does the work. Counted in the
+// service's live calls until gRPC is done with it.
 class StreamReactor final
     : public grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks> {
  public:
+  explicit StreamReactor(grpc_util::LiveCalls* calls) : token_(calls) {}
+
   void Attach(std::shared_ptr<InferenceService::Stream> stream, std::function<void()> on_done) {
     stream_ = std::move(stream);
     on_done_ = std::move(on_done);
@@ -429,6 +447,7 @@ class StreamReactor final
   }
 
  private:
+  grpc_util::LiveCalls::Token token_;
   std::shared_ptr<InferenceService::Stream> stream_;
   std::function<void()> on_done_;
 };
@@ -437,7 +456,7 @@ class StreamReactor final
 
 grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>*
 InferenceService::GenerateStream(grpc::CallbackServerContext* /*context*/) {
-  auto* reactor = new StreamReactor();
+  auto* reactor = new StreamReactor(&live_calls_);
   auto stream = std::make_shared<Stream>(this, reactor);
   Stream* key = stream.get();
   reactor->Attach(stream, [this, key] {

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/engine_pool.h"
+#include "grpc_util/cq_pool.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
 
 namespace hr::cloud {
@@ -49,6 +50,10 @@ class InferenceService final : public v1::CloudInference::CallbackService {
   // GenerateStreams end with UNAVAILABLE once their last call has ended.
   void StartDraining();
 
+  // Counts the Generate calls and GenerateStreams gRPC has not yet let go of,
+  // for grpc_util::DrainServer.
+  grpc_util::LiveCalls* live_calls() { return &live_calls_; }
+
   // Where one call's answer goes: Generate's own stream, or its share of a
   // GenerateStream. `send` takes a message of the answer, `send_last` the last
   // one (the call then ends OK), `fail` ends the call with that status.
@@ -70,6 +75,7 @@ class InferenceService final : public v1::CloudInference::CallbackService {
   const InferenceServiceOptions options_;
   engine::EnginePool* const pool_;
   std::atomic<bool> draining_{false};
+  grpc_util::LiveCalls live_calls_;
   absl::Mutex streams_mu_;
   // Open GenerateStreams, to be told when the service drains.
   absl::flat_hash_map<Stream*, std::weak_ptr<Stream>> streams_ ABSL_GUARDED_BY(streams_mu_);

@@ -113,7 +113,10 @@ int main(int argc, char** argv) {
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   service.StartDraining();
   server->server->GetHealthCheckService()->SetServingStatus(false);
-  server->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_drain_timeout)));
+  if (!hr::grpc_util::DrainServer(server->server.get(), service.live_calls(),
+                                  absl::Now() + absl::GetFlag(FLAGS_drain_timeout))) {
+    spdlog::warn("drain deadline passed: the calls left were cancelled");
+  }
   pool.Shutdown();
   spdlog::info("stopped");
   return 0;

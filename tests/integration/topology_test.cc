@@ -329,18 +329,38 @@ TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
   EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "code=CANCELLED"));
 }
 
+// An HTTP/2 connection to 127.0.0.1:`port` that says hello (the client preface
+// and its settings) and then neither reads nor closes, as an app's idle channel
+// that is not polling looks to the server. Closed when the test ends.
+class IdleConnection {
+ public:
+  explicit IdleConnection(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    // The preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
+    const std::string hello =
+        std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\x04\0\0\0\0\0", 9);
+    EXPECT_EQ(write(fd_, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
+  }
+  ~IdleConnection() { close(fd_); }
+
+ private:
+  const int fd_;
+};
+
 // One synthetic hr-cloud in `region` at 40 tokens/s, talked to directly.
 class SyntheticCloud {
  public:
-  explicit SyntheticCloud(const std::string& region)
+  // `extra_flags` go after the usual ones.
+  explicit SyntheticCloud(const std::string& region, std::vector<std::string> extra_flags = {})
       : dir_(MakeTestDir()),
-        process_({HR_BIN_DIR "/hr-cloud", "--region=" + region, "--listen=127.0.0.1:0",
-                  "--port_file=" + dir_ + "/port", "--engine=synthetic",
-                  "--synthetic_tokens_per_second=40"},
-                 dir_ + "/cloud.log"),
-        stub_(v1::CloudInference::NewStub(
-            grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(process_, dir_ + "/port")),
-                                grpc::InsecureChannelCredentials()))) {}
+        process_(Argv(region, dir_, std::move(extra_flags)), dir_ + "/cloud.log"),
+        port_(WaitForPort(process_, dir_ + "/port")),
+        stub_(v1::CloudInference::NewStub(grpc::CreateChannel(
+            absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()))) {}
 
   // A request whose claim allows `region`, asking for `max_tokens`.
   static v1::CloudRequest Request(const std::string& region, int max_tokens) {
@@ -355,10 +375,22 @@ class SyntheticCloud {
 
   v1::CloudInference::Stub* stub() { return stub_.get(); }
   Process& process() { return process_; }
+  int port() const { return port_; }
+  std::string log_path() const { return dir_ + "/cloud.log"; }
 
  private:
+  static std::vector<std::string> Argv(const std::string& region, const std::string& dir,
+                                       std::vector<std::string> extra_flags) {
+    std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud", "--region=" + region,
+                                     "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
+                                     "--engine=synthetic",   "--synthetic_tokens_per_second=40"};
+    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+    return argv;
+  }
+
   std::string dir_;
   Process process_;
+  int port_;
   std::unique_ptr<v1::CloudInference::Stub> stub_;
 };
 
@@ -385,7 +417,10 @@ TEST(TopologyTest, CloudBackendSendsStartWithTheFirstTextAndDoneWithTheLast) {
 }
 
 TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
-  SyntheticCloud cloud("us-east-1");
+  // The answer under way is finished, and hr-cloud exits once it is, though a
+  // client connection stays open and the drain deadline is far off.
+  SyntheticCloud cloud("us-east-1", {"--drain_timeout=120s"});
+  IdleConnection idle(cloud.port());
   grpc::ClientContext ctx;
   // 30 tokens: about 0.75 s at 40 tokens/s.
   auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("us-east-1", 30));
@@ -402,7 +437,24 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_TRUE(done);
   EXPECT_EQ(texts, 30);
-  EXPECT_EQ(cloud.process().WaitExit(absl::Seconds(15)), 0);
+  EXPECT_EQ(cloud.process().WaitExit(absl::Seconds(10)), 0);
+}
+
+TEST(TopologyTest, CloudBackendCancelsWhatIsLeftAtTheDrainDeadline) {
+  // 30 tokens at 40 tokens/s outlast a 200 ms drain: the call is cut off with a
+  // status, not left hanging, and hr-cloud exits 0 saying so.
+  SyntheticCloud cloud("us-east-1", {"--drain_timeout=200ms"});
+  grpc::ClientContext ctx;
+  auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("us-east-1", 30));
+  v1::CloudChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  kill(cloud.process().pid(), SIGTERM);
+  bool done = false;
+  while (reader->Read(&chunk)) done |= chunk.has_done();
+  EXPECT_FALSE(done);
+  EXPECT_FALSE(reader->Finish().ok());
+  EXPECT_EQ(cloud.process().WaitExit(absl::Seconds(10)), 0);
+  EXPECT_TRUE(absl::StrContains(ReadFile(cloud.log_path()), "drain deadline passed"));
 }
 
 TEST(TopologyTest, DeviceServesAppsOnAUnixSocket) {
@@ -455,28 +507,6 @@ TEST(TopologyTest, DeviceSocketFileTakesItsModeAndABadModeIsRefused) {
     EXPECT_FALSE(std::filesystem::exists(dir + "/bad.sock")) << mode;
   }
 }
-
-// An HTTP/2 connection to 127.0.0.1:`port` that says hello (the client preface
-// and its settings) and then neither reads nor closes, as an app's idle channel
-// that is not polling looks to the server. Closed when the test ends.
-class IdleConnection {
- public:
-  explicit IdleConnection(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    // The preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
-    const std::string hello =
-        std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + std::string("\0\0\0\x04\0\0\0\0\0", 9);
-    EXPECT_EQ(write(fd_, hello.data(), hello.size()), static_cast<ssize_t>(hello.size()));
-  }
-  ~IdleConnection() { close(fd_); }
-
- private:
-  const int fd_;
-};
 
 TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
   // A local answer of 30 tokens at 40 tokens/s is under way when SIGTERM comes: it
