@@ -12,6 +12,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/functional/function_ref.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -100,18 +101,15 @@ std::vector<Record> InSplit(const std::vector<Record>& records, const std::strin
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
   std::vector<Record> out;
   std::string line;
   int lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
-    if (line.empty()) continue;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
     tools::OutcomeRecord r;
-    auto s = google::protobuf::util::JsonStringToMessage(line, &r, opts);
-    if (!s.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": ", s.ToString()));
+    if (absl::Status s = hr::util::ParseJsonLine(line, &r); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": ", s.message()));
     }
     std::vector<std::string> parts = absl::StrSplit(r.source(), '/');
     out.push_back({parts[0].empty() ? "unknown" : parts[0], r.source(), r.prompt(),

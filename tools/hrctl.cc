@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -372,19 +373,16 @@ int Demo() {
 
 // Reads {"prompt": ...} lines from stdin and prints one JSON line each.
 int ForEachPrompt(const std::function<std::string(const std::string&)>& f) {
-  google::protobuf::util::JsonParseOptions opts;
-  opts.ignore_unknown_fields = true;
   std::string line;
   int errors = 0, lineno = 0;
   while (std::getline(std::cin, line)) {
     ++lineno;
-    if (line.empty()) continue;
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
     hybridrouter::tools::PromptRecord r;
-    auto s = google::protobuf::util::JsonStringToMessage(line, &r, opts);
-    if (!s.ok()) {
+    if (absl::Status s = hr::util::ParseJsonLine(line, &r); !s.ok()) {
       ++errors;
       std::printf("{\"error\":%s}\n",
-                  JsonString(absl::StrCat("line ", lineno, ": ", s.ToString())).c_str());
+                  JsonString(absl::StrCat("line ", lineno, ": ", s.message())).c_str());
       continue;
     }
     std::printf("%s\n", f(r.prompt()).c_str());

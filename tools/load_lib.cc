@@ -10,7 +10,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "google/protobuf/util/json_util.h"
 #include "policy/locale.h"
 #include "records.pb.h"
 #include "util/text_proto.h"
@@ -37,13 +36,9 @@ absl::StatusOr<std::vector<std::string>> ParsePrompts(absl::string_view text,
       continue;
     }
     tools::PromptRecord record;
-    google::protobuf::util::JsonParseOptions opts;
-    opts.ignore_unknown_fields = true;
-    auto parsed = google::protobuf::util::JsonStringToMessage(std::string(line), &record, opts);
-    if (!parsed.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_no, ": not a JSON object with a prompt: ",
-                       parsed.message().as_string()));
+    if (absl::Status parsed = util::ParseJsonLine(line, &record); !parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line_no, ": not a JSON object with a prompt: ", parsed.message()));
     }
     if (record.prompt().empty()) {
       return absl::InvalidArgumentError(

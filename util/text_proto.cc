@@ -6,8 +6,10 @@
 #include <sstream>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace hr::util {
 namespace {
@@ -54,6 +56,15 @@ bool ParseTextProto(const std::string& path, const std::string& text,
   parser.RecordErrorsTo(&errors);
   if (tree != nullptr) parser.WriteLocationsTo(tree);
   return parser.ParseFromString(text, msg);
+}
+
+absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* msg) {
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = true;
+  auto parsed = google::protobuf::util::JsonStringToMessage(
+      std::string(absl::StripAsciiWhitespace(line)), msg, options);
+  if (!parsed.ok()) return absl::InvalidArgumentError(parsed.message().as_string());
+  return absl::OkStatus();
 }
 
 }  // namespace hr::util

@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/text_format.h"
 
@@ -19,6 +21,12 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 bool ParseTextProto(const std::string& path, const std::string& text,
                     google::protobuf::Message* msg, std::vector<std::string>* problems,
                     google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
+
+// Parses one line of JSONL (a JSON object; surrounding whitespace, a trailing
+// \r included, is ignored) into `msg`, skipping fields the message does not
+// have. InvalidArgument with the JSON parser's message on failure; callers add
+// where the line came from.
+absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* msg);
 
 }  // namespace hr::util
 

@@ -680,7 +680,8 @@ TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
   std::string in = t.dir() + "/prompts.jsonl";
   {
     std::ofstream f(in);
-    for (const auto& p : prompts) f << "{\"prompt\": \"" << p << "\", \"other\": 1}\n";
+    // Written as on Windows, with a blank line: both are read as the device reads.
+    for (const auto& p : prompts) f << "{\"prompt\": \"" << p << "\", \"other\": 1}\r\n\r\n";
   }
   std::string out = t.dir() + "/scores.jsonl";
   std::string cmd = std::string(HR_BIN_DIR "/hrctl score --complexity_model=" HR_SOURCE_DIR

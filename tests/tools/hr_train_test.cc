@@ -153,6 +153,17 @@ TEST_F(HrTrainTest, BadFlagsAreRefusedWithWhatIsWrong) {
   EXPECT_THAT(r.output, HasSubstr("--subject_smoothing is 0..1"));
 }
 
+TEST_F(HrTrainTest, ReadsWindowsLineEndsAndSkipsBlankLines) {
+  std::ofstream(dir_ + "/crlf.jsonl")
+      << "{\"prompt\": \"a\", \"weak_correct\": true, \"strong_correct\": true}\r\n"
+      << "\r\n   \r\n"
+      << "{\"prompt\": \"b\", \"weak_correct\": false, \"strong_correct\": true}\r\n";
+  ToolRun r = HrTrain(
+      {"train", "--data=" + dir_ + "/crlf.jsonl", "--out=" + dir_ + "/m.pb", "--split=all"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("features of 2 prompts"));
+}
+
 TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
   std::ofstream(dir_ + "/bad.jsonl") << "{\"prompt\": \"ok\", \"weak_correct\": true}\n{oops\n";
   ToolRun r = HrTrain({"train", "--data=" + dir_ + "/bad.jsonl", "--out=" + dir_ + "/m.pb",
