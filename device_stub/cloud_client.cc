@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -32,9 +33,9 @@ absl::Status NoTextWithin(absl::Duration first_text_timeout) {
 // alive (self_) until every tag is back.
 class QueueCall final : public CloudCall {
  public:
-  // `ended` runs once, when the last tag is back.
-  QueueCall(CloudCallbacks callbacks, absl::Time deadline, std::function<void()> ended)
-      : callbacks_(std::move(callbacks)), ended_(std::move(ended)) {
+  // Counted in `live` until the last tag is back.
+  QueueCall(CloudCallbacks callbacks, absl::Time deadline, grpc_util::LiveCalls* live)
+      : callbacks_(std::move(callbacks)), live_(std::in_place, live) {
     if (deadline != absl::InfiniteFuture()) context_.set_deadline(absl::ToChronoTime(deadline));
   }
 
@@ -121,12 +122,12 @@ class QueueCall final : public CloudCall {
   void Unref() {
     // May delete this, if the caller dropped its handle.
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    ended_();
+    live_.reset();
     self_.reset();
   }
 
   CloudCallbacks callbacks_;
-  const std::function<void()> ended_;
+  std::optional<grpc_util::LiveCalls::Token> live_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientAsyncReader<v1::CloudChunk>> reader_;
   v1::CloudChunk chunk_;
@@ -159,7 +160,8 @@ class StreamCall;
 // completion queue; keeps itself alive (self_) until every tag is back.
 class CallStream final : public std::enable_shared_from_this<CallStream> {
  public:
-  explicit CallStream(std::function<void()> ended) : ended_(std::move(ended)) {}
+  // Counted in `live` until the last tag is back.
+  explicit CallStream(grpc_util::LiveCalls* live) : live_(std::in_place, live) {}
 
   void Begin(v1::CloudInference::Stub* stub, grpc::CompletionQueue* queue) {
     self_ = shared_from_this();
@@ -224,11 +226,11 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   void OnFinished(bool ok);
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    ended_();
+    live_.reset();
     self_.reset();
   }
 
-  const std::function<void()> ended_;
+  std::optional<grpc_util::LiveCalls::Token> live_;
   grpc::ClientContext context_;
   std::unique_ptr<grpc::ClientAsyncReaderWriter<v1::CloudStreamRequests, v1::CloudStreamChunks>>
       stream_;
@@ -258,8 +260,9 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
 // call on that queue, never inside the caller).
 class StreamCall final : public CloudCall {
  public:
-  StreamCall(CloudCallbacks callbacks, std::function<void()> ended)
-      : callbacks_(std::move(callbacks)), ended_(std::move(ended)) {}
+  // Counted in `live` until the last tag is back.
+  StreamCall(CloudCallbacks callbacks, grpc_util::LiveCalls* live)
+      : callbacks_(std::move(callbacks)), live_(std::in_place, live) {}
 
   // Starts the alarms, then hands the call to `stream`. When the stream has
   // ended already, the call ends UNAVAILABLE (on the queue).
@@ -371,13 +374,13 @@ class StreamCall final : public CloudCall {
 
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    ended_();
+    live_.reset();
     stream_.reset();
     self_.reset();
   }
 
   CloudCallbacks callbacks_;
-  const std::function<void()> ended_;
+  std::optional<grpc_util::LiveCalls::Token> live_;
   std::shared_ptr<CallStream> stream_;
   uint64_t id_ = 0;
   absl::Duration first_text_timeout_;
@@ -508,21 +511,13 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
                                                   const v1::CloudRequest& request,
                                                   absl::Time deadline, CloudCallbacks callbacks) {
   Connection& connection = ConnectionFor(backend);
-  {
-    absl::MutexLock lock(&calls_mu_);
-    ++live_calls_;
-  }
-  auto ended = [this] {
-    absl::MutexLock lock(&calls_mu_);
-    --live_calls_;
-  };
   // A request too big for one message of a stream goes in a call of its own.
   if (backend.shared_stream() && request.ByteSizeLong() <= kMaxStreamedRequestBytes) {
-    auto call = std::make_shared<StreamCall>(std::move(callbacks), std::move(ended));
+    auto call = std::make_shared<StreamCall>(std::move(callbacks), &live_calls_);
     call->Begin(StreamFor(connection), request, pick_queue_(), deadline, first_text_timeout_, call);
     return call;
   }
-  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, std::move(ended));
+  auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, &live_calls_);
   call->Begin(connection.stub.get(), request, pick_queue_(), first_text_timeout_, call);
   return call;
 }
@@ -530,14 +525,7 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
 std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
   absl::MutexLock lock(&mu_);
   if (connection.stream == nullptr || connection.stream->ended()) {
-    {
-      absl::MutexLock calls_lock(&calls_mu_);
-      ++live_streams_;
-    }
-    connection.stream = std::make_shared<CallStream>([this] {
-      absl::MutexLock calls_lock(&calls_mu_);
-      --live_streams_;
-    });
+    connection.stream = std::make_shared<CallStream>(&live_streams_);
     connection.stream->Begin(connection.stub.get(), pick_queue_());
   }
   return connection.stream;
@@ -551,15 +539,11 @@ bool GrpcCloudClient::CloseStreams(absl::Duration timeout) {
       connection->stream = nullptr;
     }
   }
-  absl::MutexLock lock(&calls_mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) { return live_streams_ == 0; };
-  return calls_mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  return live_streams_.WaitForNone(absl::Now() + timeout);
 }
 
 bool GrpcCloudClient::WaitForCalls(absl::Duration timeout) {
-  absl::MutexLock lock(&calls_mu_);
-  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(calls_mu_) { return live_calls_ == 0; };
-  return calls_mu_.AwaitWithTimeout(absl::Condition(&idle), timeout);
+  return live_calls_.WaitForNone(absl::Now() + timeout);
 }
 
 bool GrpcCloudClient::IsDown(const v1::Backend& backend) {

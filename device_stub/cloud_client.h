@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "grpc_util/cq_pool.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
 #include "hybridrouter/v1/config.pb.h"
@@ -114,9 +115,9 @@ class GrpcCloudClient : public CloudClient {
   absl::Mutex mu_;
   // By address and TLS settings; entries live as long as the client.
   absl::flat_hash_map<std::string, std::unique_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
-  absl::Mutex calls_mu_;
-  int live_calls_ ABSL_GUARDED_BY(calls_mu_) = 0;
-  int live_streams_ ABSL_GUARDED_BY(calls_mu_) = 0;
+  // The calls and the shared streams whose tags are not all back yet.
+  grpc_util::LiveCalls live_calls_;
+  grpc_util::LiveCalls live_streams_;
 };
 
 }  // namespace hr::device
