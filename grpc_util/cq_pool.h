@@ -35,10 +35,12 @@ class MemberTag final : public CqTag {
   void (Owner::*const fn_)(bool);
 };
 
-// How many of a server's call objects on a CqPool are alive: those waiting for
-// a call and those serving one. Each holds a Token for its whole life, so once
-// the server's Shutdown has let go of the waiting ones, none left means no call
-// is running (grpc_util::DrainServer waits for that). Thread-safe.
+// How many call objects are alive, each counted while it holds a Token. A
+// server's call objects hold one for their whole life, those waiting for a call
+// included, so once the server's Shutdown has let go of the waiting ones, none
+// left means no call is running (grpc_util::DrainServer waits for that); hr-cloud's
+// reactors and the device's backend calls and streams count the same way, to
+// wait for them at shutdown. Thread-safe.
 class LiveCalls {
  public:
   class Token {
