@@ -31,6 +31,9 @@ ABSL_FLAG(bool, synthetic_echo, false, "synthetic engine answers with the last u
 ABSL_FLAG(std::string, tls_cert_file, "",
           "serve TLS with this PEM certificate chain (with --tls_key_file); empty: plaintext");
 ABSL_FLAG(std::string, tls_key_file, "", "the PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "mutual TLS: serve only clients whose certificate one of these PEM certificate "
+          "authorities signed (with --tls_cert_file); empty: any client");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(std::string, record_requests, "", "TESTS ONLY: append each accepted request, text "
           "included, to this file");
@@ -74,8 +77,15 @@ int main(int argc, char** argv) {
     spdlog::error("--tls_cert_file and --tls_key_file go together: give both or neither");
     return 2;
   }
+  const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (!client_ca.empty() && cert.empty()) {
+    spdlog::error(
+        "--tls_client_ca_file needs --tls_cert_file and --tls_key_file: client "
+        "certificates are asked for over TLS only");
+    return 2;
+  }
   if (!cert.empty()) {
-    auto tls = hr::grpc_util::TlsServerCredentials(cert, key);
+    auto tls = hr::grpc_util::TlsServerCredentials(cert, key, client_ca);
     if (!tls.ok()) {
       spdlog::error("{}", tls.status().message());
       return 2;
@@ -106,7 +116,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   spdlog::info("serving region={} engine={} model=\"{}\" port={} slots={} transport={}", region,
-               engine, model_name, server->port, slots, credentials ? "tls" : "plaintext");
+               engine, model_name, server->port, slots,
+               !credentials        ? "plaintext"
+               : client_ca.empty() ? "tls"
+                                   : "mtls");
 
   int sig = hr::grpc_util::WaitForTermination(nullptr);
   spdlog::info("signal {}: draining (up to {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",

@@ -484,6 +484,9 @@ std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend) {
   if (backend.has_tls()) {
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = backend.tls().ca_pem();  // empty: gRPC's default roots
+    // Empty both: no client certificate (checked together at load).
+    ssl.pem_cert_chain = backend.tls().cert_pem();
+    ssl.pem_private_key = backend.tls().key_pem();
     credentials = grpc::SslCredentials(ssl);
     if (!backend.tls().server_name().empty()) {
       args.SetSslTargetNameOverride(backend.tls().server_name());
@@ -494,9 +497,10 @@ std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend) {
 
 GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& backend) {
   const v1::BackendTls& tls = backend.tls();
-  const std::string key = backend.has_tls() ? absl::StrCat(backend.address(), "|tls|",
-                                                           tls.server_name(), "|", tls.ca_pem())
-                                            : absl::StrCat(backend.address(), "|plaintext");
+  const std::string key = backend.has_tls()
+                              ? absl::StrCat(backend.address(), "|tls|", tls.server_name(), "|",
+                                             tls.ca_pem(), "|", tls.cert_pem(), "|", tls.key_pem())
+                              : absl::StrCat(backend.address(), "|plaintext");
   absl::MutexLock lock(&mu_);
   std::unique_ptr<Connection>& c = connections_[key];
   if (c != nullptr) return *c;

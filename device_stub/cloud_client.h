@@ -55,7 +55,7 @@ class CloudClient {
 };
 
 // A channel to `backend` as hr-device makes it: to its address, over TLS with the
-// roots and name of its `tls` block (plaintext without one), with gRPC's health
+// roots, name and client certificate of its `tls` block (plaintext without one), with gRPC's health
 // checking and round-robin over the addresses a name resolves to, reconnecting
 // within seconds. Not connected yet.
 std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend);

@@ -110,12 +110,14 @@ FileStamp StampOf(const std::string& path) {
   return {st.st_dev, st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
 }
 
-// The files a configuration was read from: the policy, the backends, and the CA
-// file of every backend that names one.
+// The files a configuration was read from: the policy, the backends, and the CA,
+// certificate and key files the backends' TLS blocks name.
 std::set<std::string> ConfigFiles(const hr::policy::ResidencyPolicy& policy) {
   std::set<std::string> files = {absl::GetFlag(FLAGS_policy), absl::GetFlag(FLAGS_backends)};
   for (const hybridrouter::v1::Backend& b : policy.backends().backends()) {
-    if (!b.tls().ca_file().empty()) files.insert(b.tls().ca_file());
+    for (const std::string& f : {b.tls().ca_file(), b.tls().cert_file(), b.tls().key_file()}) {
+      if (!f.empty()) files.insert(f);
+    }
   }
   return files;
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -70,10 +71,17 @@ bool DrainServer(grpc::Server* server, LiveCalls* calls, absl::Time deadline) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
-    const std::string& cert_chain_file, const std::string& private_key_file) {
+    const std::string& cert_chain_file, const std::string& private_key_file,
+    const std::string& client_ca_file) {
+  grpc::SslServerCredentialsOptions options;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  for (auto [file, out] : {std::pair{&cert_chain_file, &pair.cert_chain},
-                           std::pair{&private_key_file, &pair.private_key}}) {
+  std::vector<std::pair<const std::string*, std::string*>> files = {
+      {&cert_chain_file, &pair.cert_chain}, {&private_key_file, &pair.private_key}};
+  if (!client_ca_file.empty()) {
+    files.emplace_back(&client_ca_file, &options.pem_root_certs);
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  for (auto [file, out] : files) {
     absl::StatusOr<std::string> pem = util::ReadFile(*file);
     if (!pem.ok()) return absl::InvalidArgumentError(pem.status().message());
     if (!absl::StrContains(*pem, "-----BEGIN ")) {
@@ -81,7 +89,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
     }
     *out = *std::move(pem);
   }
-  grpc::SslServerCredentialsOptions options;
   options.pem_key_cert_pairs.push_back(std::move(pair));
   return grpc::SslServerCredentials(options);
 }

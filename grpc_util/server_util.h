@@ -47,10 +47,13 @@ absl::StatusOr<RunningServer> StartServer(
 // running at `deadline`.
 bool DrainServer(grpc::Server* server, LiveCalls* calls, absl::Time deadline);
 
-// TLS credentials from a PEM certificate chain and its private key (files).
+// TLS credentials from a PEM certificate chain and its private key (files). With
+// `client_ca_file` (PEM certificate authorities), mutual TLS: every client must
+// show a certificate that one of them signed, or its connection is refused.
 // InvalidArgument naming the file that cannot be read or holds no PEM block.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
-    const std::string& cert_chain_file, const std::string& private_key_file);
+    const std::string& cert_chain_file, const std::string& private_key_file,
+    const std::string& client_ca_file = "");
 
 // Blocks SIGTERM, SIGINT and SIGHUP in the calling thread and every thread it
 // starts afterwards; call first thing in main.

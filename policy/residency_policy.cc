@@ -257,25 +257,46 @@ class PolicyBuilder {
     return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
   }
 
-  // Reads `ca_file` into `ca_pem`, so that what hr-device trusts is what was
-  // checked here, until the next load.
-  void CheckTls(const std::string& where, const std::string& path, v1::BackendTls* tls) {
-    if (!tls->ca_file().empty() && !tls->ca_pem().empty()) {
-      Problem(where, path, "give ca_file or ca_pem, not both");
+  // Reads `<name>_file` (`file`) into `<name>_pem` (`pem`) when it is given, and
+  // checks that the PEM text holds `marker`.
+  void ReadPem(const std::string& where, const std::string& path, const std::string& name,
+               const std::string& file, std::string* pem, absl::string_view marker) {
+    if (!file.empty() && !pem->empty()) {
+      Problem(where, path, absl::StrCat("give ", name, "_file or ", name, "_pem, not both"));
       return;
     }
-    if (!tls->ca_file().empty()) {
-      absl::StatusOr<std::string> pem = util::ReadFile(tls->ca_file());
-      if (!pem.ok()) {
-        Problem(where, path + ".ca_file", std::string(pem.status().message()));
+    if (!file.empty()) {
+      absl::StatusOr<std::string> read = util::ReadFile(file);
+      if (!read.ok()) {
+        Problem(where, absl::StrCat(path, ".", name, "_file"),
+                std::string(read.status().message()));
         return;
       }
-      tls->set_ca_pem(*std::move(pem));
+      *pem = *std::move(read);
     }
-    if (!tls->ca_pem().empty() &&
-        !absl::StrContains(tls->ca_pem(), "-----BEGIN CERTIFICATE-----")) {
-      Problem(where, path + (tls->ca_file().empty() ? ".ca_pem" : ".ca_file"),
-              "holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+    if (!pem->empty() && !absl::StrContains(*pem, marker)) {
+      Problem(where, absl::StrCat(path, ".", name, file.empty() ? "_pem" : "_file"),
+              absl::StrCat("holds no PEM ", name == "key" ? "private key" : "certificate", " (",
+                           marker, ")"));
+    }
+  }
+
+  // Reads `ca_file`, `cert_file` and `key_file` into `ca_pem`, `cert_pem` and
+  // `key_pem`, so that what hr-device trusts and shows is what was checked here,
+  // until the next load.
+  void CheckTls(const std::string& where, const std::string& path, v1::BackendTls* tls) {
+    ReadPem(where, path, "ca", tls->ca_file(), tls->mutable_ca_pem(),
+            "-----BEGIN CERTIFICATE-----");
+    ReadPem(where, path, "cert", tls->cert_file(), tls->mutable_cert_pem(),
+            "-----BEGIN CERTIFICATE-----");
+    // "-----BEGIN PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----"...
+    ReadPem(where, path, "key", tls->key_file(), tls->mutable_key_pem(), "PRIVATE KEY-----");
+    const bool cert = !tls->cert_file().empty() || !tls->cert_pem().empty();
+    const bool key = !tls->key_file().empty() || !tls->key_pem().empty();
+    if (cert != key) {
+      Problem(where, path,
+              "a client certificate (cert_file or cert_pem) and its private key (key_file or "
+              "key_pem) go together: give both or neither");
     }
   }
 

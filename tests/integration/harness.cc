@@ -124,7 +124,7 @@ void MakeCertificateAuthority(const std::string& dir, const std::string& ca) {
                           ".pem"));
 }
 
-void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name) {
+void MakeCertificate(const std::string& dir, const std::string& ca, const std::string& name) {
   const std::string base = absl::StrCat(dir, "/", name), authority = absl::StrCat(dir, "/", ca);
   std::ofstream(base + ".ext") << "subjectAltName=DNS:" << name << "\n";
   RunQuietly(absl::StrCat("openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes",

@@ -115,13 +115,14 @@ Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
 std::string MakeTestDir();
 
 // Test certificates, made with openssl (fails the test if it cannot): a
-// certificate authority `ca` (dir/<ca>.pem, key dir/<ca>.key), and a server
-// certificate for DNS name `name` signed by it (dir/<name>.pem, dir/<name>.key).
+// certificate authority `ca` (dir/<ca>.pem, key dir/<ca>.key), and a certificate
+// for DNS name `name` signed by it (dir/<name>.pem, dir/<name>.key), which serves
+// a server or, shown by hr-device, a client.
 void MakeCertificateAuthority(const std::string& dir, const std::string& ca);
-void MakeServerCertificate(const std::string& dir, const std::string& ca, const std::string& name);
+void MakeCertificate(const std::string& dir, const std::string& ca, const std::string& name);
 
 // A backend that serves TLS with the server certificate `certificate` made in `dir`
-// by MakeServerCertificate.
+// by MakeCertificate.
 BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
                        const std::string& certificate);
 

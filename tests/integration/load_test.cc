@@ -161,7 +161,7 @@ TEST(LoadTest, CloudApiLoadsABackendDirectlyWithClaimsFromThePolicy) {
 TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
-  MakeServerCertificate(certs, "operator-ca", "eu-west-1.backend.test");
+  MakeCertificate(certs, "operator-ca", "eu-west-1.backend.test");
   Topology t({TlsBackend("eu-west-1-a", "eu-west-1", certs, "eu-west-1.backend.test")}, kFastLocal);
   const std::string target = absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a"));
   const std::string workload =

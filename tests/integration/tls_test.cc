@@ -22,7 +22,7 @@ std::string Trust(const std::string& dir, const std::string& ca, const std::stri
 TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
-  MakeServerCertificate(certs, "operator-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
   BackendSpec b = TlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test");
   b.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
   Topology t({b});
@@ -44,9 +44,9 @@ TEST(TlsTest, NoBackendIsUsedOverATransportItsEntryDoesNotTrust) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
   MakeCertificateAuthority(certs, "stranger-ca");
-  MakeServerCertificate(certs, "stranger-ca", "cn-north-1.backend.test");
-  MakeServerCertificate(certs, "operator-ca", "eu-west-1.backend.test");
-  MakeServerCertificate(certs, "operator-ca", "cn-east-1.backend.test");
+  MakeCertificate(certs, "stranger-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "operator-ca", "eu-west-1.backend.test");
+  MakeCertificate(certs, "operator-ca", "cn-east-1.backend.test");
 
   // A certificate from an authority the device does not trust.
   BackendSpec stranger = TlsBackend("stranger", "cn-north-1", certs, "cn-north-1.backend.test");
@@ -74,8 +74,8 @@ TEST(TlsTest, HrctlProbeReachesEachBackendAsHrDeviceDoes) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
   MakeCertificateAuthority(certs, "stranger-ca");
-  MakeServerCertificate(certs, "operator-ca", "cn-north-1.backend.test");
-  MakeServerCertificate(certs, "stranger-ca", "cn-east-1.backend.test");
+  MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "stranger-ca", "cn-east-1.backend.test");
   BackendSpec good = TlsBackend("good", "cn-north-1", certs, "cn-north-1.backend.test");
   good.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
   BackendSpec bad = TlsBackend("bad", "cn-east-1", certs, "cn-east-1.backend.test");
@@ -104,7 +104,7 @@ TEST(TlsTest, DeviceTakesUpARotatedCaFileWithoutASignal) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "old-ca");
   MakeCertificateAuthority(certs, "new-ca");
-  MakeServerCertificate(certs, "new-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "new-ca", "cn-north-1.backend.test");
   // The device still trusts the old authority; the backend already shows a
   // certificate from the new one.
   std::filesystem::copy_file(certs + "/old-ca.pem", certs + "/trusted.pem");
@@ -132,6 +132,114 @@ TEST(TlsTest, DeviceTakesUpARotatedCaFileWithoutASignal) {
       << ReadFile(t.device_process().log_path());
 }
 
+// Mutual TLS: the backend asks every client for a certificate from the device
+// authority; hr-device shows the one its backends file names.
+std::string Show(const std::string& dir, const std::string& certificate) {
+  return absl::StrCat(" cert_file: \"", dir, "/", certificate, ".pem\" key_file: \"", dir, "/",
+                      certificate, ".key\"");
+}
+
+BackendSpec MutualTlsBackend(const std::string& name, const std::string& region,
+                             const std::string& dir, const std::string& client_ca) {
+  BackendSpec b = TlsBackend(name, region, dir, region + ".backend.test");
+  b.flags.push_back(absl::StrCat("--tls_client_ca_file=", dir, "/", client_ca, ".pem"));
+  return b;
+}
+
+TEST(TlsTest, BackendAskingForClientCertificatesServesADeviceItTrusts) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "device-ca");
+  MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "device-ca", "device-1.test");
+  BackendSpec b = MutualTlsBackend("cn-a", "cn-north-1", certs, "device-ca");
+  b.device_tls =
+      Trust(certs, "operator-ca", "cn-north-1.backend.test") + Show(certs, "device-1.test");
+  b.shared_stream = true;
+  Topology t({b});
+
+  Answer a = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.route.backend(), "cn-a");
+  EXPECT_FALSE(a.text.empty());
+  EXPECT_TRUE(absl::StrContains(t.Received("cn-a"), "jurisdiction: \"cn\"")) << t.Received("cn-a");
+  EXPECT_TRUE(absl::StrContains(ReadFile(t.backend_process("cn-a").log_path()), "transport=mtls"));
+
+  // hrctl probe connects as hr-device does, certificate included.
+  const std::string out = t.dir() + "/probe.txt";
+  Process p({HR_BIN_DIR "/hrctl", "probe", "--timeout=5s",
+             "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+             "--backends=" + t.dir() + "/backends.textproto"},
+            out);
+  EXPECT_EQ(p.WaitExit(absl::Seconds(30)), 0) << ReadFile(out);
+  EXPECT_THAT(ReadFile(out), ::testing::ContainsRegex("cn-a .* tls .* SERVING"));
+}
+
+// Both backends are allowed for zh-CN and trust the device authority only: one
+// gets no certificate from hr-device, the other one from another authority.
+// Neither may serve, and the request fails closed (the cn policy).
+TEST(TlsTest, BackendAskingForClientCertificatesRefusesDevicesWithoutOneItTrusts) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "device-ca");
+  MakeCertificateAuthority(certs, "stranger-ca");
+  MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "operator-ca", "cn-east-1.backend.test");
+  MakeCertificate(certs, "stranger-ca", "device-1.test");
+  BackendSpec none = MutualTlsBackend("no-certificate", "cn-north-1", certs, "device-ca");
+  none.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
+  BackendSpec stranger = MutualTlsBackend("stranger-certificate", "cn-east-1", certs, "device-ca");
+  stranger.device_tls =
+      Trust(certs, "operator-ca", "cn-east-1.backend.test") + Show(certs, "device-1.test");
+  Topology t({none, stranger});
+
+  Answer a = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE) << a.status.error_message();
+  EXPECT_TRUE(absl::StrContains(a.status.error_message(), "FAIL_CLOSED"))
+      << a.status.error_message();
+  EXPECT_EQ(t.Received("no-certificate"), "");
+  EXPECT_EQ(t.Received("stranger-certificate"), "");
+}
+
+// Operators renew device certificates by rewriting the files the backends file
+// names; hr-device must show the new one without a signal.
+TEST(TlsTest, DeviceTakesUpARenewedClientCertificateWithoutASignal) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "old-device-ca");
+  MakeCertificateAuthority(certs, "device-ca");
+  MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
+  MakeCertificate(certs, "old-device-ca", "old.test");
+  MakeCertificate(certs, "device-ca", "new.test");
+  for (const char* ext : {".pem", ".key"}) {
+    std::filesystem::copy_file(certs + "/old.test" + ext, certs + "/device" + ext);
+  }
+  BackendSpec b = MutualTlsBackend("cn-a", "cn-north-1", certs, "device-ca");
+  b.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test") + Show(certs, "device");
+  Topology t({b}, {"--watch_interval=50ms"});
+
+  Answer before = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+  EXPECT_EQ(before.status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << before.status.error_message();
+  EXPECT_EQ(t.Received("cn-a"), "");
+
+  for (const char* ext : {".pem", ".key"}) {
+    std::filesystem::copy_file(certs + "/new.test" + ext, certs + "/device.new");
+    std::filesystem::rename(certs + "/device.new", certs + "/device" + ext);
+  }
+  Answer after;
+  for (int i = 0; i < 100; ++i) {
+    after = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+    if (after.status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_EQ(after.route.backend(), "cn-a");
+  EXPECT_TRUE(absl::StrContains(ReadFile(t.device_process().log_path()),
+                                certs + "/device.key changed: reloading"))
+      << ReadFile(t.device_process().log_path());
+}
+
 TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
   const std::string dir = MakeTestDir();
   MakeCertificateAuthority(dir, "ca");
@@ -144,6 +252,10 @@ TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
        "cannot read " + dir + "/none.pem"},
       {{"--tls_cert_file=" + dir + "/ca.pem", "--tls_key_file=" + dir + "/ca.ext"},
        "cannot read " + dir + "/ca.ext"},
+      {{"--tls_client_ca_file=" + dir + "/ca.pem"}, "needs --tls_cert_file"},
+      {{"--tls_cert_file=" + dir + "/ca.pem", "--tls_key_file=" + dir + "/ca.key",
+        "--tls_client_ca_file=" + dir + "/none.pem"},
+       "cannot read " + dir + "/none.pem"},
   };
   int i = 0;
   for (const auto& c : cases) {

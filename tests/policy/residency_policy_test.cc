@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -197,9 +198,26 @@ TEST(ResidencyPolicyTest, TlsCaFileIsReadIntoTheLoadedBackends) {
   EXPECT_EQ((*p)->backends().backends(0).tls().ca_pem(), kPem);
 }
 
+constexpr char kKeyPem[] = "-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n";
+
+TEST(ResidencyPolicyTest, TlsClientCertificateAndKeyAreReadIntoTheLoadedBackends) {
+  std::string cert = WriteTemp("device.pem", kPem);
+  std::string key = WriteTemp("device.key", kKeyPem);
+  std::string backends = absl::StrCat(
+      "backends { name: \"cn-a\" address: \"cn.example:443\" region: \"cn-north-1\"\n",
+      "  model_family: \"qwen\" tls { cert_file: \"", cert, "\" key_file: \"", key, "\" } }\n");
+  auto p = LoadResidencyPolicy(WriteTemp("t.policy", kPolicy), WriteTemp("t.backends", backends));
+  ASSERT_TRUE(p.ok()) << p.status();
+  const v1::BackendTls& tls = (*p)->backends().backends(0).tls();
+  EXPECT_EQ(tls.cert_pem(), kPem);
+  EXPECT_EQ(tls.key_pem(), kKeyPem);
+  EXPECT_EQ(tls.ca_pem(), "");  // the system's roots
+}
+
 TEST(ResidencyPolicyTest, TlsProblemsNameTheField) {
   const std::string not_pem = WriteTemp("not.pem", "hello\n");
   const std::string pem = WriteTemp("ok.pem", kPem);
+  const std::string key = WriteTemp("ok.key", kKeyPem);
   const struct {
     std::string tls, expected;
   } cases[] = {
@@ -209,6 +227,19 @@ TEST(ResidencyPolicyTest, TlsProblemsNameTheField) {
       {"ca_pem: \"hello\"", "backends[0].tls.ca_pem: holds no PEM certificate"},
       {"ca_file: \"" + pem + "\" ca_pem: \"x\"",
        "backends[0].tls: give ca_file or ca_pem, not both"},
+      {"cert_file: \"" + pem + "\"", "backends[0].tls: a client certificate"},
+      {"key_pem: \"-----BEGIN PRIVATE KEY-----\"", "backends[0].tls: a client certificate"},
+      // The key's text is not repeated in the error.
+      {"cert_file: \"" + pem + "\" key_pem: \"secret-key-material\"",
+       "backends[0].tls.key_pem: holds no PEM private key"},
+      {"cert_file: \"/nonexistent/c.pem\" key_file: \"" + key + "\"",
+       "backends[0].tls.cert_file: cannot read /nonexistent/c.pem"},
+      {"cert_pem: \"x\" key_file: \"" + key + "\"",
+       "backends[0].tls.cert_pem: holds no PEM certificate"},
+      {"cert_file: \"" + pem + "\" key_file: \"" + pem + "\"",
+       "backends[0].tls.key_file: holds no PEM private key"},
+      {"cert_file: \"" + pem + "\" key_file: \"" + key + "\" key_pem: \"x\"",
+       "backends[0].tls: give key_file or key_pem, not both"},
   };
   for (const auto& c : cases) {
     std::string backends =
@@ -219,6 +250,7 @@ TEST(ResidencyPolicyTest, TlsProblemsNameTheField) {
     ASSERT_FALSE(p.ok()) << c.tls;
     EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(p.status().message().find(c.expected), absl::string_view::npos) << p.status();
+    EXPECT_FALSE(absl::StrContains(p.status().message(), "secret-key-material")) << p.status();
   }
 }
 
