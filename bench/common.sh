@@ -87,6 +87,10 @@ start_device() {
   fi
 }
 
+# hr_load ARGS...: hr-load with the workload and policy of the proxy benchmarks
+# ($WORKLOAD, $POLICY) and no progress lines; ARGS give the target and the run.
+hr_load() { "$BIN/hr-load" --workload "$WORKLOAD" --policy "$POLICY" --progress=false "$@"; }
+
 # free_port: a loopback TCP port nobody listens on now.
 free_port() {
   for _ in $(seq 1 100); do

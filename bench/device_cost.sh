@@ -50,9 +50,7 @@ fi
 MODE=(--mode closed --concurrency 16)
 [[ -n $RPS ]] && MODE=(--mode open --rps "$RPS")
 
-load() {
-  "$BIN/hr-load" "${TARGET[@]}" --workload "$WORKLOAD" --policy "$POLICY" --progress=false "$@"
-}
+load() { hr_load "${TARGET[@]}" "$@"; }
 echo "==> warming up"
 load --mode closed --concurrency 16 --duration 2s >/dev/null
 echo "==> $REQUESTS requests (${MODE[*]}) under perf stat"

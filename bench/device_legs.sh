@@ -31,10 +31,7 @@ command -v ss >/dev/null || need_commands iproute2
 need_commands jq
 
 start_proxy_pair
-load() {
-  "$BIN/hr-load" --target "$DEVICE_TARGET" --api router --workload "$WORKLOAD" \
-    --policy "$POLICY" --progress=false "$@"
-}
+load() { hr_load --target "$DEVICE_TARGET" --api router "$@"; }
 echo "==> warming up"
 load --mode closed --concurrency 4 --duration 2s >/dev/null
 # The device's socket to the backend: the one connected to the backend's port.

@@ -67,8 +67,7 @@ NAMES=(direct device device-call nginx)
 load() {  # name json-out extra-flags...
   local name=$1 out=$2; shift 2
   # shellcheck disable=SC2086
-  "$BIN/hr-load" --target ${TARGET[$name]} --workload "$WORKLOAD" --policy "$POLICY" \
-    --progress=false --json "$out" "$@" >/dev/null
+  hr_load --target ${TARGET[$name]} --json "$out" "$@" >/dev/null
 }
 
 echo "==> warming up"
