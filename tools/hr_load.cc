@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -53,6 +54,10 @@ ABSL_FLAG(std::string, tls_ca_file, "",
           "with --tls: PEM certificate authorities to trust (empty: the system's)");
 ABSL_FLAG(std::string, tls_server_name, "",
           "with --tls: the name the certificate must carry (empty: the host of --target)");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "with --tls: a PEM client certificate to show (with --tls_key_file), for a backend "
+          "that asks for one (hr-cloud --tls_client_ca_file)");
+ABSL_FLAG(std::string, tls_key_file, "", "the PEM private key of --tls_cert_file");
 ABSL_FLAG(uint64_t, seed, 1, "seed for the request mix and the arrivals");
 ABSL_FLAG(std::string, json, "", "also write the report as JSON to this file ('-': stdout, "
           "replacing the table)");
@@ -404,20 +409,31 @@ int RealMain() {
   }
 
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
+  const std::string key = absl::GetFlag(FLAGS_tls_key_file);
   if (absl::GetFlag(FLAGS_tls)) {
+    if (cert.empty() != key.empty()) {
+      std::cerr << "error: --tls_cert_file and --tls_key_file go together: give both or neither\n";
+      return 2;
+    }
     grpc::SslCredentialsOptions ssl;
-    if (const std::string ca = absl::GetFlag(FLAGS_tls_ca_file); !ca.empty()) {
-      auto pem = hr::util::ReadFile(ca);
+    for (auto [flag, file, out] :
+         {std::tuple{"--tls_ca_file", absl::GetFlag(FLAGS_tls_ca_file), &ssl.pem_root_certs},
+          std::tuple{"--tls_cert_file", cert, &ssl.pem_cert_chain},
+          std::tuple{"--tls_key_file", key, &ssl.pem_private_key}}) {
+      if (file.empty()) continue;
+      auto pem = hr::util::ReadFile(file);
       if (!pem.ok()) {
-        std::cerr << "error: --tls_ca_file: " << pem.status().message() << "\n";
+        std::cerr << "error: " << flag << ": " << pem.status().message() << "\n";
         return 2;
       }
-      ssl.pem_root_certs = *std::move(pem);
+      *out = *std::move(pem);
     }
     credentials = grpc::SslCredentials(ssl);
   } else if (!absl::GetFlag(FLAGS_tls_ca_file).empty() ||
-             !absl::GetFlag(FLAGS_tls_server_name).empty()) {
-    std::cerr << "error: --tls_ca_file and --tls_server_name need --tls\n";
+             !absl::GetFlag(FLAGS_tls_server_name).empty() || !cert.empty() || !key.empty()) {
+    std::cerr << "error: --tls_ca_file, --tls_server_name, --tls_cert_file and --tls_key_file "
+                 "need --tls\n";
     return 2;
   }
 

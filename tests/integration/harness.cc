@@ -142,6 +142,14 @@ BackendSpec TlsBackend(const std::string& name, const std::string& region, const
   return b;
 }
 
+BackendSpec MutualTlsBackend(const std::string& name, const std::string& region,
+                             const std::string& dir, const std::string& certificate,
+                             const std::string& client_ca) {
+  BackendSpec b = TlsBackend(name, region, dir, certificate);
+  b.flags.push_back(absl::StrCat("--tls_client_ca_file=", dir, "/", client_ca, ".pem"));
+  return b;
+}
+
 Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> device_flags)
     : dir_(MakeTestDir()) {
   for (const BackendSpec& b : specs) {

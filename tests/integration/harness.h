@@ -125,6 +125,11 @@ void MakeCertificate(const std::string& dir, const std::string& ca, const std::s
 // by MakeCertificate.
 BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
                        const std::string& certificate);
+// The same, serving only clients whose certificate the authority `client_ca`
+// (made in `dir` by MakeCertificateAuthority) signed: mutual TLS.
+BackendSpec MutualTlsBackend(const std::string& name, const std::string& region,
+                             const std::string& dir, const std::string& certificate,
+                             const std::string& client_ca);
 
 }  // namespace hr::testing
 

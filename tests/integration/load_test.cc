@@ -190,6 +190,52 @@ TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   EXPECT_THAT(half.output, HasSubstr("need --tls"));
 }
 
+TEST(LoadTest, CloudApiShowsAClientCertificateToABackendThatAsksForOne) {
+  const std::string certs = MakeTestDir();
+  MakeCertificateAuthority(certs, "operator-ca");
+  MakeCertificateAuthority(certs, "device-ca");
+  MakeCertificate(certs, "operator-ca", "eu-west-1.backend.test");
+  MakeCertificate(certs, "device-ca", "load.test");
+  Topology t(
+      {MutualTlsBackend("eu-west-1-a", "eu-west-1", certs, "eu-west-1.backend.test", "device-ca")},
+      kFastLocal);
+  const std::vector<std::string> tls = {
+      absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")),
+      "--api=cloud",
+      "--duration=0",
+      "--tls",
+      "--tls_ca_file=" + certs + "/operator-ca.pem",
+      "--tls_server_name=eu-west-1.backend.test"};
+  const std::string workload =
+      R"pb(locales { locale: "fr-FR" } prompts: "bonjour" options { max_tokens: 3 })pb";
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> flags = tls;
+    flags.insert(flags.end(), more.begin(), more.end());
+    return flags;
+  };
+
+  LoadRun run = RunLoad(t.dir(), "mtls", workload,
+                        with({"--requests=10", "--tls_cert_file=" + certs + "/load.test.pem",
+                              "--tls_key_file=" + certs + "/load.test.key"}));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.report.ok(), 10) << run.output;
+
+  const std::string received = t.Received("eu-west-1-a");
+  EXPECT_EQ(std::count(received.begin(), received.end(), '\n'), 10);
+
+  // Without a certificate the backend serves nothing: hr-load cannot connect,
+  // or its request fails.
+  LoadRun none = RunLoad(t.dir(), "no-certificate", workload,
+                         with({"--requests=1", "--connect_timeout=2s", "--timeout=2s"}));
+  EXPECT_EQ(none.report.ok(), 0) << none.output;
+  EXPECT_EQ(t.Received("eu-west-1-a"), received);
+
+  LoadRun half = RunLoad(t.dir(), "half", workload,
+                         with({"--requests=1", "--tls_cert_file=" + certs + "/load.test.pem"}));
+  EXPECT_EQ(half.exit_code, 2);
+  EXPECT_THAT(half.output, HasSubstr("give both or neither"));
+}
+
 TEST(LoadTest, StopsAtTheDurationInOpenLoop) {
   Topology t({}, kFastLocal);
   LoadRun run = RunLoad(t.dir(), "timed",

@@ -139,20 +139,14 @@ std::string Show(const std::string& dir, const std::string& certificate) {
                       certificate, ".key\"");
 }
 
-BackendSpec MutualTlsBackend(const std::string& name, const std::string& region,
-                             const std::string& dir, const std::string& client_ca) {
-  BackendSpec b = TlsBackend(name, region, dir, region + ".backend.test");
-  b.flags.push_back(absl::StrCat("--tls_client_ca_file=", dir, "/", client_ca, ".pem"));
-  return b;
-}
-
 TEST(TlsTest, BackendAskingForClientCertificatesServesADeviceItTrusts) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
   MakeCertificateAuthority(certs, "device-ca");
   MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
   MakeCertificate(certs, "device-ca", "device-1.test");
-  BackendSpec b = MutualTlsBackend("cn-a", "cn-north-1", certs, "device-ca");
+  BackendSpec b =
+      MutualTlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test", "device-ca");
   b.device_tls =
       Trust(certs, "operator-ca", "cn-north-1.backend.test") + Show(certs, "device-1.test");
   b.shared_stream = true;
@@ -186,9 +180,11 @@ TEST(TlsTest, BackendAskingForClientCertificatesRefusesDevicesWithoutOneItTrusts
   MakeCertificate(certs, "operator-ca", "cn-north-1.backend.test");
   MakeCertificate(certs, "operator-ca", "cn-east-1.backend.test");
   MakeCertificate(certs, "stranger-ca", "device-1.test");
-  BackendSpec none = MutualTlsBackend("no-certificate", "cn-north-1", certs, "device-ca");
+  BackendSpec none = MutualTlsBackend("no-certificate", "cn-north-1", certs,
+                                      "cn-north-1.backend.test", "device-ca");
   none.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test");
-  BackendSpec stranger = MutualTlsBackend("stranger-certificate", "cn-east-1", certs, "device-ca");
+  BackendSpec stranger = MutualTlsBackend("stranger-certificate", "cn-east-1", certs,
+                                          "cn-east-1.backend.test", "device-ca");
   stranger.device_tls =
       Trust(certs, "operator-ca", "cn-east-1.backend.test") + Show(certs, "device-1.test");
   Topology t({none, stranger});
@@ -214,7 +210,8 @@ TEST(TlsTest, DeviceTakesUpARenewedClientCertificateWithoutASignal) {
   for (const char* ext : {".pem", ".key"}) {
     std::filesystem::copy_file(certs + "/old.test" + ext, certs + "/device" + ext);
   }
-  BackendSpec b = MutualTlsBackend("cn-a", "cn-north-1", certs, "device-ca");
+  BackendSpec b =
+      MutualTlsBackend("cn-a", "cn-north-1", certs, "cn-north-1.backend.test", "device-ca");
   b.device_tls = Trust(certs, "operator-ca", "cn-north-1.backend.test") + Show(certs, "device");
   Topology t({b}, {"--watch_interval=50ms"});
 
