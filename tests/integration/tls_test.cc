@@ -19,6 +19,24 @@ std::string Trust(const std::string& dir, const std::string& ca, const std::stri
   return absl::StrCat("ca_file: \"", dir, "/", ca, ".pem\" server_name: \"", name, "\"");
 }
 
+// Replaces `to` with a copy of `from` in one step, as a deployment tool would.
+void ReplaceFile(const std::string& from, const std::string& to) {
+  std::filesystem::copy_file(from, to + ".new");
+  std::filesystem::rename(to + ".new", to);
+}
+
+// Sends a zh-CN request every 100 ms until one is served, for up to 10 s; the
+// last answer.
+Answer GenerateUntilServed(Topology& t) {
+  Answer a;
+  for (int i = 0; i < 100; ++i) {
+    a = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+    if (a.status.ok()) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return a;
+}
+
 TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
@@ -117,14 +135,8 @@ TEST(TlsTest, DeviceTakesUpARotatedCaFileWithoutASignal) {
       << before.status.error_message();
   EXPECT_EQ(t.Received("cn-a"), "");
 
-  std::filesystem::copy_file(certs + "/new-ca.pem", certs + "/trusted.pem.new");
-  std::filesystem::rename(certs + "/trusted.pem.new", certs + "/trusted.pem");
-  Answer after;
-  for (int i = 0; i < 100; ++i) {
-    after = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
-    if (after.status.ok()) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  ReplaceFile(certs + "/new-ca.pem", certs + "/trusted.pem");
+  Answer after = GenerateUntilServed(t);
   ASSERT_TRUE(after.status.ok()) << after.status.error_message();
   EXPECT_EQ(after.route.region(), "cn-north-1");
   EXPECT_TRUE(absl::StrContains(ReadFile(t.device_process().log_path()),
@@ -221,15 +233,9 @@ TEST(TlsTest, DeviceTakesUpARenewedClientCertificateWithoutASignal) {
   EXPECT_EQ(t.Received("cn-a"), "");
 
   for (const char* ext : {".pem", ".key"}) {
-    std::filesystem::copy_file(certs + "/new.test" + ext, certs + "/device.new");
-    std::filesystem::rename(certs + "/device.new", certs + "/device" + ext);
+    ReplaceFile(certs + "/new.test" + ext, certs + "/device" + ext);
   }
-  Answer after;
-  for (int i = 0; i < 100; ++i) {
-    after = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
-    if (after.status.ok()) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  Answer after = GenerateUntilServed(t);
   ASSERT_TRUE(after.status.ok()) << after.status.error_message();
   EXPECT_EQ(after.route.backend(), "cn-a");
   EXPECT_TRUE(absl::StrContains(ReadFile(t.device_process().log_path()),
