@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "grpc_util/server_util.h"
@@ -101,6 +102,18 @@ class GenerateReactor final : public SinkReactor<v1::CloudChunk> {
   grpc_util::LiveCalls::Token token_;
 };
 
+// Who the caller proved to be: the names of its client certificate under mutual
+// TLS (its subject alternative names, or else its common name), "-" otherwise.
+std::string ClientOf(const grpc::CallbackServerContext* context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context->auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "-";
+  std::vector<absl::string_view> names;
+  for (const grpc::string_ref& name : auth->GetPeerIdentity()) {
+    names.emplace_back(name.data(), name.size());
+  }
+  return names.empty() ? "-" : absl::StrJoin(names, ",");
+}
+
 }  // namespace
 
 grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
@@ -113,8 +126,8 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     sink->SendLast(std::move(chunk), grpc::Status::OK);
   };
   out.fail = [sink](absl::Status status) { sink->Finish(ToGrpcStatus(status)); };
-  std::shared_ptr<engine::GenerationJob> job =
-      Serve(*request, absl::FromChrono(context->deadline()), "call", std::move(out));
+  std::shared_ptr<engine::GenerationJob> job = Serve(
+      *request, absl::FromChrono(context->deadline()), "call", ClientOf(context), std::move(out));
   if (job != nullptr) {
     std::weak_ptr<engine::GenerationJob> weak_job = job;
     sink->OnCancel([weak_job] {
@@ -126,6 +139,7 @@ grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
 
 std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRequest& request,
                                                                absl::Time deadline, const char* via,
+                                                               const std::string& client,
                                                                CallOutput out) {
   const absl::Time start = absl::Now();
   const std::string& id = request.request_id();
@@ -139,9 +153,9 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   }
   if (status.ok()) status = ValidateCloudRequest(request);
   if (!status.ok()) {
-    spdlog::warn("refused request_id={} via={} jurisdiction={} code={} reason=\"{}\"", id, via,
-                 request.claim().jurisdiction(), absl::StatusCodeToString(status.code()),
-                 status.message());
+    spdlog::warn("refused request_id={} via={} client={} jurisdiction={} code={} reason=\"{}\"", id,
+                 via, client, request.claim().jurisdiction(),
+                 absl::StatusCodeToString(status.code()), status.message());
     out.fail(status);
     return nullptr;
   }
@@ -172,13 +186,13 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   };
   std::string region = options_.region;
   std::string jurisdiction = request.claim().jurisdiction();
-  job->on_done = [output, start_once, id, via, region, jurisdiction,
+  job->on_done = [output, start_once, id, via, client, region, jurisdiction,
                   start](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
     spdlog::info(
-        "served request_id={} via={} jurisdiction={} region={} code={} "
+        "served request_id={} via={} client={} jurisdiction={} region={} code={} "
         "completion_tokens={} micros={}",
-        id, via, jurisdiction, region, absl::StatusCodeToString(s.code()),
+        id, via, client, jurisdiction, region, absl::StatusCodeToString(s.code()),
         r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
     if (!r.ok()) {
       output->fail(s);
@@ -194,7 +208,7 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   };
 
   if (absl::Status submitted = pool_->Submit(job); !submitted.ok()) {
-    spdlog::warn("refused request_id={} via={} code={}", id, via,
+    spdlog::warn("refused request_id={} via={} client={} code={}", id, via, client,
                  absl::StatusCodeToString(submitted.code()));
     output->fail(submitted);
     return nullptr;
@@ -212,7 +226,9 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
  public:
   using Reactor = grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>;
 
-  Stream(InferenceService* service, Reactor* reactor) : service_(service), reactor_(reactor) {}
+  // `client`: who the caller proved to be, for the log (ClientOf).
+  Stream(InferenceService* service, Reactor* reactor, std::string client)
+      : service_(service), client_(std::move(client)), reactor_(reactor) {}
 
   // Starts reading calls; for a service already draining, ends the stream instead.
   void Begin(bool draining) {
@@ -337,7 +353,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
       self->Add(std::move(failed), true);
     };
     std::shared_ptr<engine::GenerationJob> job =
-        service_->Serve(call.request(), deadline, "stream", std::move(out));
+        service_->Serve(call.request(), deadline, "stream", client_, std::move(out));
     if (job == nullptr) return;
     bool cancel = false;
     {
@@ -409,6 +425,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   }
 
   InferenceService* const service_;
+  const std::string client_;
   v1::CloudStreamRequests in_;  // only the reading side touches it
   absl::Mutex mu_;
   Reactor* reactor_ ABSL_GUARDED_BY(mu_);
@@ -455,9 +472,9 @@ class StreamReactor final
 }  // namespace
 
 grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>*
-InferenceService::GenerateStream(grpc::CallbackServerContext* /*context*/) {
+InferenceService::GenerateStream(grpc::CallbackServerContext* context) {
   auto* reactor = new StreamReactor(&live_calls_);
-  auto stream = std::make_shared<Stream>(this, reactor);
+  auto stream = std::make_shared<Stream>(this, reactor, ClientOf(context));
   Stream* key = stream.get();
   reactor->Attach(stream, [this, key] {
     absl::MutexLock lock(&streams_mu_);

@@ -67,9 +67,11 @@ class InferenceService final : public v1::CloudInference::CallbackService {
  private:
   // Checks the claim, then the request, and starts the engine on it; answers
   // through `out`. Returns the job, to cancel it, or null when the call already
-  // ended (refused). `via` names the RPC in the log: "call" (Generate) or "stream".
+  // ended (refused). `via` names the RPC in the log: "call" (Generate) or "stream";
+  // `client` who called, "-" for no one known (ClientOf in the .cc).
   std::shared_ptr<engine::GenerationJob> Serve(const v1::CloudRequest& request, absl::Time deadline,
-                                               const char* via, CallOutput out);
+                                               const char* via, const std::string& client,
+                                               CallOutput out);
   void Record(const v1::CloudRequest& request);
 
   const InferenceServiceOptions options_;

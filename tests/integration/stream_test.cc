@@ -129,7 +129,7 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
   EXPECT_EQ(codes[6], 0);
   // Call 4 stops: the backend logs it cancelled, long before its 6 s.
   EXPECT_TRUE(WaitForLog(dir + "/cloud.log",
-                         "served request_id=r4 via=stream "
+                         "served request_id=r4 via=stream client=- "
                          "jurisdiction= region=eu-central-1 code=CANCELLED",
                          absl::Seconds(5)))
       << ReadFile(dir + "/cloud.log");

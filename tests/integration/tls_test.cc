@@ -52,7 +52,9 @@ TEST(TlsTest, BackendOverTlsServesWhenItsCertificateChecksOut) {
   EXPECT_EQ(a.route.backend(), "cn-a");
   EXPECT_FALSE(a.text.empty());
   EXPECT_TRUE(absl::StrContains(t.Received("cn-a"), "jurisdiction: \"cn\"")) << t.Received("cn-a");
-  EXPECT_TRUE(absl::StrContains(ReadFile(t.backend_process("cn-a").log_path()), "transport=tls"));
+  const std::string log = ReadFile(t.backend_process("cn-a").log_path());
+  EXPECT_TRUE(absl::StrContains(log, "transport=tls")) << log;
+  EXPECT_TRUE(absl::StrContains(log, "via=call client=- ")) << log;  // it asked for none
 }
 
 // Each backend here is allowed for zh-CN, and each can be connected to, but
@@ -169,7 +171,10 @@ TEST(TlsTest, BackendAskingForClientCertificatesServesADeviceItTrusts) {
   EXPECT_EQ(a.route.backend(), "cn-a");
   EXPECT_FALSE(a.text.empty());
   EXPECT_TRUE(absl::StrContains(t.Received("cn-a"), "jurisdiction: \"cn\"")) << t.Received("cn-a");
-  EXPECT_TRUE(absl::StrContains(ReadFile(t.backend_process("cn-a").log_path()), "transport=mtls"));
+  const std::string log = ReadFile(t.backend_process("cn-a").log_path());
+  EXPECT_TRUE(absl::StrContains(log, "transport=mtls")) << log;
+  // The backend's log says which device certificate the request came with.
+  EXPECT_TRUE(absl::StrContains(log, "via=stream client=device-1.test ")) << log;
 
   // hrctl probe connects as hr-device does, certificate included.
   const std::string out = t.dir() + "/probe.txt";
