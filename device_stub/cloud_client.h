@@ -55,9 +55,9 @@ class CloudClient {
 };
 
 // A channel to `backend` as hr-device makes it: to its address, over TLS with the
-// roots, name and client certificate of its `tls` block (plaintext without one), with gRPC's health
-// checking and round-robin over the addresses a name resolves to, reconnecting
-// within seconds. Not connected yet.
+// roots, name and client certificate of its `tls` block (plaintext without one),
+// with gRPC's health checking and round-robin over the addresses a name resolves
+// to, reconnecting within seconds. Not connected yet.
 std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend);
 
 // CloudClient over gRPC: one channel per backend address (and TLS settings: a
