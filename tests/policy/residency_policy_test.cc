@@ -1,6 +1,8 @@
 #include "policy/residency_policy.h"
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -51,8 +53,23 @@ M Parse(const std::string& text) {
   return m;
 }
 
+// ctest runs each test in its own process, several at once: every process
+// writes into a directory of its own, so tests that use the same file name
+// cannot overwrite each other's files.
+// The directory goes when the process ends.
+std::string* process_temp_dir = nullptr;
+
+const std::string& ProcessTempDir() {
+  if (process_temp_dir == nullptr) {
+    process_temp_dir = new std::string(::testing::TempDir() + "/residency_policy_test-XXXXXX");
+    if (mkdtemp(process_temp_dir->data()) == nullptr) ADD_FAILURE() << "mkdtemp";
+    std::atexit([] { std::filesystem::remove_all(*process_temp_dir); });
+  }
+  return *process_temp_dir;
+}
+
 std::string WriteTemp(const std::string& name, const std::string& text) {
-  std::string path = ::testing::TempDir() + "/" + name;
+  std::string path = ProcessTempDir() + "/" + name;
   std::ofstream(path) << text;
   return path;
 }
