@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "util/text_proto.h"
 
 namespace hr::router {
 
@@ -34,10 +35,13 @@ absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::FromWeights(
 }
 
 absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read complexity model ", path));
+  absl::StatusOr<std::string> data = util::ReadFile(path);
+  if (!data.ok()) {
+    return absl::Status(data.status().code(),
+                        absl::StrCat("complexity model: ", data.status().message()));
+  }
   v1::ComplexityModelWeights w;
-  if (!w.ParseFromIstream(&in)) {
+  if (!w.ParseFromString(*data)) {
     return absl::InvalidArgumentError(absl::StrCat(path, " is not a complexity weights file"));
   }
   auto model = FromWeights(std::move(w));

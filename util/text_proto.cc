@@ -1,9 +1,10 @@
 #include "util/text_proto.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -36,16 +37,31 @@ class CollectingErrorCollector : public google::protobuf::io::ErrorCollector {
 }  // namespace
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int err = errno;
+  auto failed = [&path](int err) -> absl::Status {
     std::string msg = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
     if (err == EACCES) return absl::PermissionDeniedError(msg);
-    return absl::NotFoundError(msg);
+    if (err == ENOENT || err == ENOTDIR) return absl::NotFoundError(msg);
+    // EISDIR (a directory opens, but does not read), EIO...: reading it stopped
+    // short, so what was read is not the file.
+    return absl::InvalidArgumentError(msg);
+  };
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return failed(errno);
+  std::string text;
+  char buffer[64 * 1024];
+  while (true) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      close(fd);
+      return failed(err);
+    }
+    text.append(buffer, static_cast<size_t>(n));
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  close(fd);
+  return text;
 }
 
 bool ParseTextProto(const std::string& path, const std::string& text,

@@ -12,7 +12,8 @@
 
 namespace hr::util {
 
-// Reads a whole file. NotFound or PermissionDenied naming the path on failure.
+// Reads a whole file. NotFound, PermissionDenied or (a directory, a read that
+// failed part way) InvalidArgument naming the path on failure.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 // Parses textproto `text` (read from `path`, which only names it in messages) into

@@ -304,6 +304,26 @@ TEST(ResidencyPolicyTest, MissingFileIsNotFound) {
   EXPECT_EQ(p.status().code(), absl::StatusCode::kNotFound);
 }
 
+// A directory opens like a file but does not read: it is refused, never taken
+// for an empty file (an empty ca_pem would mean "trust the system's roots").
+TEST(ResidencyPolicyTest, DirectoryGivenAsAFileIsRefused) {
+  const std::string dir = ProcessTempDir();
+  auto p = LoadResidencyPolicy(dir, WriteTemp("d.backends", kBackends));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "cannot read " + dir + ": Is a directory"))
+      << p.status();
+
+  std::string backends =
+      absl::StrCat("backends { name: \"cn-a\" address: \"cn.example:443\" region: \"cn-north-1\"\n",
+                   "  model_family: \"qwen\" tls { ca_file: \"", dir, "\" } }\n");
+  p = LoadResidencyPolicy(WriteTemp("d.policy", kPolicy), WriteTemp("d2.backends", backends));
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(),
+                                "backends[0].tls.ca_file: cannot read " + dir + ": Is a directory"))
+      << p.status();
+}
+
 TEST(ResidencyPolicyTest, TheShippedExamplePolicyIsValid) {
   auto p = LoadResidencyPolicy(HR_SOURCE_DIR "/deploy/local/policy.textproto",
                                HR_SOURCE_DIR "/deploy/local/backends.textproto");
