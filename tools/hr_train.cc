@@ -2,6 +2,7 @@
 // the sensitive-data detectors on labelled data.
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <string>
@@ -101,6 +102,11 @@ std::vector<Record> InSplit(const std::vector<Record>& records, const std::strin
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  // A directory opens, then reads as nothing.
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": it is a directory"));
+  }
   std::vector<Record> out;
   std::string line;
   int lineno = 0;
@@ -115,7 +121,17 @@ absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const 
     out.push_back({parts[0].empty() ? "unknown" : parts[0], r.source(), r.prompt(),
                    r.weak_correct(), r.strong_correct()});
   }
-  return InSplit(out, split);
+  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat("cannot read all of ", path));
+  if (out.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " holds no outcome records (one JSON object a line)"));
+  }
+  std::vector<Record> in_split = InSplit(out, split);
+  if (in_split.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("none of the ", out.size(), " records of ", path,
+                                                   " falls in split '", split, "'"));
+  }
+  return in_split;
 }
 
 std::string SplitFlag(const char* fallback) {

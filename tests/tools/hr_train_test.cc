@@ -177,5 +177,21 @@ TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
   EXPECT_THAT(r.output, HasSubstr("missing.jsonl"));
 }
 
+// Nothing to learn from is an error, not a model trained on nothing.
+TEST_F(HrTrainTest, NoRecordsIsAnError) {
+  ToolRun r = HrTrain({"train", "--data=" + dir_, "--out=" + dir_ + "/m.pb"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("cannot read " + dir_ + ": it is a directory"));
+  std::ofstream(dir_ + "/empty.jsonl") << "\n";
+  r = HrTrain({"train", "--data=" + dir_ + "/empty.jsonl", "--out=" + dir_ + "/m.pb"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("empty.jsonl holds no outcome records"));
+  std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
+  r = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", "--split=tset"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("falls in split 'tset'"));
+  EXPECT_FALSE(std::ifstream(dir_ + "/m.pb").good()) << "no weights file is written";
+}
+
 }  // namespace
 }  // namespace hr::testing
