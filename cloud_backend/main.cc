@@ -42,6 +42,7 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 
 int main(int argc, char** argv) {
+  hr::grpc_util::KeepTlsAliveUntilExit();
   hr::grpc_util::BlockTerminationSignals();
   hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(

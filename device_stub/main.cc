@@ -183,6 +183,7 @@ class Reloader {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::grpc_util::KeepTlsAliveUntilExit();
   hr::grpc_util::BlockTerminationSignals();
   hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(

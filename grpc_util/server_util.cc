@@ -12,6 +12,7 @@
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
+#include "openssl/crypto.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
 #include "util/text_proto.h"
@@ -103,6 +104,14 @@ sigset_t TerminationSignals() {
   return set;
 }
 }  // namespace
+
+void KeepTlsAliveUntilExit() {
+  // Only the first initialisation decides whether OpenSSL registers its atexit
+  // cleanup, so this must come before gRPC's.
+  if (OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr) != 1) {
+    std::fprintf(stderr, "warning: OpenSSL did not initialise; TLS will fail\n");
+  }
+}
 
 void BlockTerminationSignals() {
   sigset_t set = TerminationSignals();

@@ -63,6 +63,15 @@ void BlockTerminationSignals();
 // meanwhile. Requires BlockTerminationSignals() first.
 int WaitForTermination(const std::function<void()>& on_hup);
 
+// Keeps OpenSSL from cleaning itself up when the process exits; call first
+// thing in main, before anything uses TLS. gRPC's threads outlive main: one may
+// be starting a TLS handshake (a reconnect after a refused one) while exit()
+// runs OpenSSL's cleanup, and the handshake then takes a freed lock. Seen as
+// hr-load dying of SIGSEGV after "cannot connect ... over TLS" (OPENSSL_cleanup
+// on the main thread, RAND_priv_bytes_ex in a handshake on another). What the
+// cleanup would free goes with the process anyway.
+void KeepTlsAliveUntilExit();
+
 // Sets up spdlog on stderr with `level` (trace, debug, info, warn, error).
 void InitLogging(const std::string& program, const std::string& level);
 

@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
+#include "grpc_util/server_util.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
@@ -509,6 +510,7 @@ int RealMain() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::grpc_util::KeepTlsAliveUntilExit();
   // Block termination signals in every thread; a thread of ours waits for them.
   const sigset_t signals = StopSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);

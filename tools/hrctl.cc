@@ -18,6 +18,7 @@
 #include "device_stub/cloud_client.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc_util/server_util.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "policy/residency_policy.h"
@@ -423,6 +424,7 @@ int Detect() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hr::grpc_util::KeepTlsAliveUntilExit();
   hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
