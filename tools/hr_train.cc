@@ -2,8 +2,6 @@
 // the sensitive-data detectors on labelled data.
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 #include <utility>
@@ -100,17 +98,12 @@ std::vector<Record> InSplit(const std::vector<Record>& records, const std::strin
 }
 
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  // A directory opens, then reads as nothing.
-  std::error_code ignored;
-  if (std::filesystem::is_directory(path, ignored)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": it is a directory"));
-  }
+  // The whole file at once: its records stay in memory anyway.
+  absl::StatusOr<std::string> text = hr::util::ReadFile(path);
+  if (!text.ok()) return text.status();
   std::vector<Record> out;
-  std::string line;
   int lineno = 0;
-  while (std::getline(in, line)) {
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
     ++lineno;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     tools::OutcomeRecord r;
@@ -121,7 +114,6 @@ absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const 
     out.push_back({parts[0].empty() ? "unknown" : parts[0], r.source(), r.prompt(),
                    r.weak_correct(), r.strong_correct()});
   }
-  if (in.bad()) return absl::InvalidArgumentError(absl::StrCat("cannot read all of ", path));
   if (out.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " holds no outcome records (one JSON object a line)"));

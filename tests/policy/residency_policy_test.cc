@@ -54,9 +54,8 @@ M Parse(const std::string& text) {
 }
 
 // ctest runs each test in its own process, several at once: every process
-// writes into a directory of its own, so tests that use the same file name
-// cannot overwrite each other's files.
-// The directory goes when the process ends.
+// writes into a directory of its own, removed at exit, so tests that use the
+// same file name cannot overwrite each other's files.
 std::string* process_temp_dir = nullptr;
 
 const std::string& ProcessTempDir() {

@@ -181,7 +181,7 @@ TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
 TEST_F(HrTrainTest, NoRecordsIsAnError) {
   ToolRun r = HrTrain({"train", "--data=" + dir_, "--out=" + dir_ + "/m.pb"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.output, HasSubstr("cannot read " + dir_ + ": it is a directory"));
+  EXPECT_THAT(r.output, HasSubstr("cannot read " + dir_ + ": Is a directory"));
   std::ofstream(dir_ + "/empty.jsonl") << "\n";
   r = HrTrain({"train", "--data=" + dir_ + "/empty.jsonl", "--out=" + dir_ + "/m.pb"});
   EXPECT_EQ(r.exit_code, 1);
