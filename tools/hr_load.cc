@@ -169,7 +169,7 @@ class Driver {
          std::shared_ptr<grpc::ChannelCredentials> credentials, hr::load::ReportBuilder* report)
       : oracle_(oracle), sampler_(workload, absl::GetFlag(FLAGS_seed)), report_(report) {
     const std::string target = absl::GetFlag(FLAGS_target);
-    for (int i = 0; i < std::max(1, absl::GetFlag(FLAGS_channels)); ++i) {
+    for (int i = 0; i < absl::GetFlag(FLAGS_channels); ++i) {
       grpc::ChannelArguments args;
       // A channel of its own per connection, not one shared subchannel.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
@@ -382,6 +382,10 @@ int RealMain() {
   }
   if (mode == "closed" && absl::GetFlag(FLAGS_concurrency) < 1) {
     std::cerr << "error: --concurrency must be at least 1\n";
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_channels) < 1) {
+    std::cerr << "error: --channels must be at least 1\n";
     return 2;
   }
   if (mode == "open" && !(absl::GetFlag(FLAGS_rps) > 0)) {

@@ -282,6 +282,10 @@ TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
                 {"--duration=0", "--requests=0"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.output, HasSubstr("never ends"));
+  run =
+      RunLoad(dir, "channels", R"pb(locales { locale: "en-US" } prompts: "x")pb", {"--channels=0"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("--channels must be at least 1"));
 }
 
 }  // namespace
