@@ -13,9 +13,9 @@
 #include "grpc_util/stream_sink.h"
 #include "grpc_util/write_batches.h"
 #include "policy/residency_policy.h"
+#include "router/request_validation.h"
 #include "spdlog/spdlog.h"
 #include "util/log_format.h"
-#include "util/utf8.h"
 
 namespace hr::cloud {
 
@@ -50,20 +50,8 @@ class StartOnce {
 }  // namespace
 
 absl::Status ValidateCloudRequest(const v1::CloudRequest& r) {
-  if (r.messages().empty()) {
-    return absl::InvalidArgumentError("messages: at least one message is required");
-  }
-  for (int i = 0; i < r.messages_size(); ++i) {
-    const v1::ChatMessage& m = r.messages(i);
-    if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("messages[", i, "].role: must be system, user or assistant"));
-    }
-    size_t bad = util::FindInvalidUtf8(m.content());
-    if (bad != absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("messages[", i, "].content: not valid UTF-8 at byte ", bad));
-    }
+  if (absl::Status messages = router::ValidateChatMessages(r.messages()); !messages.ok()) {
+    return messages;
   }
   if (r.options().max_tokens() < 0 || r.options().max_tokens() > 4096) {
     return absl::InvalidArgumentError("options.max_tokens: must be in [0, 4096]");

@@ -1,54 +1,70 @@
-#include "absl/strings/string_view.h"
 #include "router/request_validation.h"
 
 #include <cmath>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "util/utf8.h"
 
 namespace hr::router {
 
 namespace v1 = ::hybridrouter::v1;
 
-absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest& r,
-                                                       const RequestLimits& limits) {
-  if (r.request_id().size() > limits.max_request_id_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "request_id: ", r.request_id().size(), " bytes; the limit is ",
-        limits.max_request_id_bytes));
-  }
-  absl::StatusOr<policy::Locale> locale = policy::ParseLocale(r.locale());
-  if (!locale.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("locale: ", locale.status().message()));
-  }
-  if (r.messages().empty()) {
+absl::Status ValidateChatMessages(
+    const google::protobuf::RepeatedPtrField<v1::ChatMessage>& messages) {
+  if (messages.empty()) {
     return absl::InvalidArgumentError("messages: at least one message is required");
   }
-  if (r.messages_size() > limits.max_messages) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "messages: ", r.messages_size(), " messages; the limit is ", limits.max_messages));
-  }
-  size_t total = 0;
   bool has_user = false;
-  for (int i = 0; i < r.messages_size(); ++i) {
-    const v1::ChatMessage& m = r.messages(i);
+  bool user_text = false;
+  for (int i = 0; i < messages.size(); ++i) {
+    const v1::ChatMessage& m = messages[i];
     if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
       return absl::InvalidArgumentError(absl::StrCat(
           "messages[", i, "].role: '", m.role().substr(0, 32),
           "' is not one of system, user, assistant"));
     }
-    has_user |= m.role() == "user";
     size_t bad = util::FindInvalidUtf8(m.content());
     if (bad != absl::string_view::npos) {
       return absl::InvalidArgumentError(
           absl::StrCat("messages[", i, "].content: not valid UTF-8 at byte ", bad));
     }
-    total += m.content().size();
+    if (m.role() == "user") {
+      has_user = true;
+      user_text |= !absl::StripAsciiWhitespace(m.content()).empty();
+    }
   }
   if (!has_user) {
     return absl::InvalidArgumentError("messages: no message has role 'user'");
   }
+  if (!user_text) {
+    return absl::InvalidArgumentError("messages: the user's messages hold no text");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest& r,
+                                                       const RequestLimits& limits) {
+  if (r.request_id().size() > limits.max_request_id_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id: ", r.request_id().size(),
+                                                   " bytes; the limit is ",
+                                                   limits.max_request_id_bytes));
+  }
+  absl::StatusOr<policy::Locale> locale = policy::ParseLocale(r.locale());
+  if (!locale.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("locale: ", locale.status().message()));
+  }
+  if (r.messages_size() > limits.max_messages) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "messages: ", r.messages_size(), " messages; the limit is ", limits.max_messages));
+  }
+  if (absl::Status messages = ValidateChatMessages(r.messages()); !messages.ok()) {
+    return messages;
+  }
+  size_t total = 0;
+  for (const v1::ChatMessage& m : r.messages()) total += m.content().size();
   if (total > limits.max_prompt_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "messages: the prompt is ", total, " bytes; the limit is ", limits.max_prompt_bytes));

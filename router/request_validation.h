@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <string_view>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "hybridrouter/v1/router.pb.h"
 #include "policy/locale.h"
@@ -18,6 +19,13 @@ struct RequestLimits {
   size_t max_stop_bytes = 64;
   size_t max_request_id_bytes = 128;
 };
+
+// Checks the messages of a conversation, as the device router and the cloud
+// backends both take them: at least one, each with a known role and UTF-8
+// content, and a user message that holds some text. Failures are InvalidArgument
+// naming the field.
+absl::Status ValidateChatMessages(
+    const google::protobuf::RepeatedPtrField<::hybridrouter::v1::ChatMessage>& messages);
 
 // Checks a request and returns its parsed locale. Every failure is
 // InvalidArgument with a message that names the field and what is wrong with it

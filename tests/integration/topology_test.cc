@@ -120,7 +120,7 @@ TEST(TopologyTest, EuBackendsDownFallsBackToTheLocalModel) {
   }
 }
 
-TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegion) {
+TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndAnEmptyPrompt) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"eu-central-1-a", "eu-central-1"}});
   auto stub = t.BackendStub("eu-central-1-a");
   v1::CloudRequest r;
@@ -148,6 +148,18 @@ TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegion) {
   while (reader2->Read(&chunk)) {
   }
   EXPECT_EQ(reader2->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  // With its own region claimed, a prompt of nothing but spaces is still refused.
+  grpc::ClientContext ctx3;
+  r.mutable_claim()->set_jurisdiction("eu");
+  r.mutable_claim()->add_allowed_regions("eu-central-1");
+  m->set_content(" \n ");
+  auto reader3 = stub->Generate(&ctx3, r);
+  while (reader3->Read(&chunk)) ++chunks;
+  s = reader3->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_message(), "messages: the user's messages hold no text");
+  EXPECT_EQ(chunks, 0);
 }
 
 TEST(TopologyTest, RedactedIdNeverReachesTheBackendAndIsRestored) {
@@ -182,6 +194,7 @@ TEST(TopologyTest, InvalidRequestsGetInvalidArgumentSayingWhat) {
   empty.clear_messages();
   cases.push_back({empty, "messages: at least one message"});
   cases.push_back({Request("en-US", std::string(40 * 1024, 'a')), "the limit is 32768"});
+  cases.push_back({Request("en-US", "  "), "messages: the user's messages hold no text"});
   cases.push_back({Request("en-US", std::string("abc\xc3\x28", 5)), "not valid UTF-8 at byte 3"});
   for (const Case& c : cases) {
     Answer a = Generate(t.device(), c.request);

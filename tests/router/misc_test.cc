@@ -65,6 +65,16 @@ TEST(ValidateTest, NamesWhatIsWrong) {
   r.mutable_messages(0)->set_role("robot");
   EXPECT_NE(ErrorOf(r).find("messages[0].role"), std::string::npos);
   r = Valid();
+  r.mutable_messages(0)->set_role("system");
+  EXPECT_EQ(ErrorOf(r), "messages: no message has role 'user'");
+  // A user message with no text, next to a system message that has some.
+  auto* user = r.add_messages();
+  user->set_role("user");
+  user->set_content(" \t\n");
+  EXPECT_EQ(ErrorOf(r), "messages: the user's messages hold no text");
+  user->set_content("?");
+  EXPECT_EQ(ErrorOf(r), "OK");
+  r = Valid();
   r.mutable_options()->set_temperature(3);
   EXPECT_NE(ErrorOf(r).find("options.temperature"), std::string::npos);
 }
