@@ -72,6 +72,8 @@ Commands:
   hrctl detect   < prompts.jsonl
       For each line {"prompt": ...}: the sensitive spans (type, start and end in
       bytes, text).
+  score and detect print {"error": "line N: ..."} for a line they cannot read, go on
+  with the next, and exit 1 if any line failed.
 
 PROMPT is the remaining arguments joined by spaces, or --prompt_file.
 )";
@@ -372,7 +374,9 @@ int Demo() {
   return failures == 0 ? 0 : 1;
 }
 
-// Reads {"prompt": ...} lines from stdin and prints one JSON line each.
+// Reads {"prompt": ...} lines from stdin and prints one JSON line each; a line
+// that is not such a record (or whose prompt is empty) prints {"error": "line N:
+// ..."} in its place, and the exit status is then 1.
 int ForEachPrompt(const std::function<std::string(const std::string&)>& f) {
   std::string line;
   int errors = 0, lineno = 0;
@@ -380,7 +384,11 @@ int ForEachPrompt(const std::function<std::string(const std::string&)>& f) {
     ++lineno;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     hybridrouter::tools::PromptRecord r;
-    if (absl::Status s = hr::util::ParseJsonLine(line, &r); !s.ok()) {
+    absl::Status s = hr::util::ParseJsonLine(line, &r);
+    if (s.ok() && r.prompt().empty()) {
+      s = absl::InvalidArgumentError("the `prompt` field is missing or empty");
+    }
+    if (!s.ok()) {
       ++errors;
       std::printf("{\"error\":%s}\n",
                   JsonString(absl::StrCat("line ", lineno, ": ", s.message())).c_str());

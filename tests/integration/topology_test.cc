@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -714,6 +715,36 @@ TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
     EXPECT_EQ(absl::StrContains(lines[i], "\"decision\":\"cloud\""), info.target() == v1::CLOUD)
         << lines[i];
   }
+}
+
+TEST(BinariesTest, HrctlDetectPrintsByteSpansAndAnErrorPerBadLine) {
+  const std::string dir = MakeTestDir();
+  {
+    std::ofstream f(dir + "/prompts.jsonl");
+    f << R"({"prompt": "请拨打13812345678联系我"})"
+      << "\n"
+      << R"({"prompt": "mail bob@example.com, SSN 123-45-6789"})"
+      << "\n"
+      << "{}\n"
+      << "not json\n"
+      << R"({"prompt": "nothing to see"})"
+      << "\n";
+  }
+  const std::string cmd =
+      absl::StrCat(HR_BIN_DIR "/hrctl detect < ", dir, "/prompts.jsonl > ", dir, "/spans.jsonl");
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);  // two lines could not be read
+  std::vector<std::string> lines =
+      absl::StrSplit(ReadFile(dir + "/spans.jsonl"), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 5u);
+  // Offsets are bytes: each Chinese character before the number is three.
+  EXPECT_EQ(lines[0], R"({"spans":[{"type":"PHONE","start":9,"end":20,"text":"13812345678"}]})");
+  EXPECT_EQ(lines[1], R"({"spans":[{"type":"EMAIL","start":5,"end":20,"text":"bob@example.com"},)"
+                      R"({"type":"US_SSN","start":26,"end":37,"text":"123-45-6789"}]})");
+  EXPECT_EQ(lines[2], R"({"error":"line 3: the `prompt` field is missing or empty"})");
+  EXPECT_TRUE(absl::StartsWith(lines[3], R"({"error":"line 4: )")) << lines[3];
+  EXPECT_EQ(lines[4], R"({"spans":[]})");
 }
 
 TEST(TopologyTest, ExplainShowsTheDecisionAndTheRule) {
