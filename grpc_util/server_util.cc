@@ -1,8 +1,13 @@
 #include "grpc_util/server_util.h"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <thread>
 #include <vector>
@@ -29,21 +34,59 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
+namespace {
+
+// gRPC removes a socket file before it binds its own, so a second server on the
+// same path would take it over and leave the first one unreachable. A socket
+// file someone still accepts connections on is therefore refused; a stale one
+// (its server gone) is left for gRPC to replace.
+absl::Status CheckSocketFileFree(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return absl::OkStatus();
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on unix:", path, ": the path exists and is not a socket"));
+  }
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) return absl::OkStatus();  // gRPC says why
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::OkStatus();
+  const bool served = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  if (served) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on unix:", path,
+                                               ": another process is serving on that socket"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
     const std::string& port_file, const std::function<void(grpc::ServerBuilder&)>& configure,
     std::shared_ptr<grpc::ServerCredentials> credentials) {
+  if (absl::StartsWith(listen, "unix:")) {
+    if (absl::Status free = CheckSocketFileFree(listen.substr(5)); !free.ok()) return free;
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   RunningServer out;
   builder.AddListeningPort(
       listen, credentials != nullptr ? credentials : grpc::InsecureServerCredentials(), &out.port);
+  // gRPC binds with SO_REUSEPORT by default, so a second server on a port in use
+  // would start and silently take part of the first one's connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   for (grpc::Service* s : services) builder.RegisterService(s);
   if (configure) configure(builder);
   out.server = builder.BuildAndStart();
   if (out.server == nullptr || out.port == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", listen));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", listen,
+        " (gRPC's log line before this one has the reason, such as 'Address already in use')"));
   }
   if (!port_file.empty()) {
     std::string tmp = port_file + ".tmp";

@@ -30,7 +30,9 @@ struct RunningServer {
 // is non-empty, writes the bound port to it (atomically, via rename) once the
 // server accepts calls. `configure`, when given, adds to the builder before the
 // server starts (completion queues, say). `credentials` null: plaintext.
-// Unavailable when the address cannot be bound (or the credentials not used).
+// Unavailable when the address cannot be bound (or the credentials not used):
+// a port another process listens on is refused (no SO_REUSEPORT sharing), and so
+// is a socket file (`unix:PATH`) that another process still serves on.
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
     const std::string& port_file,

@@ -522,6 +522,54 @@ TEST(TopologyTest, DeviceSocketFileTakesItsModeAndABadModeIsRefused) {
   }
 }
 
+TEST(TopologyTest, ASecondServerOnAnAddressInUseRefusesToStart) {
+  const std::string dir = MakeTestDir();
+  // A port: gRPC would share it (SO_REUSEPORT) and split the connections.
+  SyntheticCloud cloud("us-east-1");
+  const std::string taken = absl::StrCat("127.0.0.1:", cloud.port());
+  Process second(
+      {HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--engine=synthetic", "--listen=" + taken},
+      dir + "/second-cloud.log");
+  EXPECT_EQ(second.WaitExit(absl::Seconds(30)), 1);
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/second-cloud.log"), "cannot listen on " + taken))
+      << ReadFile(dir + "/second-cloud.log");
+
+  // A socket file: gRPC would replace it and leave the first server unreachable.
+  const std::string socket = dir + "/router.sock";
+  auto device = [&](const std::string& name) {
+    return std::vector<std::string>{HR_BIN_DIR "/hr-device",
+                                    "--local_engine=synthetic",
+                                    "--listen=unix:" + socket,
+                                    "--port_file=" + dir + "/" + name + ".port",
+                                    "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                                    "--backends=" HR_SOURCE_DIR "/deploy/local/backends.textproto",
+                                    "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"};
+  };
+  auto explain = [&] {
+    auto stub = v1::Router::NewStub(
+        grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::RouteInfo info;
+    return stub->Explain(&ctx, Request("en-US", "hello"), &info);
+  };
+  Process first(device("first"), dir + "/first.log");
+  WaitForPort(first, dir + "/first.port");
+  Process other(device("other"), dir + "/other.log");
+  EXPECT_EQ(other.WaitExit(absl::Seconds(30)), 1);
+  EXPECT_TRUE(
+      absl::StrContains(ReadFile(dir + "/other.log"), "another process is serving on that socket"))
+      << ReadFile(dir + "/other.log");
+  EXPECT_TRUE(explain().ok()) << "the first hr-device lost its socket";
+
+  // A socket file left by a server that is gone is taken over.
+  EXPECT_EQ(first.Stop(SIGKILL), 128 + SIGKILL);
+  ASSERT_TRUE(std::filesystem::exists(socket));
+  Process next(device("next"), dir + "/next.log");
+  WaitForPort(next, dir + "/next.port");
+  EXPECT_TRUE(explain().ok());
+}
+
 TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
   // A local answer of 30 tokens at 40 tokens/s is under way when SIGTERM comes: it
   // is finished, a health watcher hears NOT_SERVING and is let go (status OK,
