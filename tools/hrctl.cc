@@ -175,7 +175,11 @@ std::string Categories(const google::protobuf::RepeatedPtrField<v1::Redaction>& 
 }
 
 std::string Where(const v1::RouteInfo& info) {
-  if (info.target() == v1::CLOUD) return absl::StrCat(info.region(), "/", info.backend());
+  if (info.target() == v1::CLOUD) {
+    // Explain decides the route but picks no backend: that happens when one serves.
+    if (info.backend().empty()) return "any-allowed-region";
+    return absl::StrCat(info.region(), "/", info.backend());
+  }
   if (info.target() == v1::LOCAL) return info.fell_back() ? "device (fallback)" : "device";
   return "-";
 }
