@@ -3,15 +3,17 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cloud_backend/inference_service.h"
-#include "engine/engine_pool.h"
 #include "engine/engine_factory.h"
+#include "engine/engine_pool.h"
 #include "grpc_util/server_util.h"
 #include "spdlog/spdlog.h"
 #include "util/flags.h"
@@ -51,24 +53,35 @@ int main(int argc, char** argv) {
       "Usage: hr-cloud --region cn-north-1 [--listen 127.0.0.1:50061] "
       "[--engine llama --model m.gguf | --engine synthetic]");
   absl::ParseCommandLine(argc, argv);
-  hr::grpc_util::InitLogging("hr-cloud", absl::GetFlag(FLAGS_log_level));
+  if (absl::Status logging = hr::grpc_util::InitLogging("hr-cloud", absl::GetFlag(FLAGS_log_level));
+      !logging.ok()) {
+    spdlog::error("{}", logging.message());
+    return 2;
+  }
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; that
   // costs more than the locking itself on the request path. Tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   const std::string region = absl::GetFlag(FLAGS_region);
-  if (region.empty()) {
-    spdlog::error("--region is required (see --help)");
-    return 2;
-  }
   const int slots = absl::GetFlag(FLAGS_slots);
-  if (slots < 1 || absl::GetFlag(FLAGS_max_queue) < 0) {
-    spdlog::error("--slots must be at least 1 and --max_queue at least 0");
-    return 2;
-  }
   const std::string engine = absl::GetFlag(FLAGS_engine);
-  if (!hr::engine::IsKnownEngine(engine)) {
-    spdlog::error("--engine must be llama or synthetic, not '{}'", engine);
+  std::vector<std::string> bad_flags;
+  auto require = [&bad_flags](bool ok, std::string problem) {
+    if (!ok) bad_flags.push_back(std::move(problem));
+  };
+  require(!region.empty(), "--region is required (see --help)");
+  require(hr::engine::IsKnownEngine(engine),
+          absl::StrCat("--engine must be llama or synthetic, not '", engine, "'"));
+  require(slots >= 1, "--slots must be at least 1");
+  require(absl::GetFlag(FLAGS_max_queue) >= 0, "--max_queue must not be negative");
+  require(absl::GetFlag(FLAGS_threads) >= 1, "--threads must be at least 1");
+  require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
+  require(absl::GetFlag(FLAGS_synthetic_tokens_per_second) >= 0,
+          "--synthetic_tokens_per_second must not be negative");
+  require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
+          "--drain_timeout must not be negative");
+  if (!bad_flags.empty()) {
+    for (const std::string& problem : bad_flags) spdlog::error("{}", problem);
     return 2;
   }
   std::shared_ptr<grpc::ServerCredentials> credentials;  // null: plaintext

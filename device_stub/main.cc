@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <tuple>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -31,6 +32,7 @@
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "policy/residency_policy.h"
 #include "router/complexity_model.h"
+#include "router/request_validation.h"
 #include "spdlog/spdlog.h"
 #include "util/flags.h"
 #include "util/log_format.h"
@@ -194,40 +196,60 @@ int main(int argc, char** argv) {
       "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
       "[--model FILE.gguf]");
   absl::ParseCommandLine(argc, argv);
-  hr::grpc_util::InitLogging("hr-device", absl::GetFlag(FLAGS_log_level));
+  if (absl::Status logging =
+          hr::grpc_util::InitLogging("hr-device", absl::GetFlag(FLAGS_log_level));
+      !logging.ok()) {
+    spdlog::error("{}", logging.message());
+    return 2;
+  }
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; that
   // costs more than the locking itself on the request path. Tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
+  const int slots = absl::GetFlag(FLAGS_local_slots);
+  const std::string listen = absl::GetFlag(FLAGS_listen);
+  const std::optional<mode_t> socket_mode = ParseSocketMode(absl::GetFlag(FLAGS_socket_mode));
+  const std::string engine = absl::GetFlag(FLAGS_local_engine);
+  const double threshold = absl::GetFlag(FLAGS_complexity_threshold);
+  std::vector<std::string> bad_flags;
+  auto require = [&bad_flags](bool ok, std::string problem) {
+    if (!ok) bad_flags.push_back(std::move(problem));
+  };
+  require(hr::engine::IsKnownEngine(engine),
+          absl::StrCat("--local_engine must be llama or synthetic, not '", engine, "'"));
+  require(slots >= 1, "--local_slots must be at least 1");
+  require(absl::GetFlag(FLAGS_local_max_queue) >= 0, "--local_max_queue must not be negative");
+  require(absl::GetFlag(FLAGS_local_threads) >= 1, "--local_threads must be at least 1");
+  require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
+  require(absl::GetFlag(FLAGS_local_synthetic_tokens_per_second) >= 0,
+          "--local_synthetic_tokens_per_second must not be negative");
+  require(threshold == -1 || (threshold >= 0 && threshold <= 1),
+          "--complexity_threshold must be in [0, 1], or -1 for the model file's");
+  require(absl::GetFlag(FLAGS_max_prompt_bytes) >= 1, "--max_prompt_bytes must be at least 1");
+  require(
+      absl::GetFlag(FLAGS_default_max_tokens) >= 1 &&
+          absl::GetFlag(FLAGS_default_max_tokens) <= hr::router::RequestLimits{}.max_tokens,
+      absl::StrCat("--default_max_tokens must be 1 to ", hr::router::RequestLimits{}.max_tokens));
+  require(absl::GetFlag(FLAGS_default_deadline) > absl::ZeroDuration(),
+          "--default_deadline must be positive");
+  require(absl::GetFlag(FLAGS_first_text_timeout) >= absl::ZeroDuration(),
+          "--first_text_timeout must not be negative");
+  require(absl::GetFlag(FLAGS_io_threads) >= 1, "--io_threads must be at least 1");
+  require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
+          "--watch_interval must not be negative");
+  require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
+          "--drain_timeout must not be negative");
+  require(socket_mode.has_value(),
+          absl::StrCat("--socket_mode must be octal permission bits such as 0660, not '",
+                       absl::GetFlag(FLAGS_socket_mode), "'"));
+  if (!bad_flags.empty()) {
+    for (const std::string& problem : bad_flags) spdlog::error("{}", problem);
+    return 2;
+  }
   std::shared_ptr<const hr::policy::ResidencyPolicy> policy = LoadOrLog();
   if (policy == nullptr) {
     spdlog::error("refusing to start with an invalid configuration");
     return 1;
-  }
-  const int slots = absl::GetFlag(FLAGS_local_slots);
-  if (slots < 1 || absl::GetFlag(FLAGS_local_max_queue) < 0) {
-    spdlog::error("--local_slots must be at least 1 and --local_max_queue at least 0");
-    return 2;
-  }
-  if (absl::GetFlag(FLAGS_first_text_timeout) < absl::ZeroDuration()) {
-    spdlog::error("--first_text_timeout must not be negative");
-    return 2;
-  }
-  if (absl::GetFlag(FLAGS_io_threads) < 1) {
-    spdlog::error("--io_threads must be at least 1");
-    return 2;
-  }
-  const std::string listen = absl::GetFlag(FLAGS_listen);
-  const std::optional<mode_t> socket_mode = ParseSocketMode(absl::GetFlag(FLAGS_socket_mode));
-  if (!socket_mode.has_value()) {
-    spdlog::error("--socket_mode must be octal permission bits such as 0660, not '{}'",
-                  absl::GetFlag(FLAGS_socket_mode));
-    return 2;
-  }
-  const std::string engine = absl::GetFlag(FLAGS_local_engine);
-  if (!hr::engine::IsKnownEngine(engine)) {
-    spdlog::error("--local_engine must be llama or synthetic, not '{}'", engine);
-    return 2;
   }
   hr::engine::EngineSpec spec;
   spec.kind = engine;

@@ -174,11 +174,18 @@ int WaitForTermination(const std::function<void()>& on_hup) {
   }
 }
 
-void InitLogging(const std::string& program, const std::string& level) {
+absl::Status InitLogging(const std::string& program, const std::string& level) {
   auto logger = spdlog::stderr_logger_mt(program);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %n %v");
-  logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
+  // spdlog reads a name it does not know as "off", which would silence the log.
+  const spdlog::level::level_enum parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--log_level must be trace, debug, info, warn, error or off, not '", level, "'"));
+  }
+  logger->set_level(parsed);
+  return absl::OkStatus();
 }
 
 }  // namespace hr::grpc_util

@@ -74,8 +74,10 @@ int WaitForTermination(const std::function<void()>& on_hup);
 // cleanup would free goes with the process anyway.
 void KeepTlsAliveUntilExit();
 
-// Sets up spdlog on stderr with `level` (trace, debug, info, warn, error).
-void InitLogging(const std::string& program, const std::string& level);
+// Sets up spdlog on stderr with `level` (trace, debug, info, warn, error, off).
+// InvalidArgument for another level, after setting up the log at info (so the
+// error can be logged).
+absl::Status InitLogging(const std::string& program, const std::string& level);
 
 }  // namespace hr::grpc_util
 

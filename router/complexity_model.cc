@@ -72,6 +72,11 @@ double ComplexityModel::Score(absl::string_view prompt) const {
 
 absl::StatusOr<ComplexityConfig> LoadComplexityConfig(const std::string& model_path,
                                                       double threshold_override) {
+  if (!(threshold_override == -1 || (threshold_override >= 0 && threshold_override <= 1))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--complexity_threshold must be in [0, 1], or -1 for the model file's; not ",
+                     threshold_override));
+  }
   ComplexityConfig config;
   if (!model_path.empty()) {
     absl::StatusOr<std::unique_ptr<ComplexityModel>> loaded = ComplexityModel::Load(model_path);

@@ -44,12 +44,13 @@ class ComplexityModel {
 // The complexity scoring a program runs with, chosen the same way by hr-device
 // and `hrctl score`: without a model file (empty path) the heuristic score and a
 // threshold of 0.5; otherwise the model and its calibrated threshold. A
-// `threshold_override` of 0 or more replaces the threshold either way.
+// `threshold_override` in [0, 1] replaces the threshold either way; -1 keeps it,
+// and any other value is InvalidArgument.
 struct ComplexityConfig {
   std::unique_ptr<ComplexityModel> model;  // null: the heuristic
   double threshold = 0.5;
 };
-// Errors are ComplexityModel::Load's.
+// Other errors are ComplexityModel::Load's.
 absl::StatusOr<ComplexityConfig> LoadComplexityConfig(const std::string& model_path,
                                                       double threshold_override);
 

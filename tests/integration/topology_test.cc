@@ -716,6 +716,41 @@ TEST(TopologyTest, SilentBackendOnASharedStreamIsGivenUpAfterTheFirstTextTimeout
   ExpectSilentBackendGivenUp(/*shared_stream=*/true);
 }
 
+TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
+  const std::string dir = MakeTestDir();
+  struct Case {
+    std::vector<std::string> argv;
+    std::vector<std::string> said;
+  };
+  const std::vector<Case> cases = {
+      {{HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--local_engine=synthetic",
+        "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+        "--backends=" HR_SOURCE_DIR "/deploy/local/backends.textproto", "--default_deadline=0s",
+        "--default_max_tokens=5000", "--max_prompt_bytes=0", "--complexity_threshold=1.5",
+        "--drain_timeout=-1s", "--watch_interval=-2s", "--local_threads=0"},
+       {"--default_deadline must be positive", "--default_max_tokens must be 1 to 4096",
+        "--max_prompt_bytes must be at least 1", "--complexity_threshold must be in [0, 1]",
+        "--drain_timeout must not be negative", "--watch_interval must not be negative",
+        "--local_threads must be at least 1"}},
+      {{HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--log_level=loud"},
+       {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
+      {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--engine=synthetic",
+        "--synthetic_tokens_per_second=-3", "--threads=0", "--drain_timeout=-1s"},
+       {"--region is required", "--synthetic_tokens_per_second must not be negative",
+        "--threads must be at least 1", "--drain_timeout must not be negative"}},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::string log = absl::StrCat(dir, "/", i, ".log");
+    Process p(cases[i].argv, log);
+    EXPECT_EQ(p.WaitExit(absl::Seconds(30)), 2) << ReadFile(log);
+    const std::string said = ReadFile(log);
+    for (const std::string& problem : cases[i].said) {
+      EXPECT_TRUE(absl::StrContains(said, problem)) << problem << " not in:\n" << said;
+    }
+    EXPECT_FALSE(absl::StrContains(said, "serving")) << said;
+  }
+}
+
 TEST(BinariesTest, HelpListsEachProgramsOwnFlags) {
   // Abseil lists by default only flags from a file named like the program, which
   // left --help of most binaries without a single flag.

@@ -1,8 +1,11 @@
+#include "router/complexity_model.h"
+
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
-#include "router/complexity_model.h"
 #include "router/complexity_trainer.h"
 #include "router/routing_eval.h"
 #include "router/text_features.h"
@@ -138,6 +141,27 @@ TEST(ComplexityModelTest, TheShippedModelLoads) {
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_GT((*model)->threshold(), 0.0);
   EXPECT_LT((*model)->threshold(), 1.0);
+}
+
+TEST(ComplexityConfigTest, ThresholdIsTheModelsUnlessOverriddenWithinZeroToOne) {
+  const std::string shipped = HR_SOURCE_DIR "/models/complexity.pb";
+  auto from_file = LoadComplexityConfig(shipped, -1);
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_DOUBLE_EQ(from_file->threshold, from_file->model->threshold());
+  auto overridden = LoadComplexityConfig(shipped, 0.9);
+  ASSERT_TRUE(overridden.ok());
+  EXPECT_DOUBLE_EQ(overridden->threshold, 0.9);
+  auto heuristic = LoadComplexityConfig("", -1);
+  ASSERT_TRUE(heuristic.ok());
+  EXPECT_EQ(heuristic->model, nullptr);
+  EXPECT_DOUBLE_EQ(heuristic->threshold, 0.5);
+  for (double bad : {1.5, -0.5, -2.0, std::nan("")}) {
+    auto refused = LoadComplexityConfig(shipped, bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(
+        absl::StrContains(refused.status().message(), "--complexity_threshold must be in [0, 1]"))
+        << refused.status();
+  }
 }
 
 TEST(RoutingEvalTest, PerfectAndReversedOrders) {
