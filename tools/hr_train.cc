@@ -98,6 +98,10 @@ std::vector<Record> InSplit(const std::vector<Record>& records, const std::strin
 }
 
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
+  if (split != "train" && split != "validation" && split != "test" && split != "all") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--split must be train, validation, test or all, not '", split, "'"));
+  }
   // The whole file at once: its records stay in memory anyway.
   absl::StatusOr<std::string> text = hr::util::ReadFile(path);
   if (!text.ok()) return text.status();
@@ -136,7 +140,9 @@ int Die(const absl::Status& s) {
   return 1;
 }
 
-absl::Status CheckLabelFlags() {
+// The flags train and cv learn with. The bucket range is the one
+// ComplexityModel::Load accepts, so no trained model is refused at start-up.
+absl::Status CheckTrainingFlags() {
   const std::string label = absl::GetFlag(FLAGS_label);
   if (label != "weak_wrong" && label != "gain") {
     return absl::InvalidArgumentError("--label must be weak_wrong or gain");
@@ -144,6 +150,20 @@ absl::Status CheckLabelFlags() {
   const double smoothing = absl::GetFlag(FLAGS_subject_smoothing);
   if (!(smoothing >= 0 && smoothing <= 1)) {
     return absl::InvalidArgumentError("--subject_smoothing is 0..1");
+  }
+  if (absl::GetFlag(FLAGS_epochs) < 1) {
+    return absl::InvalidArgumentError("--epochs must be at least 1");
+  }
+  const int bits = absl::GetFlag(FLAGS_hash_bits);
+  if (bits < 8 || bits > 24) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--hash_bits must be 8 to 24 (the model loader's range), not ", bits));
+  }
+  if (!(absl::GetFlag(FLAGS_learning_rate) > 0)) {
+    return absl::InvalidArgumentError("--learning_rate must be positive");
+  }
+  if (!(absl::GetFlag(FLAGS_l2) >= 0)) {
+    return absl::InvalidArgumentError("--l2 must not be negative");
   }
   return absl::OkStatus();
 }
@@ -180,7 +200,7 @@ int Train() {
   if (!records.ok()) return Die(records.status());
   std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) return Die(absl::InvalidArgumentError("--out is required"));
-  if (absl::Status s = CheckLabelFlags(); !s.ok()) return Die(s);
+  if (absl::Status s = CheckTrainingFlags(); !s.ok()) return Die(s);
   const std::string label = absl::GetFlag(FLAGS_label);
   std::fprintf(stderr, "extracting features of %zu prompts (split %s)\n", records->size(),
                split.c_str());
@@ -321,7 +341,7 @@ int Eval() {
 int CrossValidate() {
   auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
   if (!all.ok()) return Die(all.status());
-  if (absl::Status s = CheckLabelFlags(); !s.ok()) return Die(s);
+  if (absl::Status s = CheckTrainingFlags(); !s.ok()) return Die(s);
   const int folds = absl::GetFlag(FLAGS_folds), repeats = absl::GetFlag(FLAGS_repeats);
   if (folds < 2 || repeats < 1) {
     return Die(absl::InvalidArgumentError("--folds must be at least 2 and --repeats at least 1"));
@@ -394,6 +414,7 @@ int Calibrate() {
     return Die(absl::InvalidArgumentError(
         "give exactly one of --target_local_share and --target_quality"));
   }
+  if (quality > 1) return Die(absl::InvalidArgumentError("--target_quality is 0..1"));
   std::vector<Outcome> outcomes =
       ScoreByFamily(*records, [&](const Record& r) { return (*model)->Score(r.prompt); })["all"];
   std::vector<double> scores;

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
@@ -151,6 +152,19 @@ TEST_F(HrTrainTest, BadFlagsAreRefusedWithWhatIsWrong) {
   r = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", "--subject_smoothing=2"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("--subject_smoothing is 0..1"));
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--epochs=0", "--epochs must be at least 1"},
+      {"--hash_bits=40", "--hash_bits must be 8 to 24"},
+      {"--hash_bits=4", "--hash_bits must be 8 to 24"},
+      {"--learning_rate=0", "--learning_rate must be positive"},
+      {"--l2=-0.1", "--l2 must not be negative"},
+      {"--split=training", "--split must be train, validation, test or all, not 'training'"}};
+  for (const auto& [flag, said] : bad) {
+    r = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", flag});
+    EXPECT_EQ(r.exit_code, 1) << flag;
+    EXPECT_THAT(r.output, HasSubstr(said)) << flag;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/m.pb"));
 }
 
 TEST_F(HrTrainTest, ReadsWindowsLineEndsAndSkipsBlankLines) {
@@ -186,11 +200,23 @@ TEST_F(HrTrainTest, NoRecordsIsAnError) {
   r = HrTrain({"train", "--data=" + dir_ + "/empty.jsonl", "--out=" + dir_ + "/m.pb"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("empty.jsonl holds no outcome records"));
-  std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
-  r = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", "--split=tset"});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_THAT(r.output, HasSubstr("falls in split 'tset'"));
-  EXPECT_FALSE(std::ifstream(dir_ + "/m.pb").good()) << "no weights file is written";
+  // One record falls in one split; the other two hold nothing to learn from.
+  std::ofstream(dir_ + "/one.jsonl")
+      << "{\"prompt\": \"a\", \"weak_correct\": false, \"strong_correct\": true}\n";
+  int empty_splits = 0;
+  for (const std::string split : {"train", "validation", "test"}) {
+    r = HrTrain({"train", "--data=" + dir_ + "/one.jsonl", "--out=" + dir_ + "/" + split + ".pb",
+                 "--split=" + split});
+    if (r.exit_code == 0) continue;
+    ++empty_splits;
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_THAT(r.output, HasSubstr("none of the 1 records of " + dir_ +
+                                    "/one.jsonl falls in "
+                                    "split '" +
+                                    split + "'"));
+    EXPECT_FALSE(std::ifstream(dir_ + "/" + split + ".pb").good()) << "no weights file is written";
+  }
+  EXPECT_EQ(empty_splits, 2);
 }
 
 }  // namespace
