@@ -65,23 +65,20 @@ int main(int argc, char** argv) {
   const std::string region = absl::GetFlag(FLAGS_region);
   const int slots = absl::GetFlag(FLAGS_slots);
   const std::string engine = absl::GetFlag(FLAGS_engine);
-  std::vector<std::string> bad_flags;
-  auto require = [&bad_flags](bool ok, std::string problem) {
-    if (!ok) bad_flags.push_back(std::move(problem));
-  };
-  require(!region.empty(), "--region is required (see --help)");
-  require(hr::engine::IsKnownEngine(engine),
-          absl::StrCat("--engine must be llama or synthetic, not '", engine, "'"));
-  require(slots >= 1, "--slots must be at least 1");
-  require(absl::GetFlag(FLAGS_max_queue) >= 0, "--max_queue must not be negative");
-  require(absl::GetFlag(FLAGS_threads) >= 1, "--threads must be at least 1");
-  require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
-  require(absl::GetFlag(FLAGS_synthetic_tokens_per_second) >= 0,
-          "--synthetic_tokens_per_second must not be negative");
-  require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
-          "--drain_timeout must not be negative");
-  if (!bad_flags.empty()) {
-    for (const std::string& problem : bad_flags) spdlog::error("{}", problem);
+  hr::util::FlagChecks check;
+  check.Require(!region.empty(), "--region is required (see --help)");
+  check.Require(hr::engine::IsKnownEngine(engine),
+                absl::StrCat("--engine must be llama or synthetic, not '", engine, "'"));
+  check.Require(slots >= 1, "--slots must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_max_queue) >= 0, "--max_queue must not be negative");
+  check.Require(absl::GetFlag(FLAGS_threads) >= 1, "--threads must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_synthetic_tokens_per_second) >= 0,
+                "--synthetic_tokens_per_second must not be negative");
+  check.Require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
+                "--drain_timeout must not be negative");
+  if (!check.ok()) {
+    for (const std::string& problem : check.problems()) spdlog::error("{}", problem);
     return 2;
   }
   std::shared_ptr<grpc::ServerCredentials> credentials;  // null: plaintext

@@ -211,39 +211,38 @@ int main(int argc, char** argv) {
   const std::optional<mode_t> socket_mode = ParseSocketMode(absl::GetFlag(FLAGS_socket_mode));
   const std::string engine = absl::GetFlag(FLAGS_local_engine);
   const double threshold = absl::GetFlag(FLAGS_complexity_threshold);
-  std::vector<std::string> bad_flags;
-  auto require = [&bad_flags](bool ok, std::string problem) {
-    if (!ok) bad_flags.push_back(std::move(problem));
-  };
-  require(hr::engine::IsKnownEngine(engine),
-          absl::StrCat("--local_engine must be llama or synthetic, not '", engine, "'"));
-  require(slots >= 1, "--local_slots must be at least 1");
-  require(absl::GetFlag(FLAGS_local_max_queue) >= 0, "--local_max_queue must not be negative");
-  require(absl::GetFlag(FLAGS_local_threads) >= 1, "--local_threads must be at least 1");
-  require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
-  require(absl::GetFlag(FLAGS_local_synthetic_tokens_per_second) >= 0,
-          "--local_synthetic_tokens_per_second must not be negative");
-  require(threshold == -1 || (threshold >= 0 && threshold <= 1),
-          "--complexity_threshold must be in [0, 1], or -1 for the model file's");
-  require(absl::GetFlag(FLAGS_max_prompt_bytes) >= 1, "--max_prompt_bytes must be at least 1");
-  require(
+  hr::util::FlagChecks check;
+  check.Require(hr::engine::IsKnownEngine(engine),
+                absl::StrCat("--local_engine must be llama or synthetic, not '", engine, "'"));
+  check.Require(slots >= 1, "--local_slots must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_local_max_queue) >= 0,
+                "--local_max_queue must not be negative");
+  check.Require(absl::GetFlag(FLAGS_local_threads) >= 1, "--local_threads must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_local_synthetic_tokens_per_second) >= 0,
+                "--local_synthetic_tokens_per_second must not be negative");
+  check.Require(threshold == -1 || (threshold >= 0 && threshold <= 1),
+                "--complexity_threshold must be in [0, 1], or -1 for the model file's");
+  check.Require(absl::GetFlag(FLAGS_max_prompt_bytes) >= 1,
+                "--max_prompt_bytes must be at least 1");
+  check.Require(
       absl::GetFlag(FLAGS_default_max_tokens) >= 1 &&
           absl::GetFlag(FLAGS_default_max_tokens) <= hr::router::RequestLimits{}.max_tokens,
       absl::StrCat("--default_max_tokens must be 1 to ", hr::router::RequestLimits{}.max_tokens));
-  require(absl::GetFlag(FLAGS_default_deadline) > absl::ZeroDuration(),
-          "--default_deadline must be positive");
-  require(absl::GetFlag(FLAGS_first_text_timeout) >= absl::ZeroDuration(),
-          "--first_text_timeout must not be negative");
-  require(absl::GetFlag(FLAGS_io_threads) >= 1, "--io_threads must be at least 1");
-  require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
-          "--watch_interval must not be negative");
-  require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
-          "--drain_timeout must not be negative");
-  require(socket_mode.has_value(),
-          absl::StrCat("--socket_mode must be octal permission bits such as 0660, not '",
-                       absl::GetFlag(FLAGS_socket_mode), "'"));
-  if (!bad_flags.empty()) {
-    for (const std::string& problem : bad_flags) spdlog::error("{}", problem);
+  check.Require(absl::GetFlag(FLAGS_default_deadline) > absl::ZeroDuration(),
+                "--default_deadline must be positive");
+  check.Require(absl::GetFlag(FLAGS_first_text_timeout) >= absl::ZeroDuration(),
+                "--first_text_timeout must not be negative");
+  check.Require(absl::GetFlag(FLAGS_io_threads) >= 1, "--io_threads must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
+                "--watch_interval must not be negative");
+  check.Require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
+                "--drain_timeout must not be negative");
+  check.Require(socket_mode.has_value(),
+                absl::StrCat("--socket_mode must be octal permission bits such as 0660, not '",
+                             absl::GetFlag(FLAGS_socket_mode), "'"));
+  if (!check.ok()) {
+    for (const std::string& problem : check.problems()) spdlog::error("{}", problem);
     return 2;
   }
   std::shared_ptr<const hr::policy::ResidencyPolicy> policy = LoadOrLog();

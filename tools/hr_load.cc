@@ -364,32 +364,27 @@ workload; each request carries the residency claim --policy gives its locale.)";
 int RealMain() {
   const std::string mode = absl::GetFlag(FLAGS_mode);
   const std::string api = absl::GetFlag(FLAGS_api);
-  if (mode != "closed" && mode != "open") {
-    std::cerr << "error: --mode must be closed or open, not '" << mode << "'\n";
-    return 2;
-  }
-  if (api != "router" && api != "cloud") {
-    std::cerr << "error: --api must be router or cloud, not '" << api << "'\n";
-    return 2;
-  }
-  if (absl::GetFlag(FLAGS_workload).empty()) {
-    std::cerr << "error: --workload is required (see --help)\n";
-    return 2;
-  }
-  if (absl::GetFlag(FLAGS_requests) <= 0 && absl::GetFlag(FLAGS_duration) <= absl::ZeroDuration()) {
-    std::cerr << "error: give --requests or --duration, or the run never ends\n";
-    return 2;
-  }
-  if (mode == "closed" && absl::GetFlag(FLAGS_concurrency) < 1) {
-    std::cerr << "error: --concurrency must be at least 1\n";
-    return 2;
-  }
-  if (absl::GetFlag(FLAGS_channels) < 1) {
-    std::cerr << "error: --channels must be at least 1\n";
-    return 2;
-  }
-  if (mode == "open" && !(absl::GetFlag(FLAGS_rps) > 0)) {
-    std::cerr << "error: --rps must be positive\n";
+  hr::util::FlagChecks check;
+  check.Require(mode == "closed" || mode == "open",
+                absl::StrCat("--mode must be closed or open, not '", mode, "'"));
+  check.Require(api == "router" || api == "cloud",
+                absl::StrCat("--api must be router or cloud, not '", api, "'"));
+  check.Require(!absl::GetFlag(FLAGS_workload).empty(), "--workload is required (see --help)");
+  check.Require(absl::GetFlag(FLAGS_requests) >= 0, "--requests must not be negative");
+  check.Require(absl::GetFlag(FLAGS_duration) >= absl::ZeroDuration(),
+                "--duration must not be negative");
+  check.Require(
+      absl::GetFlag(FLAGS_requests) > 0 || absl::GetFlag(FLAGS_duration) > absl::ZeroDuration(),
+      "give --requests or --duration, or the run never ends");
+  check.Require(mode != "closed" || absl::GetFlag(FLAGS_concurrency) >= 1,
+                "--concurrency must be at least 1");
+  check.Require(mode != "open" || absl::GetFlag(FLAGS_rps) > 0, "--rps must be positive");
+  check.Require(absl::GetFlag(FLAGS_channels) >= 1, "--channels must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_timeout) > absl::ZeroDuration(), "--timeout must be positive");
+  check.Require(absl::GetFlag(FLAGS_connect_timeout) > absl::ZeroDuration(),
+                "--connect_timeout must be positive");
+  if (!check.ok()) {
+    for (const std::string& problem : check.problems()) std::cerr << "error: " << problem << "\n";
     return 2;
   }
   auto workload = hr::load::LoadWorkloadFile(absl::GetFlag(FLAGS_workload));

@@ -1,6 +1,10 @@
 #ifndef HYBRID_ROUTER_UTIL_FLAGS_H_
 #define HYBRID_ROUTER_UTIL_FLAGS_H_
 
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
@@ -18,6 +22,23 @@ inline void ListOwnFlagsInHelp() {
   };
   absl::SetFlagsUsageConfig(config);
 }
+
+// Collects what is wrong with a program's flags, so that it names every problem
+// at once and exits before it starts anything:
+//   FlagChecks check;
+//   check.Require(threads >= 1, "--threads must be at least 1");
+//   if (!check.ok()) { for (auto& p : check.problems()) log(p); return 2; }
+class FlagChecks {
+ public:
+  void Require(bool ok, std::string problem) {
+    if (!ok) problems_.push_back(std::move(problem));
+  }
+  bool ok() const { return problems_.empty(); }
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::vector<std::string> problems_;
+};
 
 }  // namespace hr::util
 

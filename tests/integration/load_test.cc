@@ -286,6 +286,14 @@ TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
       RunLoad(dir, "channels", R"pb(locales { locale: "en-US" } prompts: "x")pb", {"--channels=0"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.output, HasSubstr("--channels must be at least 1"));
+  // Every bad flag is named at once.
+  run = RunLoad(dir, "several", R"pb(locales { locale: "en-US" } prompts: "x")pb",
+                {"--timeout=0s", "--requests=-1", "--duration=-1s", "--connect_timeout=-1s"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("--timeout must be positive"));
+  EXPECT_THAT(run.output, HasSubstr("--requests must not be negative"));
+  EXPECT_THAT(run.output, HasSubstr("--duration must not be negative"));
+  EXPECT_THAT(run.output, HasSubstr("--connect_timeout must be positive"));
 }
 
 }  // namespace
