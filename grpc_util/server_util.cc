@@ -126,7 +126,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
     options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   for (auto [file, out] : files) {
-    absl::StatusOr<std::string> pem = util::ReadFile(*file);
+    absl::StatusOr<std::string> pem = util::ReadFile(*file, util::kConfigFile);
     if (!pem.ok()) return absl::InvalidArgumentError(pem.status().message());
     if (!absl::StrContains(*pem, "-----BEGIN ")) {
       return absl::InvalidArgumentError(absl::StrCat(*file, " holds no PEM block"));

@@ -266,7 +266,7 @@ class PolicyBuilder {
       return;
     }
     if (!file.empty()) {
-      absl::StatusOr<std::string> read = util::ReadFile(file);
+      absl::StatusOr<std::string> read = util::ReadFile(file, util::kConfigFile);
       if (!read.ok()) {
         Problem(where, absl::StrCat(path, ".", name, "_file"),
                 std::string(read.status().message()));
@@ -381,9 +381,9 @@ std::vector<const v1::Backend*> ResidencyPolicy::BackendsFor(
 
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path) {
-  absl::StatusOr<std::string> policy_text = util::ReadFile(policy_path);
+  absl::StatusOr<std::string> policy_text = util::ReadFile(policy_path, util::kConfigFile);
   if (!policy_text.ok()) return policy_text.status();
-  absl::StatusOr<std::string> backends_text = util::ReadFile(backends_path);
+  absl::StatusOr<std::string> backends_text = util::ReadFile(backends_path, util::kConfigFile);
   if (!backends_text.ok()) return backends_text.status();
   return ParseResidencyPolicy(policy_path, *policy_text, backends_path, *backends_text);
 }

@@ -35,7 +35,8 @@ absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::FromWeights(
 }
 
 absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::Load(const std::string& path) {
-  absl::StatusOr<std::string> data = util::ReadFile(path);
+  // No size limit beyond what the weights' shape allows (checked below).
+  absl::StatusOr<std::string> data = util::ReadFile(path, {/*regular_file_only=*/true});
   if (!data.ok()) {
     return absl::Status(data.status().code(),
                         absl::StrCat("complexity model: ", data.status().message()));

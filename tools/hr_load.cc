@@ -422,7 +422,7 @@ int RealMain() {
           std::tuple{"--tls_cert_file", cert, &ssl.pem_cert_chain},
           std::tuple{"--tls_key_file", key, &ssl.pem_private_key}}) {
       if (file.empty()) continue;
-      auto pem = hr::util::ReadFile(file);
+      auto pem = hr::util::ReadFile(file, hr::util::kConfigFile);
       if (!pem.ok()) {
         std::cerr << "error: " << flag << ": " << pem.status().message() << "\n";
         return 2;

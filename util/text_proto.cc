@@ -1,6 +1,7 @@
 #include "util/text_proto.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,7 +37,7 @@ class CollectingErrorCollector : public google::protobuf::io::ErrorCollector {
 
 }  // namespace
 
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
+absl::StatusOr<std::string> ReadFile(const std::string& path, const ReadOptions& options) {
   auto failed = [&path](int err) -> absl::Status {
     std::string msg = absl::StrCat("cannot read ", path, ": ", std::strerror(err));
     if (err == EACCES) return absl::PermissionDeniedError(msg);
@@ -45,8 +46,28 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     // short, so what was read is not the file.
     return absl::InvalidArgumentError(msg);
   };
-  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // Without blocking: opening a FIFO waits for a writer.
+  const int fd =
+      open(path.c_str(), O_RDONLY | O_CLOEXEC | (options.regular_file_only ? O_NONBLOCK : 0));
   if (fd < 0) return failed(errno);
+  auto refused = [&path, fd](absl::string_view why) {
+    close(fd);
+    return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", why));
+  };
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    return failed(err);
+  }
+  if (options.regular_file_only && !S_ISREG(st.st_mode)) {
+    return refused(S_ISDIR(st.st_mode) ? std::strerror(EISDIR) : "not a regular file");
+  }
+  const std::string too_large =
+      absl::StrCat("larger than the limit of ", options.max_bytes, " bytes");
+  if (S_ISREG(st.st_mode) && static_cast<size_t>(st.st_size) > options.max_bytes) {
+    return refused(too_large);
+  }
   std::string text;
   char buffer[64 * 1024];
   while (true) {
@@ -59,6 +80,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
       return failed(err);
     }
     text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > options.max_bytes) return refused(too_large);
   }
   close(fd);
   return text;

@@ -1,6 +1,8 @@
 #ifndef HYBRID_ROUTER_UTIL_TEXT_PROTO_H_
 #define HYBRID_ROUTER_UTIL_TEXT_PROTO_H_
 
+#include <cstddef>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -12,9 +14,20 @@
 
 namespace hr::util {
 
+struct ReadOptions {
+  // Refuse anything but a regular file (a symlink to one is fine): a FIFO would
+  // block the read until someone writes to it, a device never end.
+  bool regular_file_only = false;
+  size_t max_bytes = std::numeric_limits<size_t>::max();
+};
+
+// For configuration: policy, backends, certificates and keys.
+inline constexpr ReadOptions kConfigFile{/*regular_file_only=*/true, /*max_bytes=*/16 << 20};
+
 // Reads a whole file. NotFound, PermissionDenied or (a directory, a read that
-// failed part way) InvalidArgument naming the path on failure.
-absl::StatusOr<std::string> ReadFile(const std::string& path);
+// failed part way, a file `options` refuse) InvalidArgument naming the path on
+// failure.
+absl::StatusOr<std::string> ReadFile(const std::string& path, const ReadOptions& options = {});
 
 // Parses textproto `text` (read from `path`, which only names it in messages) into
 // `msg`. Appends one "PATH:LINE:COLUMN: message" per parser error to `problems`

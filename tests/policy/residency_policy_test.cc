@@ -1,5 +1,7 @@
 #include "policy/residency_policy.h"
 
+#include <sys/stat.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -320,6 +322,28 @@ TEST(ResidencyPolicyTest, DirectoryGivenAsAFileIsRefused) {
   ASSERT_FALSE(p.ok());
   EXPECT_TRUE(absl::StrContains(p.status().message(),
                                 "backends[0].tls.ca_file: cannot read " + dir + ": Is a directory"))
+      << p.status();
+}
+
+TEST(ResidencyPolicyTest, AFifoADeviceOrAHugeFileIsRefusedWithoutHanging) {
+  // Reading a FIFO would wait for a writer, at start-up or in the reload thread.
+  const std::string fifo = ProcessTempDir() + "/policy.fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto p = LoadResidencyPolicy(fifo, WriteTemp("f.backends", kBackends));
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(
+      absl::StrContains(p.status().message(), "cannot read " + fifo + ": not a regular file"))
+      << p.status();
+  p = LoadResidencyPolicy(WriteTemp("f.policy", kPolicy), "/dev/zero");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "/dev/zero: not a regular file"))
+      << p.status();
+  // A comment line of 17 MiB: past the 16 MiB a configuration file may hold.
+  p = LoadResidencyPolicy(WriteTemp("huge.policy", "#" + std::string(17 << 20, 'x')),
+                          WriteTemp("f2.backends", kBackends));
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "larger than the limit of 16777216 bytes"))
       << p.status();
 }
 
