@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -20,6 +21,7 @@
 #include "openssl/crypto.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
+#include "util/pem.h"
 #include "util/text_proto.h"
 
 namespace hr::grpc_util {
@@ -103,7 +105,11 @@ absl::StatusOr<RunningServer> StartServer(
 }
 
 bool DrainServer(grpc::Server* server, LiveCalls* calls, absl::Time deadline) {
-  std::thread shutdown([server, deadline] { server->Shutdown(absl::ToChronoTime(deadline)); });
+  // gRPC's own deadline comes later, as a backstop: had it the same one, it could
+  // cancel the calls left just before WaitForNone looks, which would then find
+  // none and report a drain that the deadline cut.
+  std::thread shutdown(
+      [server, deadline] { server->Shutdown(absl::ToChronoTime(deadline + absl::Seconds(2))); });
   // The Shutdown lets go of the call objects waiting for calls, so none left
   // means none is serving one.
   const bool drained = calls->WaitForNone(deadline);
@@ -119,18 +125,16 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> TlsServerCredentials(
     const std::string& client_ca_file) {
   grpc::SslServerCredentialsOptions options;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  std::vector<std::pair<const std::string*, std::string*>> files = {
-      {&cert_chain_file, &pair.cert_chain}, {&private_key_file, &pair.private_key}};
+  std::vector<std::tuple<const std::string*, std::string*, util::PemKind>> files = {
+      {&cert_chain_file, &pair.cert_chain, util::PemKind::kCertificate},
+      {&private_key_file, &pair.private_key, util::PemKind::kPrivateKey}};
   if (!client_ca_file.empty()) {
-    files.emplace_back(&client_ca_file, &options.pem_root_certs);
+    files.emplace_back(&client_ca_file, &options.pem_root_certs, util::PemKind::kCertificate);
     options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  for (auto [file, out] : files) {
-    absl::StatusOr<std::string> pem = util::ReadFile(*file, util::kConfigFile);
+  for (auto [file, out, kind] : files) {
+    absl::StatusOr<std::string> pem = util::ReadPemFile(*file, kind);
     if (!pem.ok()) return absl::InvalidArgumentError(pem.status().message());
-    if (!absl::StrContains(*pem, "-----BEGIN ")) {
-      return absl::InvalidArgumentError(absl::StrCat(*file, " holds no PEM block"));
-    }
     *out = *std::move(pem);
   }
   options.pem_key_cert_pairs.push_back(std::move(pair));

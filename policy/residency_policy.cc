@@ -11,6 +11,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
 #include "re2/re2.h"
+#include "util/pem.h"
 #include "util/text_proto.h"
 
 namespace hr::policy {
@@ -258,9 +259,9 @@ class PolicyBuilder {
   }
 
   // Reads `<name>_file` (`file`) into `<name>_pem` (`pem`) when it is given, and
-  // checks that the PEM text holds `marker`.
+  // checks that the PEM text holds a block of `kind`.
   void ReadPem(const std::string& where, const std::string& path, const std::string& name,
-               const std::string& file, std::string* pem, absl::string_view marker) {
+               const std::string& file, std::string* pem, util::PemKind kind) {
     if (!file.empty() && !pem->empty()) {
       Problem(where, path, absl::StrCat("give ", name, "_file or ", name, "_pem, not both"));
       return;
@@ -274,10 +275,10 @@ class PolicyBuilder {
       }
       *pem = *std::move(read);
     }
-    if (!pem->empty() && !absl::StrContains(*pem, marker)) {
+    if (pem->empty()) return;
+    if (absl::Status checked = util::CheckPem(*pem, kind); !checked.ok()) {
       Problem(where, absl::StrCat(path, ".", name, file.empty() ? "_pem" : "_file"),
-              absl::StrCat("holds no PEM ", name == "key" ? "private key" : "certificate", " (",
-                           marker, ")"));
+              std::string(checked.message()));
     }
   }
 
@@ -285,12 +286,11 @@ class PolicyBuilder {
   // `key_pem`, so that what hr-device trusts and shows is what was checked here,
   // until the next load.
   void CheckTls(const std::string& where, const std::string& path, v1::BackendTls* tls) {
-    ReadPem(where, path, "ca", tls->ca_file(), tls->mutable_ca_pem(),
-            "-----BEGIN CERTIFICATE-----");
+    ReadPem(where, path, "ca", tls->ca_file(), tls->mutable_ca_pem(), util::PemKind::kCertificate);
     ReadPem(where, path, "cert", tls->cert_file(), tls->mutable_cert_pem(),
-            "-----BEGIN CERTIFICATE-----");
-    // "-----BEGIN PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----"...
-    ReadPem(where, path, "key", tls->key_file(), tls->mutable_key_pem(), "PRIVATE KEY-----");
+            util::PemKind::kCertificate);
+    ReadPem(where, path, "key", tls->key_file(), tls->mutable_key_pem(),
+            util::PemKind::kPrivateKey);
     const bool cert = !tls->cert_file().empty() || !tls->cert_pem().empty();
     const bool key = !tls->key_file().empty() || !tls->key_pem().empty();
     if (cert != key) {

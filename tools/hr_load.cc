@@ -29,6 +29,7 @@
 #include "hybridrouter/v1/router.grpc.pb.h"
 #include "load_lib.h"
 #include "util/flags.h"
+#include "util/pem.h"
 #include "util/text_proto.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "address to load: hr-device (--api router), or "
@@ -417,12 +418,14 @@ int RealMain() {
       return 2;
     }
     grpc::SslCredentialsOptions ssl;
-    for (auto [flag, file, out] :
-         {std::tuple{"--tls_ca_file", absl::GetFlag(FLAGS_tls_ca_file), &ssl.pem_root_certs},
-          std::tuple{"--tls_cert_file", cert, &ssl.pem_cert_chain},
-          std::tuple{"--tls_key_file", key, &ssl.pem_private_key}}) {
+    using hr::util::PemKind;
+    for (auto [flag, file, out, kind] :
+         {std::tuple{"--tls_ca_file", absl::GetFlag(FLAGS_tls_ca_file), &ssl.pem_root_certs,
+                     PemKind::kCertificate},
+          std::tuple{"--tls_cert_file", cert, &ssl.pem_cert_chain, PemKind::kCertificate},
+          std::tuple{"--tls_key_file", key, &ssl.pem_private_key, PemKind::kPrivateKey}}) {
       if (file.empty()) continue;
-      auto pem = hr::util::ReadFile(file, hr::util::kConfigFile);
+      auto pem = hr::util::ReadPemFile(file, kind);
       if (!pem.ok()) {
         std::cerr << "error: " << flag << ": " << pem.status().message() << "\n";
         return 2;

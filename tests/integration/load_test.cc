@@ -188,6 +188,14 @@ TEST(LoadTest, CloudApiLoadsABackendOverTls) {
       {target, "--api=cloud", "--requests=1", "--tls_ca_file=" + certs + "/operator-ca.pem"});
   EXPECT_EQ(half.exit_code, 2);
   EXPECT_THAT(half.output, HasSubstr("need --tls"));
+
+  // A private key given as the authorities to trust is refused before connecting.
+  LoadRun key_as_ca = RunLoad(t.dir(), "key-as-ca", workload,
+                              {target, "--api=cloud", "--requests=1", "--tls",
+                               "--tls_ca_file=" + certs + "/operator-ca.key"});
+  EXPECT_EQ(key_as_ca.exit_code, 2);
+  EXPECT_THAT(key_as_ca.output,
+              HasSubstr("--tls_ca_file: " + certs + "/operator-ca.key holds no PEM certificate"));
 }
 
 TEST(LoadTest, CloudApiShowsAClientCertificateToABackendThatAsksForOne) {

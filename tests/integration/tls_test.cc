@@ -264,6 +264,11 @@ TEST(TlsTest, CloudRefusesToStartWithHalfOrUnreadableTlsFlags) {
       {{"--tls_cert_file=" + dir + "/ca.pem", "--tls_key_file=" + dir + "/ca.key",
         "--tls_client_ca_file=" + dir + "/none.pem"},
        "cannot read " + dir + "/none.pem"},
+      // The key and the certificate swapped: each file names what it lacks.
+      {{"--tls_cert_file=" + dir + "/ca.key", "--tls_key_file=" + dir + "/ca.pem"},
+       dir + "/ca.key holds no PEM certificate (-----BEGIN CERTIFICATE-----)"},
+      {{"--tls_cert_file=" + dir + "/ca.pem", "--tls_key_file=" + dir + "/ca.pem"},
+       dir + "/ca.pem holds no PEM private key"},
   };
   int i = 0;
   for (const auto& c : cases) {
