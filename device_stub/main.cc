@@ -302,6 +302,9 @@ int main(int argc, char** argv) {
   if (on_socket_file) umask(old_umask);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
+    // The server that failed to start stays registered with the queues, and shutting
+    // them down would log a gRPC error about it; the process is ending anyway.
+    (void)queues.release();
     return 1;
   }
   if (on_socket_file) {
