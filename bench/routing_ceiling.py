@@ -127,6 +127,17 @@ def main():
         return lambda tr, te: MLPRegressor(hidden_layer_sizes=(hidden,), alpha=alpha, max_iter=30,
                                            random_state=0).fit(x[tr], smoothed(tr)).predict(x[te])
 
+    def nearest(x, k):
+        # The mean label of the k most similar training prompts (cosine), weighted
+        # by similarity: difficulty learnt from look-alike questions.
+        def fit(tr, te):
+            y = smoothed(tr)
+            sim = (x[te] @ x[tr].T).toarray()
+            idx = np.argpartition(-sim, k, axis=1)[:, :k]
+            w = np.take_along_axis(sim, idx, 1)
+            return (w * y[idx]).sum(1) / (w.sum(1) + 1e-9)
+        return fit
+
     def predicted_subject(x):
         # Guesses the subject from the text, then ranks by that subject's gain rate.
         def fit(tr, te):
@@ -167,6 +178,7 @@ def main():
         ("ridge, tf-idf words and bigrams", ridge(tfidf, 3.0)),
         ("ridge, words + character 3-5-grams", ridge(words_chars, 3.0)),
         ("MLP (32 hidden), words and bigrams, 2^14", mlp(small, 32, 0.1)),
+        ("100 nearest neighbours, tf-idf cosine", nearest(tfidf, 100)),
         ("subject guessed from the text, 2^14", predicted_subject(small)),
         ("reference: told the subject", told_subject),
     ]
