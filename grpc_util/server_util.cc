@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -56,10 +57,19 @@ absl::Status CheckSocketFileFree(const std::string& path) {
   const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::OkStatus();
   const bool served = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+  const int err = errno;
   close(fd);
   if (served) {
     return absl::UnavailableError(absl::StrCat("cannot listen on unix:", path,
                                                ": another process is serving on that socket"));
+  }
+  // Refused: nobody listens, the file is stale. Anything else (no permission to
+  // connect, say) leaves it unknown whether someone does, so it is not replaced.
+  if (err != ECONNREFUSED && err != ENOENT) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on unix:", path,
+                                               ": cannot tell whether another process serves on "
+                                               "that socket (",
+                                               std::strerror(err), ")"));
   }
   return absl::OkStatus();
 }
