@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -50,16 +51,12 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const ReadOptions&
   const int fd =
       open(path.c_str(), O_RDONLY | O_CLOEXEC | (options.regular_file_only ? O_NONBLOCK : 0));
   if (fd < 0) return failed(errno);
-  auto refused = [&path, fd](absl::string_view why) {
-    close(fd);
+  absl::Cleanup closed = [fd] { close(fd); };
+  auto refused = [&path](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, ": ", why));
   };
   struct stat st {};
-  if (fstat(fd, &st) != 0) {
-    const int err = errno;
-    close(fd);
-    return failed(err);
-  }
+  if (fstat(fd, &st) != 0) return failed(errno);
   if (options.regular_file_only && !S_ISREG(st.st_mode)) {
     return refused(S_ISDIR(st.st_mode) ? std::strerror(EISDIR) : "not a regular file");
   }
@@ -75,14 +72,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, const ReadOptions&
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      return failed(err);
+      return failed(errno);
     }
     text.append(buffer, static_cast<size_t>(n));
     if (text.size() > options.max_bytes) return refused(too_large);
   }
-  close(fd);
   return text;
 }
 
