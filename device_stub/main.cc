@@ -210,7 +210,6 @@ int main(int argc, char** argv) {
   const std::string listen = absl::GetFlag(FLAGS_listen);
   const std::optional<mode_t> socket_mode = ParseSocketMode(absl::GetFlag(FLAGS_socket_mode));
   const std::string engine = absl::GetFlag(FLAGS_local_engine);
-  const double threshold = absl::GetFlag(FLAGS_complexity_threshold);
   hr::util::FlagChecks check;
   check.Require(hr::engine::IsKnownEngine(engine),
                 absl::StrCat("--local_engine must be llama or synthetic, not '", engine, "'"));
@@ -221,8 +220,7 @@ int main(int argc, char** argv) {
   check.Require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
   check.Require(absl::GetFlag(FLAGS_local_synthetic_tokens_per_second) >= 0,
                 "--local_synthetic_tokens_per_second must not be negative");
-  check.Require(threshold == -1 || (threshold >= 0 && threshold <= 1),
-                "--complexity_threshold must be in [0, 1], or -1 for the model file's");
+  check.Require(hr::router::CheckThresholdOverride(absl::GetFlag(FLAGS_complexity_threshold)));
   check.Require(absl::GetFlag(FLAGS_max_prompt_bytes) >= 1,
                 "--max_prompt_bytes must be at least 1");
   check.Require(

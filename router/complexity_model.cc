@@ -71,12 +71,19 @@ double ComplexityModel::Score(absl::string_view prompt) const {
   return Score(features);
 }
 
+absl::Status CheckThresholdOverride(double threshold_override) {
+  if (threshold_override == -1 || (threshold_override >= 0 && threshold_override <= 1)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("--complexity_threshold must be in [0, 1], or -1 for the model file's; not ",
+                   threshold_override));
+}
+
 absl::StatusOr<ComplexityConfig> LoadComplexityConfig(const std::string& model_path,
                                                       double threshold_override) {
-  if (!(threshold_override == -1 || (threshold_override >= 0 && threshold_override <= 1))) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--complexity_threshold must be in [0, 1], or -1 for the model file's; not ",
-                     threshold_override));
+  if (absl::Status checked = CheckThresholdOverride(threshold_override); !checked.ok()) {
+    return checked;
   }
   ComplexityConfig config;
   if (!model_path.empty()) {

@@ -50,6 +50,9 @@ struct ComplexityConfig {
   std::unique_ptr<ComplexityModel> model;  // null: the heuristic
   double threshold = 0.5;
 };
+// The check LoadComplexityConfig makes of `threshold_override`, for a program to
+// make with its other flags before it loads anything.
+absl::Status CheckThresholdOverride(double threshold_override);
 // Other errors are ComplexityModel::Load's.
 absl::StatusOr<ComplexityConfig> LoadComplexityConfig(const std::string& model_path,
                                                       double threshold_override);

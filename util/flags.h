@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
@@ -32,6 +33,10 @@ class FlagChecks {
  public:
   void Require(bool ok, std::string problem) {
     if (!ok) problems_.push_back(std::move(problem));
+  }
+  // A check written elsewhere: its message is the problem.
+  void Require(const absl::Status& status) {
+    if (!status.ok()) problems_.emplace_back(status.message());
   }
   bool ok() const { return problems_.empty(); }
   const std::vector<std::string>& problems() const { return problems_; }
