@@ -53,13 +53,8 @@ absl::Status ValidateCloudRequest(const v1::CloudRequest& r) {
   if (absl::Status messages = router::ValidateChatMessages(r.messages()); !messages.ok()) {
     return messages;
   }
-  if (r.options().max_tokens() < 0 || r.options().max_tokens() > 4096) {
-    return absl::InvalidArgumentError("options.max_tokens: must be in [0, 4096]");
-  }
-  if (!(r.options().temperature() >= 0 && r.options().temperature() <= 2)) {
-    return absl::InvalidArgumentError("options.temperature: must be in [0, 2]");
-  }
-  return absl::OkStatus();
+  // The device's own limits: what it forwards, it has checked against them.
+  return router::ValidateGenerationOptions(r.options(), router::RequestLimits{});
 }
 
 InferenceService::InferenceService(InferenceServiceOptions options, engine::EnginePool* pool)

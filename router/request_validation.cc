@@ -45,6 +45,29 @@ absl::Status ValidateChatMessages(
   return absl::OkStatus();
 }
 
+absl::Status ValidateGenerationOptions(const v1::GenerationOptions& o,
+                                       const RequestLimits& limits) {
+  if (o.max_tokens() < 0 || o.max_tokens() > limits.max_tokens) {
+    return absl::InvalidArgumentError(absl::StrCat("options.max_tokens: ", o.max_tokens(),
+                                                   " is outside [0, ", limits.max_tokens, "]"));
+  }
+  if (!(o.temperature() >= 0 && o.temperature() <= 2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("options.temperature: ", o.temperature(), " is outside [0, 2]"));
+  }
+  if (o.stop_size() > limits.max_stop_strings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "options.stop: ", o.stop_size(), " strings; the limit is ", limits.max_stop_strings));
+  }
+  for (int i = 0; i < o.stop_size(); ++i) {
+    if (o.stop(i).empty() || o.stop(i).size() > limits.max_stop_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("options.stop[", i, "]: must be 1 to ", limits.max_stop_bytes, " bytes"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest& r,
                                                        const RequestLimits& limits) {
   if (r.request_id().size() > limits.max_request_id_bytes) {
@@ -69,24 +92,8 @@ absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest
     return absl::InvalidArgumentError(absl::StrCat(
         "messages: the prompt is ", total, " bytes; the limit is ", limits.max_prompt_bytes));
   }
-  const v1::GenerationOptions& o = r.options();
-  if (o.max_tokens() < 0 || o.max_tokens() > limits.max_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "options.max_tokens: ", o.max_tokens(), " is outside [0, ", limits.max_tokens, "]"));
-  }
-  if (!(o.temperature() >= 0 && o.temperature() <= 2)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("options.temperature: ", o.temperature(), " is outside [0, 2]"));
-  }
-  if (o.stop_size() > limits.max_stop_strings) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "options.stop: ", o.stop_size(), " strings; the limit is ", limits.max_stop_strings));
-  }
-  for (int i = 0; i < o.stop_size(); ++i) {
-    if (o.stop(i).empty() || o.stop(i).size() > limits.max_stop_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "options.stop[", i, "]: must be 1 to ", limits.max_stop_bytes, " bytes"));
-    }
+  if (absl::Status options = ValidateGenerationOptions(r.options(), limits); !options.ok()) {
+    return options;
   }
   return locale;
 }

@@ -27,6 +27,11 @@ struct RequestLimits {
 absl::Status ValidateChatMessages(
     const google::protobuf::RepeatedPtrField<::hybridrouter::v1::ChatMessage>& messages);
 
+// Checks generation options against `limits` (max_tokens, the stop strings) and
+// the temperature range, for the device router and the cloud backends alike.
+absl::Status ValidateGenerationOptions(const ::hybridrouter::v1::GenerationOptions& options,
+                                       const RequestLimits& limits);
+
 // Checks a request and returns its parsed locale. Every failure is
 // InvalidArgument with a message that names the field and what is wrong with it
 // ("messages[1].content: not valid UTF-8 at byte 17").

@@ -121,7 +121,7 @@ TEST(TopologyTest, EuBackendsDownFallsBackToTheLocalModel) {
   }
 }
 
-TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndAnEmptyPrompt) {
+TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndBadRequests) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"eu-central-1-a", "eu-central-1"}});
   auto stub = t.BackendStub("eu-central-1-a");
   v1::CloudRequest r;
@@ -161,6 +161,18 @@ TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndAnEmptyPrompt) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_EQ(s.error_message(), "messages: the user's messages hold no text");
   EXPECT_EQ(chunks, 0);
+
+  // Options past the device's own limits are refused too.
+  grpc::ClientContext ctx4;
+  m->set_content("hello");
+  for (int i = 0; i < 9; ++i) r.mutable_options()->add_stop(absl::StrCat("stop", i));
+  auto reader4 = stub->Generate(&ctx4, r);
+  while (reader4->Read(&chunk)) ++chunks;
+  s = reader4->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_EQ(s.error_message(), "options.stop: 9 strings; the limit is 8");
+  EXPECT_EQ(chunks, 0);
+  EXPECT_EQ(t.Received("eu-central-1-a"), "");
 }
 
 TEST(TopologyTest, RedactedIdNeverReachesTheBackendAndIsRestored) {
