@@ -21,8 +21,8 @@
 #include "grpc_util/server_util.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
+#include "load_lib.h"
 #include "policy/residency_policy.h"
-#include "records.pb.h"
 #include "router/classifier.h"
 #include "router/complexity_model.h"
 #include "util/flags.h"
@@ -387,18 +387,15 @@ int ForEachPrompt(const std::function<std::string(const std::string&)>& f) {
   while (std::getline(std::cin, line)) {
     ++lineno;
     if (absl::StripAsciiWhitespace(line).empty()) continue;
-    hybridrouter::tools::PromptRecord r;
-    absl::Status s = hr::util::ParseJsonLine(line, &r);
-    if (s.ok() && r.prompt().empty()) {
-      s = absl::InvalidArgumentError("the `prompt` field is missing or empty");
-    }
-    if (!s.ok()) {
+    absl::StatusOr<std::string> prompt = hr::load::ParsePromptRecord(line);
+    if (!prompt.ok()) {
       ++errors;
-      std::printf("{\"error\":%s}\n",
-                  JsonString(absl::StrCat("line ", lineno, ": ", s.message())).c_str());
+      std::printf(
+          "{\"error\":%s}\n",
+          JsonString(absl::StrCat("line ", lineno, ": ", prompt.status().message())).c_str());
       continue;
     }
-    std::printf("%s\n", f(r.prompt()).c_str());
+    std::printf("%s\n", f(*prompt).c_str());
   }
   return errors == 0 ? 0 : 1;
 }

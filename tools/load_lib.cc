@@ -23,6 +23,18 @@ std::string FieldError(const std::string& path, absl::string_view what) {
 
 }  // namespace
 
+absl::StatusOr<std::string> ParsePromptRecord(absl::string_view line) {
+  tools::PromptRecord record;
+  if (absl::Status parsed = util::ParseJsonLine(line, &record); !parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a JSON object with a prompt: ", parsed.message()));
+  }
+  if (record.prompt().empty()) {
+    return absl::InvalidArgumentError("the `prompt` field is missing or empty");
+  }
+  return std::move(*record.mutable_prompt());
+}
+
 absl::StatusOr<std::vector<std::string>> ParsePrompts(absl::string_view text,
                                                       const std::string& path) {
   std::vector<std::string> prompts;
@@ -35,16 +47,12 @@ absl::StatusOr<std::vector<std::string>> ParsePrompts(absl::string_view text,
       prompts.emplace_back(line);
       continue;
     }
-    tools::PromptRecord record;
-    if (absl::Status parsed = util::ParseJsonLine(line, &record); !parsed.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ":", line_no, ": not a JSON object with a prompt: ", parsed.message()));
-    }
-    if (record.prompt().empty()) {
+    absl::StatusOr<std::string> prompt = ParsePromptRecord(line);
+    if (!prompt.ok()) {
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ":", line_no, ": the `prompt` field is missing or empty"));
+          absl::StrCat(path, ":", line_no, ": ", prompt.status().message()));
     }
-    prompts.push_back(record.prompt());
+    prompts.push_back(*std::move(prompt));
   }
   return prompts;
 }

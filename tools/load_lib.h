@@ -36,6 +36,11 @@ struct Workload {
 absl::StatusOr<Workload> ParseWorkload(absl::string_view text, const std::string& path);
 absl::StatusOr<Workload> LoadWorkloadFile(const std::string& path);
 
+// One JSONL line {"prompt": ...} (other fields ignored): its prompt, or
+// InvalidArgument when the line is not such an object or the prompt is empty.
+// Callers add where the line came from.
+absl::StatusOr<std::string> ParsePromptRecord(absl::string_view line);
+
 // Reads prompts: JSONL lines (starting with `{`, a `prompt` field) or plain text
 // lines; empty lines are skipped.
 absl::StatusOr<std::vector<std::string>> ParsePrompts(absl::string_view text,
