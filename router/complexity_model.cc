@@ -26,7 +26,7 @@ absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::FromWeights(
         "weights are for feature version ", w.feature_version(), "; this build extracts version ",
         kFeatureVersion, " (retrain with hr-train)"));
   }
-  if (w.hash_bits() < 8 || w.hash_bits() > 24 ||
+  if (w.hash_bits() < kMinHashBits || w.hash_bits() > kMaxHashBits ||
       w.hashed_weights_size() != (1 << w.hash_bits()) ||
       w.dense_weights_size() != kNumDenseFeatures) {
     return absl::InvalidArgumentError("weights file has the wrong number of weights");

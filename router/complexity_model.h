@@ -12,6 +12,11 @@
 
 namespace hr::router {
 
+// The feature buckets (2^hash_bits) a weights file may have: what Load accepts,
+// and so what hr-train may train.
+inline constexpr int kMinHashBits = 8;
+inline constexpr int kMaxHashBits = 24;
+
 // The learned complexity model: logistic regression over TextFeatures. Its score
 // in [0, 1] estimates how likely the small local model is to fail on a prompt;
 // prompts scoring at least threshold() prefer the cloud. Immutable; thread-safe.

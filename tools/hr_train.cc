@@ -155,9 +155,10 @@ absl::Status CheckTrainingFlags() {
     return absl::InvalidArgumentError("--epochs must be at least 1");
   }
   const int bits = absl::GetFlag(FLAGS_hash_bits);
-  if (bits < 8 || bits > 24) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--hash_bits must be 8 to 24 (the model loader's range), not ", bits));
+  if (bits < hr::router::kMinHashBits || bits > hr::router::kMaxHashBits) {
+    return absl::InvalidArgumentError(absl::StrCat("--hash_bits must be ", hr::router::kMinHashBits,
+                                                   " to ", hr::router::kMaxHashBits,
+                                                   " (the model loader's range), not ", bits));
   }
   if (!(absl::GetFlag(FLAGS_learning_rate) > 0)) {
     return absl::InvalidArgumentError("--learning_rate must be positive");
@@ -195,12 +196,12 @@ hr::router::TrainOptions TrainOptionsFromFlags() {
 }
 
 int Train() {
-  std::string split = SplitFlag("train");
-  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
-  if (!records.ok()) return Die(records.status());
   std::string out = absl::GetFlag(FLAGS_out);
   if (out.empty()) return Die(absl::InvalidArgumentError("--out is required"));
   if (absl::Status s = CheckTrainingFlags(); !s.ok()) return Die(s);
+  std::string split = SplitFlag("train");
+  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
+  if (!records.ok()) return Die(records.status());
   const std::string label = absl::GetFlag(FLAGS_label);
   std::fprintf(stderr, "extracting features of %zu prompts (split %s)\n", records->size(),
                split.c_str());
@@ -339,13 +340,13 @@ int Eval() {
 // on that one. Prints the mean and spread of APGR and saved@95 per family over
 // all folds and repeats, next to the source prior's, for choosing flags.
 int CrossValidate() {
-  auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
-  if (!all.ok()) return Die(all.status());
   if (absl::Status s = CheckTrainingFlags(); !s.ok()) return Die(s);
   const int folds = absl::GetFlag(FLAGS_folds), repeats = absl::GetFlag(FLAGS_repeats);
   if (folds < 2 || repeats < 1) {
     return Die(absl::InvalidArgumentError("--folds must be at least 2 and --repeats at least 1"));
   }
+  auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
+  if (!all.ok()) return Die(all.status());
   std::vector<const Record*> records;  // train and validation
   for (const Record& r : *all) {
     if (SplitOf(r.prompt) != "test") records.push_back(&r);
