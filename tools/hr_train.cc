@@ -404,18 +404,19 @@ int CrossValidate() {
 }
 
 int Calibrate() {
-  std::string split = SplitFlag("validation");
-  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
-  if (!records.ok()) return Die(records.status());
-  auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
-  if (!model.ok()) return Die(model.status());
   double local_share = absl::GetFlag(FLAGS_target_local_share);
   double quality = absl::GetFlag(FLAGS_target_quality);
   if ((local_share < 0) == (quality < 0)) {
     return Die(absl::InvalidArgumentError(
         "give exactly one of --target_local_share and --target_quality"));
   }
+  if (local_share > 1) return Die(absl::InvalidArgumentError("--target_local_share is 0..1"));
   if (quality > 1) return Die(absl::InvalidArgumentError("--target_quality is 0..1"));
+  std::string split = SplitFlag("validation");
+  auto records = ReadOutcomes(absl::GetFlag(FLAGS_data), split);
+  if (!records.ok()) return Die(records.status());
+  auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
+  if (!model.ok()) return Die(model.status());
   std::vector<Outcome> outcomes =
       ScoreByFamily(*records, [&](const Record& r) { return (*model)->Score(r.prompt); })["all"];
   std::vector<double> scores;
@@ -423,7 +424,6 @@ int Calibrate() {
   double threshold;
   std::string note;
   if (local_share >= 0) {
-    if (local_share > 1) return Die(absl::InvalidArgumentError("--target_local_share is 0..1"));
     threshold = hr::router::ThresholdForCloudShare(scores, 1 - local_share);
     note = absl::StrFormat("local_share=%.2f on split %s (n=%d)", local_share, split,
                            outcomes.size());
