@@ -1,8 +1,13 @@
 // hr-load against real hr-device and hr-cloud processes on loopback.
+#include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -21,28 +26,45 @@ struct LoadRun {
   std::string output;  // stdout and stderr
 };
 
-// Runs hr-load with `flags` and a workload written from `workload`, and reads its
-// JSON report.
+// hr-load running in the background with `flags` and a workload written from
+// `workload`; Finish waits for it and reads its JSON report.
+class LoadProcess {
+ public:
+  LoadProcess(const std::string& dir, const std::string& name, const std::string& workload,
+              std::vector<std::string> flags)
+      : json_path_(dir + "/" + name + ".json") {
+    const std::string workload_path = dir + "/" + name + ".workload";
+    std::ofstream(workload_path) << workload;
+    std::vector<std::string> argv = {HR_BIN_DIR "/hr-load", "--workload=" + workload_path,
+                                     "--json=" + json_path_,
+                                     "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    process_ = std::make_unique<Process>(argv, dir + "/" + name + ".log");
+  }
+
+  LoadRun Finish() {
+    LoadRun run;
+    run.exit_code = process_->WaitExit(absl::Seconds(120));
+    run.output = ReadFile(process_->log_path());
+    google::protobuf::util::JsonParseOptions opts;
+    auto parsed =
+        google::protobuf::util::JsonStringToMessage(ReadFile(json_path_), &run.report, opts);
+    // Exit codes 0 and 1 come with a report; 2 (bad usage, no connection) does not.
+    if (run.exit_code == 0 || run.exit_code == 1) {
+      EXPECT_TRUE(parsed.ok()) << "no JSON report; output:\n" << run.output;
+    }
+    return run;
+  }
+
+ private:
+  std::string json_path_;
+  std::unique_ptr<Process> process_;
+};
+
+// Runs hr-load to its end (see LoadProcess).
 LoadRun RunLoad(const std::string& dir, const std::string& name, const std::string& workload,
                 std::vector<std::string> flags) {
-  const std::string workload_path = dir + "/" + name + ".workload";
-  const std::string json_path = dir + "/" + name + ".json";
-  std::ofstream(workload_path) << workload;
-  std::vector<std::string> argv = {HR_BIN_DIR "/hr-load", "--workload=" + workload_path,
-                                   "--json=" + json_path,
-                                   "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  Process p(argv, dir + "/" + name + ".log");
-  LoadRun run;
-  run.exit_code = p.WaitExit(absl::Seconds(120));
-  run.output = ReadFile(p.log_path());
-  google::protobuf::util::JsonParseOptions opts;
-  auto parsed = google::protobuf::util::JsonStringToMessage(ReadFile(json_path), &run.report, opts);
-  // Exit codes 0 and 1 come with a report; 2 (bad usage, no connection) does not.
-  if (run.exit_code == 0 || run.exit_code == 1) {
-    EXPECT_TRUE(parsed.ok()) << "no JSON report; output:\n" << run.output;
-  }
-  return run;
+  return LoadProcess(dir, name, workload, std::move(flags)).Finish();
 }
 
 std::map<std::string, int64_t> Routes(const tools::LoadReport& r) {
@@ -302,6 +324,110 @@ TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
   EXPECT_THAT(run.output, HasSubstr("--requests must not be negative"));
   EXPECT_THAT(run.output, HasSubstr("--duration must not be negative"));
   EXPECT_THAT(run.output, HasSubstr("--connect_timeout must be positive"));
+}
+
+// How many requests backend `name` of `t` has received so far.
+int64_t ReceivedCount(const Topology& t, const std::string& name) {
+  const std::string received = t.Received(name);
+  return std::count(received.begin(), received.end(), '\n');
+}
+
+TEST(LoadTest, NoAnswerLeavesItsRegionsWhileBackendsDieAndThePolicyNarrows) {
+  // Under load: a backend is killed with requests in flight on its shared stream,
+  // a broken policy is written, then a narrower one, and a backend drains away.
+  // Every request must end with an answer or a status, and none may be served
+  // outside its allowed regions, before or after the change.
+  const std::string shipped = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
+  const std::string policy_dir = MakeTestDir();
+  const std::string policy = policy_dir + "/policy.textproto";
+  std::ofstream(policy) << shipped;
+  // Backends that take 10 ms a token, so that requests are in flight when one dies.
+  const std::vector<std::string> slow = {"--synthetic_tokens_per_second=100", "--slots=16"};
+  std::vector<std::string> device_flags = kFastLocal;
+  device_flags.insert(device_flags.end(), {"--policy=" + policy, "--watch_interval=50ms"});
+  Topology t({{"cn-north-1-a", "cn-north-1", "qwen", "synthetic", "", "", "-", true, slow},
+              {"cn-east-1-a", "cn-east-1", "qwen", "synthetic", "", "", "-", false, slow},
+              {"eu-west-1-a", "eu-west-1", "qwen", "synthetic", "", "", "-", true, slow},
+              {"eu-central-1-a", "eu-central-1", "qwen", "synthetic", "", "", "-", false, slow},
+              {"us-east-1-a", "us-east-1", "qwen", "synthetic", "", "", "-", true, slow}},
+             device_flags);
+  const std::string target = absl::StrCat("--target=127.0.0.1:", t.device_port());
+  constexpr char kWorkload[] = R"pb(
+    locales { locale: "zh-CN" weight: 2 hint: PREFER_CLOUD }
+    locales { locale: "de-DE" weight: 2 cloud_consent: true hint: PREFER_CLOUD }
+    locales { locale: "en-US" hint: PREFER_CLOUD }
+    locales { locale: "ja-JP" }
+    prompts: "What is the capital of France?"
+    prompts: "北京明天的天气怎么样？"
+    options { max_tokens: 4 }
+  )pb";
+  auto policy_version = [&t] {
+    grpc::ClientContext ctx;
+    v1::RouteInfo info;
+    EXPECT_TRUE(t.device()->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
+    return info.policy_version();
+  };
+
+  LoadProcess during(
+      t.dir(), "during", kWorkload,
+      {target, "--mode=open", "--rps=150", "--duration=5s", "--requests=0", "--timeout=10s"});
+  absl::SleepFor(absl::Milliseconds(1500));
+  ASSERT_GT(ReceivedCount(t, "cn-north-1-a"), 0);
+  t.backend_process("cn-north-1-a").Stop(SIGKILL);
+
+  absl::SleepFor(absl::Milliseconds(500));
+  std::ofstream(policy) << "version: \"broken\"\nnot_a_field: 1\n";
+  ASSERT_TRUE(WaitForLog(t.dir() + "/device.log", "reload failed", absl::Seconds(5)));
+  EXPECT_EQ(policy_version(), "2026-11-example-1");
+
+  // China only in cn-east-1, the EU only in eu-central-1; eu-west-1 stays up, its
+  // shared stream open.
+  const std::string narrow = absl::StrReplaceAll(shipped, {{"2026-11-example-1", "narrow"},
+                                                           {"allowed_regions: \"cn-north-1\"", ""},
+                                                           {"allowed_regions: \"eu-west-1\"", ""}});
+  std::ofstream(policy_dir + "/narrow.textproto") << narrow;
+  std::ofstream(policy + ".next") << narrow;
+  ASSERT_EQ(std::rename((policy + ".next").c_str(), policy.c_str()), 0);
+  for (int i = 0; i < 200 && policy_version() != "narrow"; ++i) {
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  ASSERT_EQ(policy_version(), "narrow") << ReadFile(t.dir() + "/device.log");
+  absl::SleepFor(absl::Milliseconds(500));
+  t.StopBackend("eu-central-1-a");  // the EU falls back to the local model
+
+  LoadRun run = during.Finish();
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const tools::LoadReport& r = run.report;
+  EXPECT_GT(r.requests(), 300);
+  EXPECT_EQ(r.residency_violations(), 0) << run.output;
+  auto codes = Codes(r);
+  // Killed mid-answer: UNAVAILABLE. Nothing hangs to its deadline, nothing is lost.
+  EXPECT_EQ(codes["OK"] + codes["UNAVAILABLE"], r.requests()) << run.output;
+  EXPECT_EQ(codes["OK"], r.ok());
+  EXPECT_GT(r.ok(), r.requests() * 9 / 10) << run.output;
+  auto routes = Routes(r);
+  EXPECT_GT(routes["cloud/cn-east-1"], 0);
+  EXPECT_GT(routes["local-fallback"], 0) << run.output;
+
+  // After the change every new request obeys the narrow policy: checked against
+  // it, and eu-west-1 (allowed before, up, its stream open) receives nothing more.
+  const int64_t to_eu_west = ReceivedCount(t, "eu-west-1-a");
+  EXPECT_GT(to_eu_west, 0);
+  LoadRun after = RunLoad(t.dir(), "after", kWorkload,
+                          {target, "--policy=" + policy_dir + "/narrow.textproto", "--mode=open",
+                           "--rps=150", "--requests=200", "--duration=0", "--timeout=10s"});
+  ASSERT_EQ(after.exit_code, 0) << after.output;
+  EXPECT_EQ(after.report.policy_version(), "narrow");
+  EXPECT_EQ(after.report.residency_violations(), 0) << after.output;
+  EXPECT_EQ(after.report.ok(), 200) << after.output;
+  auto after_routes = Routes(after.report);
+  EXPECT_EQ(after_routes["cloud/cn-north-1"] + after_routes["cloud/eu-west-1"] +
+                after_routes["cloud/eu-central-1"],
+            0);
+  EXPECT_GT(after_routes["cloud/cn-east-1"], 0);
+  EXPECT_GT(after_routes["cloud/us-east-1"], 0);
+  EXPECT_GT(after_routes["local-fallback"], 0);
+  EXPECT_EQ(ReceivedCount(t, "eu-west-1-a"), to_eu_west);
 }
 
 }  // namespace
