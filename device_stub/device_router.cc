@@ -20,11 +20,16 @@ namespace {
 // Everything decided about a request before it runs.
 struct Prepared {
   std::shared_ptr<const policy::ResidencyPolicy> policy;
+  policy::Locale locale;
   const policy::JurisdictionRule* rule = nullptr;
   router::Classification classification;
   router::Decision decision;
   v1::RouteInfo info;  // the fields known before execution
 };
+
+router::RequestFacts Facts(const v1::GenerateRequest& request, const DeviceRouterOptions& options) {
+  return {request.cloud_consent(), request.hint(), options.complexity_threshold};
+}
 
 std::string NewRequestId() {
   static absl::Mutex mu;
@@ -149,6 +154,32 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         [this](const v1::Backend& b) { return router_->cloud_->IsDown(b); });
   }
 
+  // Why the policy in force now would not send this request to `backend`, or ""
+  // if it would. A reload after the decision applies to every attempt not yet
+  // started: the backend must be one the current policy picks for this request,
+  // with the same redactions (the request was redacted for the old decision).
+  std::string NoLongerAllowed(const v1::Backend& backend, absl::Status* deny) const {
+    std::shared_ptr<const policy::ResidencyPolicy> now = router_->policy();
+    if (now == p_.policy) return "";
+    const policy::JurisdictionRule& rule = now->RuleFor(p_.locale);
+    router::Decision d =
+        router::Decide(rule, p_.classification, Facts(request_, router_->options_));
+    if (d.route == router::Route::kDeny) *deny = d.deny_status;
+    if (d.route != router::Route::kCloud) {
+      return absl::StrCat("policy version ", now->version(), " no longer sends it to the cloud");
+    }
+    if (d.redact != p_.decision.redact) {
+      return absl::StrCat("policy version ", now->version(), " redacts other categories");
+    }
+    for (const v1::Backend* b : now->BackendsFor(rule)) {
+      if (b->name() == backend.name() && b->address() == backend.address() &&
+          b->region() == backend.region()) {
+        return "";
+      }
+    }
+    return absl::StrCat("policy version ", now->version(), " no longer allows it");
+  }
+
   void TryNextBackend() {
     size_t attempt;
     bool cancelled;
@@ -166,6 +197,23 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       return;
     }
     const v1::Backend* backend = candidates_[attempt];
+    absl::Status deny;
+    if (std::string why = NoLongerAllowed(*backend, &deny); !why.empty()) {
+      if (!deny.ok()) {
+        Complete(deny, nullptr);
+        return;
+      }
+      spdlog::info("backend={} skipped: {} request_id={}", backend->name(), why,
+                   p_.info.request_id());
+      {
+        absl::MutexLock lock(&mu_);
+        errors_.push_back(absl::StrCat(backend->name(), " (", backend->region(), "): ", why));
+        ++attempt_;
+        ++skipped_;
+      }
+      TryNextBackend();
+      return;
+    }
     auto self = shared_from_this();
     CloudCallbacks cb;
     cb.on_start = [self, attempt](const v1::CloudStart& s) { self->OnCloudStart(attempt, s); };
@@ -345,7 +393,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       absl::MutexLock lock(&mu_);
       if (completed_) return;
       completed_ = true;
-      failed = static_cast<int>(errors_.size());
+      failed = static_cast<int>(errors_.size()) - skipped_;
       // Break the cycles between this run and its job or call.
       job_.reset();
       call_.reset();
@@ -391,7 +439,10 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   absl::Mutex mu_;
   std::unique_ptr<router::Restorer> restorer_ ABSL_GUARDED_BY(mu_);
   size_t attempt_ ABSL_GUARDED_BY(mu_) = 0;
+  // Why each backend tried or skipped did not serve; `skipped_` of them were not
+  // tried because a reload no longer allowed them.
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
+  int skipped_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<CloudCall> call_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<engine::GenerationJob> job_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
@@ -413,14 +464,13 @@ absl::StatusOr<Prepared> Prepare(const v1::GenerateRequest& request,
   if (!locale.ok()) return locale.status();
   Prepared p;
   p.policy = std::move(policy);
-  p.rule = &p.policy->RuleFor(*locale);
+  p.locale = *std::move(locale);
+  p.rule = &p.policy->RuleFor(p.locale);
   std::vector<router::MessageView> views;
   views.reserve(request.messages_size());
   for (const v1::ChatMessage& m : request.messages()) views.push_back({m.role(), m.content()});
   p.classification = classifier.Classify(views);
-  p.decision = router::Decide(
-      *p.rule, p.classification,
-      {request.cloud_consent(), request.hint(), options.complexity_threshold});
+  p.decision = router::Decide(*p.rule, p.classification, Facts(request, options));
 
   v1::RouteInfo& info = p.info;
   info.set_request_id(request.request_id().empty() ? NewRequestId() : request.request_id());

@@ -50,8 +50,9 @@ struct DeviceRouterOptions {
 // over among allowed backends only before the first text reached the client, then
 // falling back locally or failing closed as the policy says. No request is ever
 // sent to a backend whose region the request's jurisdiction does not allow: the
-// candidates come only from ResidencyPolicy::BackendsFor, and a backend that
-// announces another region is dropped before anything is forwarded.
+// candidates come only from ResidencyPolicy::BackendsFor, a backend that
+// announces another region is dropped before anything is forwarded, and after a
+// reload no attempt starts on a backend the new policy would not pick.
 //
 // Thread-safe. `local`, `cloud` and `health` must outlive it.
 class DeviceRouter {
@@ -62,7 +63,12 @@ class DeviceRouter {
                engine::EnginePool* local, CloudClient* cloud, router::BackendHealth* health,
                const router::ComplexityModel* complexity_model = nullptr);
 
-  // Swaps in a new policy; requests already running keep the one they started with.
+  // Swaps in a new policy. Requests already running keep the decision they
+  // started with, and an answer already streaming finishes where it is; but a
+  // backend attempt (a failover) that starts after the swap must also be one the
+  // new policy picks for the request, with the same redactions, or it is skipped
+  // (and the old policy's FALLBACK_LOCAL or FAIL_CLOSED applies when none is
+  // left; a request the new policy denies is ended with its PERMISSION_DENIED).
   void SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy);
   std::shared_ptr<const policy::ResidencyPolicy> policy() const;
 

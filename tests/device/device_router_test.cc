@@ -2,11 +2,12 @@
 #include <fstream>
 #include <sstream>
 // engine: which backends are tried, in what order, and what the client sees.
-#include "device_stub/device_router.h"
-
+#include <functional>
 #include <thread>
+#include <tuple>
 
 #include "absl/synchronization/notification.h"
+#include "device_stub/device_router.h"
 #include "engine/synthetic_engine.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -20,6 +21,7 @@ struct Script {
   std::string region;              // announced in CloudStart
   bool echo = true;                // answer with the last user message
   absl::Status fail_after_text;    // not OK: fail after the first text
+  std::function<void()> when_called;  // runs as the call starts
 };
 
 class FakeCall : public CloudCall {
@@ -38,6 +40,7 @@ class FakeCloud : public CloudClient {
     absl::MutexLock lock(&mu_);
     calls.push_back({backend.name(), request});
     Script s = scripts[backend.name()];
+    if (s.when_called) s.when_called();
     threads_.emplace_back([s, request, cb] {
       if (!s.fail_before_start.ok()) return cb.on_done(s.fail_before_start, "");
       v1::CloudStart start;
@@ -113,6 +116,15 @@ class DeviceRouterTest : public ::testing::Test {
     cloud_.scripts["us-a"] = {absl::OkStatus(), "us-east-1"};
     router_ = std::make_unique<DeviceRouter>(DeviceRouterOptions{}, *compiled, local_.get(),
                                              &cloud_, &health_);
+  }
+
+  // `p` joined with this test's backends.
+  static std::shared_ptr<const policy::ResidencyPolicy> Compile(const v1::Policy& p) {
+    v1::Backends backends;
+    google::protobuf::TextFormat::ParseFromString(kBackends, &backends);
+    auto compiled = policy::ResidencyPolicy::Create(p, backends);
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    return compiled.ok() ? *compiled : nullptr;
   }
 
   static v1::Policy ShippedPolicy() {
@@ -256,6 +268,82 @@ TEST_F(DeviceRouterTest, PolicyReloadAppliesToNewRequests) {
   EXPECT_EQ(c->route.target(), v1::LOCAL);
   EXPECT_EQ(c->route.policy_version(), "reloaded");
   EXPECT_TRUE(Called().empty());
+}
+
+// The cn backend called first fails, and as it is called the policy is reloaded
+// with `edit` applied to cn (given the failed backend's region); the other cn
+// backend would serve. (The two take turns at being tried first.)
+class FailoverAfterReloadTest : public DeviceRouterTest {
+ protected:
+  void ReloadOnFirstCall(std::function<void(v1::Jurisdiction*, const std::string&)> edit) {
+    router_->SetPolicy(Compile(ShippedPolicy()));
+    cloud_.calls.clear();
+    auto called = std::make_shared<bool>(false);
+    for (const auto& [name, other, region] :
+         {std::tuple<std::string, std::string, std::string>{"cn-a", "cn-b", "cn-north-1"},
+          {"cn-b", "cn-a", "cn-east-1"}}) {
+      cloud_.scripts[name].fail_before_start = absl::UnavailableError("down");
+      cloud_.scripts[name].when_called = [this, edit, called, other = other, region = region] {
+        if (*called) return;
+        *called = true;
+        cloud_.scripts[other].fail_before_start = absl::OkStatus();
+        v1::Policy p = ShippedPolicy();
+        p.set_version("reloaded");
+        edit(p.mutable_jurisdictions(0), region);
+        router_->SetPolicy(Compile(p));
+      };
+    }
+  }
+};
+
+TEST_F(FailoverAfterReloadTest, GoesOnlyWhereTheNewPolicyAllows) {
+  // cn now allows only the failed backend's region: the other cn backend,
+  // allowed when the request was decided, is not tried.
+  ReloadOnFirstCall([](v1::Jurisdiction* cn, const std::string& failed_region) {
+    cn->mutable_cloud()->clear_allowed_regions();
+    cn->mutable_cloud()->add_allowed_regions(failed_region);
+  });
+  auto c = Run("zh-CN", "你好啊朋友们");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kUnavailable) << c->status;
+  EXPECT_NE(c->status.message().find("FAIL_CLOSED"), absl::string_view::npos) << c->status;
+  EXPECT_NE(c->status.message().find("policy version reloaded no longer allows it"),
+            absl::string_view::npos)
+      << c->status;
+  EXPECT_EQ(Called().size(), 1u);
+}
+
+TEST_F(FailoverAfterReloadTest, GoesOnWhenTheNewPolicyAllowsTheSame) {
+  ReloadOnFirstCall([](v1::Jurisdiction*, const std::string&) {});
+  auto c = Run("zh-CN", "你好啊朋友们");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  EXPECT_EQ(Called().size(), 2u);
+  EXPECT_EQ(c->text, "你好啊朋友们");
+}
+
+TEST_F(FailoverAfterReloadTest, EndsWithTheNewPolicysRefusal) {
+  // The request holds a resident ID, which cn now denies instead of redacting.
+  ReloadOnFirstCall([](v1::Jurisdiction* cn, const std::string&) {
+    ASSERT_EQ(cn->categories(0).category(), v1::CN_RESIDENT_ID);
+    cn->mutable_categories(0)->set_action(v1::DENY);
+  });
+  auto c = Run("zh-CN", "ID 11010519491231002X ok");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kPermissionDenied) << c->status;
+  EXPECT_EQ(Called().size(), 1u);
+}
+
+TEST_F(FailoverAfterReloadTest, SkipsABackendWhenTheNewPolicyRedactsMore) {
+  // Sent with the resident ID redacted; the new policy also redacts e-mail
+  // addresses, which this request was sent with in the clear.
+  ReloadOnFirstCall([](v1::Jurisdiction* cn, const std::string&) {
+    v1::CategoryRule* r = cn->add_categories();
+    r->set_category(v1::EMAIL);
+    r->set_action(v1::REDACT);
+  });
+  auto c = Run("zh-CN", "write to li@example.com");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kUnavailable) << c->status;
+  EXPECT_NE(c->status.message().find("redacts other categories"), absl::string_view::npos)
+      << c->status;
+  EXPECT_EQ(Called().size(), 1u);
 }
 
 TEST_F(DeviceRouterTest, ExplainDecidesWithoutRunning) {
