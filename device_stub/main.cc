@@ -34,6 +34,7 @@
 #include "router/complexity_model.h"
 #include "router/request_validation.h"
 #include "spdlog/spdlog.h"
+#include "util/file_stamp.h"
 #include "util/flags.h"
 #include "util/log_format.h"
 
@@ -102,15 +103,8 @@ std::shared_ptr<const hr::policy::ResidencyPolicy> LoadOrLog() {
   return *policy;
 }
 
-// What identifies a file's version without reading it: a rename over it (as
-// config tools do) changes the inode, an edit in place the time or the size.
-using FileStamp = std::tuple<dev_t, ino_t, int64_t, int64_t, off_t>;
-
-FileStamp StampOf(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return {};
-  return {st.st_dev, st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_size};
-}
+using hr::util::FileStamp;
+using hr::util::StampOf;
 
 // The files a configuration was read from: the policy, the backends, and the CA,
 // certificate and key files the backends' TLS blocks name.
