@@ -99,6 +99,16 @@ std::string ClientOf(const grpc::CallbackServerContext* context) {
 
 }  // namespace
 
+void InferenceService::SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy) {
+  absl::MutexLock lock(&policy_mu_);
+  policy_ = std::move(policy);
+}
+
+std::shared_ptr<const policy::ResidencyPolicy> InferenceService::policy() const {
+  absl::MutexLock lock(&policy_mu_);
+  return policy_;
+}
+
 grpc::ServerWriteReactor<v1::CloudChunk>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::CloudRequest* request) {
   auto* reactor = new GenerateReactor(&live_calls_);
@@ -125,19 +135,26 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
                                                                const std::string& client,
                                                                CallOutput out) {
   const absl::Time start = absl::Now();
-  const std::string& id = request.request_id();
+  const std::string id = util::ForLog(request.request_id(), 128);
 
   // The residency check comes before anything else looks at the request.
   std::vector<std::string> allowed(request.claim().allowed_regions().begin(),
                                    request.claim().allowed_regions().end());
   absl::Status status = policy::CheckResidencyClaim(allowed, options_.region);
+  if (status.ok()) {
+    if (std::shared_ptr<const policy::ResidencyPolicy> own = policy(); own != nullptr) {
+      const v1::ResidencyClaim& claim = request.claim();
+      status = policy::CheckClaimAgainstPolicy(*own, claim.jurisdiction(), claim.country(),
+                                               options_.region, options_.model_family);
+    }
+  }
   if (status.ok() && draining_.load()) {
     status = absl::UnavailableError("backend is draining for shutdown");
   }
   if (status.ok()) status = ValidateCloudRequest(request);
   if (!status.ok()) {
     spdlog::warn("refused request_id={} via={} client={} jurisdiction={} code={} reason=\"{}\"", id,
-                 via, client, request.claim().jurisdiction(),
+                 via, client, util::ForLog(request.claim().jurisdiction()),
                  absl::StatusCodeToString(status.code()), status.message());
     out.fail(status);
     return nullptr;
@@ -168,7 +185,7 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
     output->send(std::move(chunk));
   };
   std::string region = options_.region;
-  std::string jurisdiction = request.claim().jurisdiction();
+  std::string jurisdiction = util::ForLog(request.claim().jurisdiction());
   job->on_done = [output, start_once, id, via, client, region, jurisdiction,
                   start](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();

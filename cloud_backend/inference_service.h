@@ -14,6 +14,7 @@
 #include "engine/engine_pool.h"
 #include "grpc_util/cq_pool.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
+#include "policy/residency_policy.h"
 
 namespace hr::cloud {
 
@@ -24,13 +25,17 @@ struct InferenceServiceOptions {
   std::string region;
   // Name of the model, reported in CloudStart.
   std::string model;
+  // The model family this backend runs (`qwen`), checked against the policy's
+  // allowed families when the service has a policy; empty: not checked.
+  std::string model_family;
   // For tests only: append every accepted request (its messages included) to this
   // file, one text-format line each. Empty: off. Never set it in production.
   std::string record_path;
   int max_tokens_default = 128;
 };
 
-// Serves CloudInference: checks the residency claim first, then validates the
+// Serves CloudInference: checks the residency claim first (against this
+// backend's region and, with SetPolicy, against the policy), then validates the
 // request and streams the engine's answer. Logs request ids, sizes and statuses,
 // never message text. Thread-safe.
 class InferenceService final : public v1::CloudInference::CallbackService {
@@ -45,6 +50,12 @@ class InferenceService final : public v1::CloudInference::CallbackService {
   // serves one.
   grpc::ServerBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks>* GenerateStream(
       grpc::CallbackServerContext* context) override;
+
+  // Checks every claim from now on also against `policy`, the operators' copy
+  // of the residency policy (CheckClaimAgainstPolicy); null: only against the
+  // claim's own regions. Requests already accepted go on.
+  void SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy);
+  std::shared_ptr<const policy::ResidencyPolicy> policy() const;
 
   // From now on, new requests fail with UNAVAILABLE; running ones go on. Open
   // GenerateStreams end with UNAVAILABLE once their last call has ended.
@@ -77,6 +88,8 @@ class InferenceService final : public v1::CloudInference::CallbackService {
   const InferenceServiceOptions options_;
   engine::EnginePool* const pool_;
   std::atomic<bool> draining_{false};
+  mutable absl::Mutex policy_mu_;
+  std::shared_ptr<const policy::ResidencyPolicy> policy_ ABSL_GUARDED_BY(policy_mu_);
   grpc_util::LiveCalls live_calls_;
   absl::Mutex streams_mu_;
   // Open GenerateStreams, to be told when the service drains.

@@ -3,19 +3,25 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cloud_backend/inference_service.h"
 #include "engine/engine_factory.h"
 #include "engine/engine_pool.h"
 #include "grpc_util/server_util.h"
+#include "policy/residency_policy.h"
 #include "spdlog/spdlog.h"
+#include "util/file_stamp.h"
 #include "util/flags.h"
 #include "util/log_format.h"
 
@@ -36,6 +42,16 @@ ABSL_FLAG(std::string, tls_key_file, "", "the PEM private key of --tls_cert_file
 ABSL_FLAG(std::string, tls_client_ca_file, "",
           "mutual TLS: serve only clients whose certificate one of these PEM certificate "
           "authorities signed (with --tls_cert_file); empty: any client");
+ABSL_FLAG(std::string, policy, "",
+          "the residency policy (the devices' policy file): every claim must also name a "
+          "jurisdiction it allows in --region (and on --model_family), and the country it "
+          "claims must belong to that jurisdiction; reloaded on SIGHUP and when the file "
+          "changes. Empty: claims are checked only for listing --region");
+ABSL_FLAG(std::string, model_family, "",
+          "the model family this backend runs (qwen, llama...), checked against --policy's "
+          "allowed families; empty: not checked");
+ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2),
+          "how often to look for a change to --policy and reload it (0: on SIGHUP only)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port to this file once serving");
 ABSL_FLAG(std::string, record_requests, "", "TESTS ONLY: append each accepted request, text "
           "included, to this file");
@@ -43,15 +59,52 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM, how long running streams may take to finish");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 
+namespace {
+
+// The policy at `path` for checking claims, or null after logging why it cannot
+// be used. Warns when it allows no jurisdiction in `region` (on `model_family`):
+// such a backend refuses every request.
+std::shared_ptr<const hr::policy::ResidencyPolicy> LoadPolicyOrLog(
+    const std::string& path, const std::string& region, const std::string& model_family) {
+  auto policy = hr::policy::LoadResidencyPolicy(path, /*backends_path=*/"");
+  if (!policy.ok()) {
+    for (absl::string_view line : absl::StrSplit(policy.status().message(), '\n')) {
+      spdlog::error("{}", line);
+    }
+    return nullptr;
+  }
+  std::vector<std::string> served;
+  for (const hr::policy::JurisdictionRule& rule : (*policy)->rules()) {
+    if (rule.cloud_allowed && rule.AllowsRegion(region) &&
+        (model_family.empty() || rule.AllowsModelFamily(model_family))) {
+      served.push_back(rule.id);
+    }
+  }
+  if (served.empty()) {
+    spdlog::warn(
+        "policy version={} allows no jurisdiction in region {}{}: every request will "
+        "be refused",
+        (*policy)->version(), region,
+        model_family.empty() ? "" : absl::StrCat(" on model family ", model_family));
+  }
+  spdlog::info("policy version={} jurisdictions served here: {}", (*policy)->version(),
+               served.empty() ? "none" : absl::StrJoin(served, ","));
+  return *policy;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   hr::grpc_util::KeepTlsAliveUntilExit();
   hr::grpc_util::BlockTerminationSignals();
   hr::util::ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(
       "A region-pinned cloud backend: serves hybridrouter.v1.CloudInference and refuses\n"
-      "(FAILED_PRECONDITION) every request whose residency claim does not list --region.\n"
-      "Usage: hr-cloud --region cn-north-1 [--listen 127.0.0.1:50061] "
-      "[--engine llama --model m.gguf | --engine synthetic]");
+      "(FAILED_PRECONDITION) every request whose residency claim does not list --region,\n"
+      "and with --policy every claim the residency policy does not allow here.\n"
+      "SIGHUP, or a change to the file, reloads --policy (an invalid file keeps the old one).\n"
+      "Usage: hr-cloud --region cn-north-1 [--policy FILE --model_family qwen] "
+      "[--listen 127.0.0.1:50061] [--engine llama --model m.gguf | --engine synthetic]");
   absl::ParseCommandLine(argc, argv);
   if (absl::Status logging = hr::grpc_util::InitLogging("hr-cloud", absl::GetFlag(FLAGS_log_level));
       !logging.ok()) {
@@ -77,6 +130,8 @@ int main(int argc, char** argv) {
                 "--synthetic_tokens_per_second must not be negative");
   check.Require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),
                 "--drain_timeout must not be negative");
+  check.Require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
+                "--watch_interval must not be negative");
   if (!check.ok()) {
     for (const std::string& problem : check.problems()) spdlog::error("{}", problem);
     return 2;
@@ -103,6 +158,16 @@ int main(int argc, char** argv) {
     }
     credentials = *std::move(tls);
   }
+  const std::string policy_path = absl::GetFlag(FLAGS_policy);
+  const std::string model_family = absl::GetFlag(FLAGS_model_family);
+  std::shared_ptr<const hr::policy::ResidencyPolicy> policy;
+  if (!policy_path.empty()) {
+    policy = LoadPolicyOrLog(policy_path, region, model_family);
+    if (policy == nullptr) {
+      spdlog::error("refusing to start with an invalid policy");
+      return 1;
+    }
+  }
   hr::engine::EngineSpec spec;
   spec.kind = engine;
   spec.slots = slots;
@@ -118,7 +183,8 @@ int main(int argc, char** argv) {
   const std::string model_name = made->description;
   hr::engine::EnginePool pool(std::move(made->generators), absl::GetFlag(FLAGS_max_queue));
   hr::cloud::InferenceService service(
-      {region, model_name, absl::GetFlag(FLAGS_record_requests)}, &pool);
+      {region, model_name, model_family, absl::GetFlag(FLAGS_record_requests)}, &pool);
+  service.SetPolicy(policy);
 
   auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},
                                            absl::GetFlag(FLAGS_port_file), nullptr, credentials);
@@ -132,7 +198,40 @@ int main(int argc, char** argv) {
                : client_ca.empty() ? "tls"
                                    : "mtls");
 
-  int sig = hr::grpc_util::WaitForTermination(nullptr);
+  // The policy is looked at for changes (and reloaded on SIGHUP) while serving;
+  // an invalid version keeps the one in force.
+  absl::Mutex reload_mu;
+  hr::util::FileStamp stamp = hr::util::StampOf(policy_path);
+  auto reload = [&](absl::string_view why) {
+    absl::MutexLock lock(&reload_mu);
+    stamp = hr::util::StampOf(policy_path);  // before reading: a later change shows next time
+    spdlog::info("{}: reloading the policy", why);
+    if (auto reloaded = LoadPolicyOrLog(policy_path, region, model_family)) {
+      service.SetPolicy(std::move(reloaded));
+    } else {
+      spdlog::error("reload failed; keeping policy version={}", service.policy()->version());
+    }
+  };
+  absl::Notification stop_watching;
+  std::thread watcher;
+  if (const absl::Duration every = absl::GetFlag(FLAGS_watch_interval);
+      policy != nullptr && every > absl::ZeroDuration()) {
+    watcher = std::thread([&, every] {
+      while (!stop_watching.WaitForNotificationWithTimeout(every)) {
+        bool changed;
+        {
+          absl::MutexLock lock(&reload_mu);
+          changed = hr::util::StampOf(policy_path) != stamp;
+        }
+        if (changed) reload(absl::StrCat(policy_path, " changed"));
+      }
+    });
+  }
+  int sig = hr::grpc_util::WaitForTermination([&] {
+    if (policy != nullptr) reload("SIGHUP");
+  });
+  stop_watching.Notify();
+  if (watcher.joinable()) watcher.join();
   spdlog::info("signal {}: draining (up to {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   service.StartDraining();

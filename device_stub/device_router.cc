@@ -138,6 +138,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     claim->set_jurisdiction(p_.rule->id);
     for (const std::string& r : p_.rule->allowed_regions) claim->add_allowed_regions(r);
     claim->set_policy_version(p_.policy->version());
+    claim->set_country(std::string(p_.locale.country()));
     for (int i = 0; i < request_.messages_size(); ++i) {
       v1::ChatMessage* m = cloud_request_.add_messages();
       m->set_role(request_.messages(i).role());

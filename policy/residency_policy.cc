@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
 #include "re2/re2.h"
+#include "util/log_format.h"
 #include "util/pem.h"
 #include "util/text_proto.h"
 
@@ -363,6 +365,13 @@ const JurisdictionRule& ResidencyPolicy::RuleForCountry(absl::string_view countr
   return it == country_to_rule_.end() ? default_rule() : rules_[it->second];
 }
 
+const JurisdictionRule* ResidencyPolicy::RuleById(absl::string_view id) const {
+  for (const JurisdictionRule& rule : rules_) {
+    if (rule.id == id) return &rule;
+  }
+  return nullptr;
+}
+
 const JurisdictionRule& ResidencyPolicy::RuleFor(const Locale& locale) const {
   return RuleForCountry(locale.country());
 }
@@ -383,7 +392,8 @@ absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path) {
   absl::StatusOr<std::string> policy_text = util::ReadFile(policy_path, util::kConfigFile);
   if (!policy_text.ok()) return policy_text.status();
-  absl::StatusOr<std::string> backends_text = util::ReadFile(backends_path, util::kConfigFile);
+  absl::StatusOr<std::string> backends_text =
+      backends_path.empty() ? std::string() : util::ReadFile(backends_path, util::kConfigFile);
   if (!backends_text.ok()) return backends_text.status();
   return ParseResidencyPolicy(policy_path, *policy_text, backends_path, *backends_text);
 }
@@ -417,6 +427,40 @@ absl::Status CheckResidencyClaim(const std::vector<std::string>& allowed_regions
     return absl::FailedPreconditionError(absl::StrCat(
         "this backend runs in region '", region, "', which the residency claim (",
         absl::StrJoin(allowed_regions, ", "), ") does not allow"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckClaimAgainstPolicy(const ResidencyPolicy& policy, absl::string_view jurisdiction,
+                                     absl::string_view country, absl::string_view region,
+                                     absl::string_view model_family) {
+  const std::string ours = absl::StrCat("this backend's policy (version ", policy.version(), ")");
+  const std::string claimed = util::ForLog(jurisdiction);
+  const JurisdictionRule* rule = policy.RuleById(jurisdiction);
+  if (rule == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the claimed jurisdiction '", claimed, "' is not in ", ours));
+  }
+  if (!country.empty()) {
+    if (country.size() != 2 || !absl::ascii_isalpha(country[0]) ||
+        !absl::ascii_isalpha(country[1])) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the claim's country '", util::ForLog(country), "' is not an ISO 3166-1 alpha-2 code"));
+    }
+    const JurisdictionRule& of_country = policy.RuleForCountry(absl::AsciiStrToUpper(country));
+    if (of_country.id != rule->id) {
+      return absl::FailedPreconditionError(absl::StrCat("the claim puts country ", country,
+                                                        " in jurisdiction '", claimed, "', but ",
+                                                        ours, " puts it in '", of_country.id, "'"));
+    }
+  }
+  if (!rule->cloud_allowed || !rule->AllowsRegion(region)) {
+    return absl::FailedPreconditionError(absl::StrCat(ours, " does not allow jurisdiction '",
+                                                      claimed, "' in region '", region, "'"));
+  }
+  if (!model_family.empty() && !rule->AllowsModelFamily(model_family)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        ours, " does not allow jurisdiction '", claimed, "' on model family '", model_family, "'"));
   }
   return absl::OkStatus();
 }

@@ -54,6 +54,8 @@ class ResidencyPolicy {
   const JurisdictionRule& RuleFor(const Locale& locale) const;
   const JurisdictionRule& RuleForCountry(absl::string_view country) const;
   const JurisdictionRule& default_rule() const { return rules_.back(); }
+  // The rule with this id (the default rule's too); null when there is none.
+  const JurisdictionRule* RuleById(absl::string_view id) const;
   const std::vector<JurisdictionRule>& rules() const { return rules_; }
 
   // Backends that `rule` may use: region allowed and model family allowed, in the
@@ -75,8 +77,9 @@ class ResidencyPolicy {
   friend class PolicyBuilder;
 };
 
-// Reads, parses (textproto) and validates both files. Every problem is reported as
-// "FILE:LINE:COLUMN: field.path: what is wrong", all of them at once, in an
+// Reads, parses (textproto) and validates both files (an empty `backends_path`:
+// no backends, as a cloud backend checking claims against the policy needs). Every problem is
+// reported as "FILE:LINE:COLUMN: field.path: what is wrong", all of them at once, in an
 // InvalidArgument status; a missing or unreadable file is NotFound or
 // PermissionDenied.
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
@@ -92,6 +95,16 @@ absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ParseResidencyPolicy(
 // regions or does not list `region`; OK otherwise.
 absl::Status CheckResidencyClaim(const std::vector<std::string>& allowed_regions,
                                  absl::string_view region);
+
+// Checks a residency claim against the backend's own copy of the policy, so that
+// a device with a wrong or stale policy cannot send a request where the policy
+// does not allow it: the claimed `jurisdiction` must be one of `policy`'s, its
+// cloud rule must allow `region` and, when given, `model_family`; and a claim that
+// names the request's `country` must name the jurisdiction `policy` puts that
+// country in. FailedPrecondition saying which of these failed; OK otherwise.
+absl::Status CheckClaimAgainstPolicy(const ResidencyPolicy& policy, absl::string_view jurisdiction,
+                                     absl::string_view country, absl::string_view region,
+                                     absl::string_view model_family);
 
 // Whether a category is found as spans (and so can be redacted), as opposed to a
 // topic signal (HEALTH, FINANCIAL).

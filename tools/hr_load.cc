@@ -289,6 +289,7 @@ class Driver {
     c.set_request_id(r.request_id());
     if (auto allowed = oracle_.Allowed(r.locale()); allowed.ok()) {
       c.mutable_claim()->set_jurisdiction(allowed->jurisdiction);
+      c.mutable_claim()->set_country(allowed->country);
       for (const std::string& region : allowed->regions) c.mutable_claim()->add_allowed_regions(region);
     }
     c.mutable_claim()->set_policy_version(oracle_.version());

@@ -184,8 +184,9 @@ absl::StatusOr<ResidencyOracle::Allowance> ResidencyOracle::Allowed(
   absl::StatusOr<policy::Locale> parsed = policy::ParseLocale(locale);
   if (!parsed.ok()) return parsed.status();
   auto it = by_country_.find(parsed->country());
-  if (it == by_country_.end()) return default_;
-  return it->second;
+  Allowance allowance = it == by_country_.end() ? default_ : it->second;
+  allowance.country = std::string(parsed->country());
+  return allowance;
 }
 
 tools::LatencySummary Summarize(std::vector<int64_t> values) {

@@ -83,6 +83,7 @@ class ResidencyOracle {
   struct Allowance {
     std::string jurisdiction;          // the jurisdiction id, or "default"
     std::vector<std::string> regions;  // empty: local only
+    std::string country;               // of the locale; empty when it names none
   };
   // What the policy allows for `locale`. InvalidArgument for a locale that is not
   // a well-formed tag.

@@ -17,13 +17,14 @@ BIN=${HR_BIN:-build/bin}
 RUN=build/run
 MODEL=${HR_MODEL:-build/models/tiny-qwen2.gguf}
 DEVICE_ADDR=127.0.0.1:50051
+# name, port, region and model family, as in deploy/local/backends.textproto.
 BACKENDS=(
-  "cn-north-1-a 50061 cn-north-1"
-  "cn-north-1-b 50062 cn-north-1"
-  "cn-east-1-a 50063 cn-east-1"
-  "eu-central-1-a 50064 eu-central-1"
-  "eu-west-1-a 50065 eu-west-1"
-  "us-east-1-a 50066 us-east-1"
+  "cn-north-1-a 50061 cn-north-1 qwen"
+  "cn-north-1-b 50062 cn-north-1 qwen"
+  "cn-east-1-a 50063 cn-east-1 qwen"
+  "eu-central-1-a 50064 eu-central-1 qwen"
+  "eu-west-1-a 50065 eu-west-1 qwen"
+  "us-east-1-a 50066 us-east-1 llama"
 )
 
 declare -A PIDS=()
@@ -57,14 +58,15 @@ for port in 50051 50061 50062 50063 50064 50065 50066; do
 done
 
 for b in "${BACKENDS[@]}"; do
-  read -r name port region <<<"$b"
+  read -r name port region family <<<"$b"
   rm -f "$RUN/$name.port"
   "$BIN/hr-cloud" --region "$region" --listen "127.0.0.1:$port" --model "$MODEL" \
+    --policy deploy/local/policy.textproto --model_family "$family" \
     --threads 1 --context_tokens 1024 --port_file "$RUN/$name.port" >"$RUN/$name.log" 2>&1 &
   PIDS[$name]=$!
 done
 for b in "${BACKENDS[@]}"; do
-  read -r name _ _ <<<"$b"
+  read -r name _ _ _ <<<"$b"
   wait_for_port_file "$name" "$RUN/$name.port"
 done
 rm -f "$RUN/hr-device.port"

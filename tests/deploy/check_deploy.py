@@ -71,7 +71,7 @@ def binary(name):
 
 def serve_and_stop(test, argv):
     """Starts argv (which must take --port_file), waits until it serves, sends
-    SIGTERM, and asserts that it exits 0."""
+    SIGTERM, asserts that it exits 0, and returns what it logged."""
     with tempfile.TemporaryDirectory() as tmp:
         port_file = os.path.join(tmp, "port")
         log_path = os.path.join(tmp, "log")
@@ -95,6 +95,7 @@ def serve_and_stop(test, argv):
                 test.fail("%s did not stop within 30 s of SIGTERM" % " ".join(argv))
             test.assertEqual(code, 0, "%s exited %d on SIGTERM:\n%s" %
                              (" ".join(argv), code, read(log_path)))
+            return read(log_path)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -105,7 +106,8 @@ def serve_and_stop(test, argv):
 def host_overrides(program):
     common = ["--listen=127.0.0.1:0", "--log_level=warn"]
     if program == "hr-cloud":
-        return common + ["--model=" + ARGS.model, "--slots=1", "--threads=1"]
+        return common + ["--model=" + ARGS.model, "--slots=1", "--threads=1",
+                         "--policy=" + os.path.join(DEPLOY, "local", "policy.textproto")]
     return common + [
         "--model=" + ARGS.model, "--local_threads=1",
         "--policy=" + os.path.join(DEPLOY, "local", "policy.textproto"),
@@ -291,12 +293,19 @@ class Kubernetes(unittest.TestCase):
                 self.assertGreater(spec["terminationGracePeriodSeconds"], drain + 5)
 
     def test_hr_cloud_starts_with_the_rendered_arguments(self):
-        docs = render(self.regions()[0])
-        container = next(d for d in docs if d["kind"] == "Deployment")[
-            "spec"]["template"]["spec"]["containers"][0]
-        self.assertEqual(container["command"], ["/usr/local/bin/hr-cloud"])
-        serve_and_stop(self, [binary("hr-cloud")] + container["args"] +
-                       host_overrides("hr-cloud"))
+        # With the example policy (the image's), each region's backend serves some
+        # jurisdiction on its model family: a backend the policy gives nothing to
+        # would refuse every request.
+        for region in self.regions():
+            with self.subTest(region=region):
+                docs = render(region)
+                container = next(d for d in docs if d["kind"] == "Deployment")[
+                    "spec"]["template"]["spec"]["containers"][0]
+                self.assertEqual(container["command"], ["/usr/local/bin/hr-cloud"])
+                self.assertIn("--policy=/etc/hybrid-router/policy.textproto", container["args"])
+                log = serve_and_stop(self, [binary("hr-cloud")] + container["args"] +
+                                     host_overrides("hr-cloud"))
+                self.assertNotIn("allows no jurisdiction", log)
 
     @unittest.skipUnless(shutil.which("kubectl"), "kubectl is not installed")
     def test_kubectl_renders_the_same(self):

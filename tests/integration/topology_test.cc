@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -164,6 +166,115 @@ TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndBadRequests) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
   EXPECT_EQ(s.error_message(), "options.stop: 9 strings; the limit is 8");
   EXPECT_EQ(t.Received("eu-central-1-a"), "");
+}
+
+// A backend given the policy (`hr-cloud --policy`) checks each claim against it,
+// not only against the regions the claim lists.
+TEST(TopologyTest, BackendWithThePolicyRefusesClaimsThePolicyDoesNotAllow) {
+  const std::string dir = MakeTestDir();
+  const std::string shipped = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
+  const std::string policy = dir + "/policy.textproto";
+  std::ofstream(policy) << shipped;
+  Topology t({{"us-east-1-a",
+               "us-east-1",
+               "qwen",
+               "synthetic",
+               "",
+               "",
+               "-",
+               false,
+               {"--policy=" + policy, "--model_family=qwen", "--watch_interval=50ms"}}});
+  auto stub = t.BackendStub("us-east-1-a");
+  auto send = [&stub](const std::string& jurisdiction, const std::string& country) {
+    v1::CloudRequest r;
+    r.mutable_claim()->set_jurisdiction(jurisdiction);
+    r.mutable_claim()->set_country(country);
+    r.mutable_claim()->add_allowed_regions("us-east-1");  // what a wrong device would claim
+    auto* m = r.add_messages();
+    m->set_role("user");
+    m->set_content("hello");
+    grpc::ClientContext ctx;
+    auto reader = stub->Generate(&ctx, r);
+    v1::CloudChunk chunk;
+    while (reader->Read(&chunk)) {
+    }
+    return reader->Finish();
+  };
+  ASSERT_TRUE(send("us", "US").ok());
+  ASSERT_TRUE(send("us", "").ok());  // a locale without a country cannot be placed
+  struct Refused {
+    std::string jurisdiction, country, why;
+  };
+  for (const Refused& c : std::vector<Refused>{
+           {"cn", "CN", "does not allow jurisdiction 'cn' in region 'us-east-1'"},
+           {"us", "CN",
+            "the claim puts country CN in jurisdiction 'us', but this backend's "
+            "policy (version 2026-11-example-1) puts it in 'cn'"},
+           {"us", "U1", "is not an ISO 3166-1 alpha-2 code"},
+           {"atlantis", "", "the claimed jurisdiction 'atlantis' is not in this backend's policy"},
+           {"default", "", "does not allow jurisdiction 'default'"}}) {
+    grpc::Status s = send(c.jurisdiction, c.country);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << c.jurisdiction;
+    EXPECT_TRUE(absl::StrContains(s.error_message(), c.why)) << s.error_message();
+  }
+  const std::string received = t.Received("us-east-1-a");
+  EXPECT_EQ(std::count(received.begin(), received.end(), '\n'), 2);
+
+  // The policy is reloaded when it changes: us (and eu) now allow only llama.
+  std::ofstream(dir + "/next") << absl::StrReplaceAll(
+      shipped, {{"2026-11-example-1", "v2"},
+                {"allowed_model_families: \"qwen\"\n    allowed_model_families: \"llama\"",
+                 "allowed_model_families: \"llama\""}});
+  ASSERT_EQ(std::rename((dir + "/next").c_str(), policy.c_str()), 0);
+  grpc::Status s;
+  for (int i = 0; i < 200; ++i) {
+    s = send("us", "US");
+    if (!s.ok()) break;
+    absl::SleepFor(absl::Milliseconds(25));
+  }
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(s.error_message(),
+                                "(version v2) does not allow jurisdiction "
+                                "'us' on model family 'qwen'"))
+      << s.error_message();
+  // A broken version is refused and the one in force stays.
+  std::ofstream(policy) << "version: \"broken\"\nnot_a_field: 1\n";
+  kill(t.backend_process("us-east-1-a").pid(), SIGHUP);
+  EXPECT_TRUE(WaitForLog(t.dir() + "/us-east-1-a.log", "reload failed; keeping policy version=v2",
+                         absl::Seconds(5)));
+  EXPECT_TRUE(absl::StrContains(send("us", "US").error_message(), "(version v2)"));
+}
+
+TEST(TopologyTest, BackendsWithThePolicyStopADeviceWithAWrongOne) {
+  // The device's policy was edited by mistake to allow China in us-east-1; the
+  // backend has the real one. No zh-CN request may be served there.
+  const std::string dir = MakeTestDir();
+  const std::string shipped = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
+  std::ofstream(dir + "/wrong.textproto") << absl::StrReplaceAll(
+      shipped, {{"allowed_regions: \"cn-north-1\"", "allowed_regions: \"us-east-1\""}});
+  Topology t(
+      {{"us-east-1-a",
+        "us-east-1",
+        "qwen",
+        "synthetic",
+        "",
+        "",
+        "-",
+        false,
+        {"--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto", "--model_family=qwen"}}},
+      {"--policy=" + dir + "/wrong.textproto"});
+  Answer a = Generate(t.device(), Request("zh-CN", "你好", false, v1::PREFER_CLOUD));
+  EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE) << a.status.error_message();
+  EXPECT_TRUE(absl::StrContains(a.status.error_message(),
+                                "does not allow jurisdiction 'cn' in region 'us-east-1'"))
+      << a.status.error_message();
+  EXPECT_EQ(a.messages, 0);
+  EXPECT_EQ(t.Received("us-east-1-a"), "");
+  // What the policy does allow there is served.
+  Answer us = Generate(t.device(), Request("en-US", "hello", false, v1::PREFER_CLOUD));
+  ASSERT_TRUE(us.status.ok()) << us.status.error_message();
+  EXPECT_EQ(us.route.region(), "us-east-1");
+  EXPECT_TRUE(absl::StrContains(t.Received("us-east-1-a"), "country: \"US\""));
 }
 
 TEST(TopologyTest, RedactedIdNeverReachesTheBackendAndIsRestored) {

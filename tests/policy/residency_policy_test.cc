@@ -365,5 +365,37 @@ TEST(CheckResidencyClaimTest, RefusesAClaimWithoutTheRegion) {
   EXPECT_EQ(CheckResidencyClaim({}, "cn-east-1").code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(CheckClaimAgainstPolicyTest, ThePolicyDecidesNotTheClaim) {
+  auto policy = LoadResidencyPolicy(HR_SOURCE_DIR "/deploy/local/policy.textproto", "");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ((*policy)->backends().backends_size(), 0);
+  const ResidencyPolicy& p = **policy;
+  EXPECT_TRUE(CheckClaimAgainstPolicy(p, "cn", "CN", "cn-east-1", "qwen").ok());
+  EXPECT_TRUE(CheckClaimAgainstPolicy(p, "cn", "cn", "cn-east-1", "").ok());
+  EXPECT_TRUE(CheckClaimAgainstPolicy(p, "eu", "", "eu-west-1", "llama").ok());
+  auto refused = [&p](absl::string_view j, absl::string_view country, absl::string_view region,
+                      absl::string_view family) {
+    absl::Status s = CheckClaimAgainstPolicy(p, j, country, region, family);
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << j << " " << region;
+    return std::string(s.message());
+  };
+  EXPECT_TRUE(absl::StrContains(refused("cn", "CN", "us-east-1", "qwen"),
+                                "does not allow jurisdiction 'cn' in region 'us-east-1'"));
+  EXPECT_TRUE(absl::StrContains(refused("cn", "CN", "cn-east-1", "llama"),
+                                "does not allow jurisdiction 'cn' on model family 'llama'"));
+  EXPECT_TRUE(absl::StrContains(refused("eu", "CN", "eu-west-1", ""), "puts it in 'cn'"));
+  EXPECT_TRUE(absl::StrContains(refused("eu", "FR", "eu-west-1", "mistral"), "model family"));
+  // The default rule keeps everything on the device.
+  EXPECT_TRUE(absl::StrContains(refused("default", "", "us-east-1", ""), "'default'"));
+  EXPECT_TRUE(absl::StrContains(refused("default", "JP", "us-east-1", ""), "'default'"));
+  // What the caller wrote comes back escaped and cut short.
+  const std::string forged = "x\nfake log line " + std::string(200, 'y');
+  std::string message = refused(forged, "", "us-east-1", "");
+  EXPECT_FALSE(absl::StrContains(message, "\n")) << message;
+  EXPECT_TRUE(absl::StrContains(message, "x\\nfake log line")) << message;
+  EXPECT_LT(message.size(), 200u) << message;
+  EXPECT_TRUE(absl::StrContains(refused("eu", "F\n", "eu-west-1", ""), "'F\\n' is not an ISO"));
+}
+
 }  // namespace
 }  // namespace hr::policy
