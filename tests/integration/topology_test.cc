@@ -243,6 +243,15 @@ TEST(TopologyTest, BackendWithThePolicyRefusesClaimsThePolicyDoesNotAllow) {
   EXPECT_TRUE(WaitForLog(t.dir() + "/us-east-1-a.log", "reload failed; keeping policy version=v2",
                          absl::Seconds(5)));
   EXPECT_TRUE(absl::StrContains(send("us", "US").error_message(), "(version v2)"));
+
+  // An invalid policy stops a backend from starting, naming the line.
+  Process broken({HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--engine=synthetic",
+                  "--listen=127.0.0.1:0", "--policy=" + policy},
+                 dir + "/broken.log");
+  EXPECT_EQ(broken.WaitExit(absl::Seconds(30)), 1);
+  const std::string said = ReadFile(dir + "/broken.log");
+  EXPECT_TRUE(absl::StrContains(said, policy + ":2:")) << said;
+  EXPECT_TRUE(absl::StrContains(said, "refusing to start with an invalid policy")) << said;
 }
 
 TEST(TopologyTest, BackendsWithThePolicyStopADeviceWithAWrongOne) {
@@ -849,9 +858,11 @@ TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
       {{HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--log_level=loud"},
        {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
       {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--engine=synthetic",
-        "--synthetic_tokens_per_second=-3", "--threads=0", "--drain_timeout=-1s"},
+        "--synthetic_tokens_per_second=-3", "--threads=0", "--drain_timeout=-1s",
+        "--watch_interval=-1s"},
        {"--region is required", "--synthetic_tokens_per_second must not be negative",
-        "--threads must be at least 1", "--drain_timeout must not be negative"}},
+        "--threads must be at least 1", "--drain_timeout must not be negative",
+        "--watch_interval must not be negative"}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string log = absl::StrCat(dir, "/", i, ".log");
