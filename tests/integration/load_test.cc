@@ -342,14 +342,17 @@ TEST(LoadTest, NoAnswerLeavesItsRegionsWhileBackendsDieAndThePolicyNarrows) {
   const std::string policy = policy_dir + "/policy.textproto";
   std::ofstream(policy) << shipped;
   // Backends that take 10 ms a token, so that requests are in flight when one dies.
-  const std::vector<std::string> slow = {"--synthetic_tokens_per_second=100", "--slots=16"};
+  auto slow = [](const std::string& name, const std::string& region, bool shared_stream) {
+    BackendSpec b{name, region};
+    b.shared_stream = shared_stream;
+    b.flags = {"--synthetic_tokens_per_second=100", "--slots=16"};
+    return b;
+  };
   std::vector<std::string> device_flags = kFastLocal;
   device_flags.insert(device_flags.end(), {"--policy=" + policy, "--watch_interval=50ms"});
-  Topology t({{"cn-north-1-a", "cn-north-1", "qwen", "synthetic", "", "", "-", true, slow},
-              {"cn-east-1-a", "cn-east-1", "qwen", "synthetic", "", "", "-", false, slow},
-              {"eu-west-1-a", "eu-west-1", "qwen", "synthetic", "", "", "-", true, slow},
-              {"eu-central-1-a", "eu-central-1", "qwen", "synthetic", "", "", "-", false, slow},
-              {"us-east-1-a", "us-east-1", "qwen", "synthetic", "", "", "-", true, slow}},
+  Topology t({slow("cn-north-1-a", "cn-north-1", true), slow("cn-east-1-a", "cn-east-1", false),
+              slow("eu-west-1-a", "eu-west-1", true), slow("eu-central-1-a", "eu-central-1", false),
+              slow("us-east-1-a", "us-east-1", true)},
              device_flags);
   const std::string target = absl::StrCat("--target=127.0.0.1:", t.device_port());
   constexpr char kWorkload[] = R"pb(

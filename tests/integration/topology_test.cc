@@ -175,15 +175,9 @@ TEST(TopologyTest, BackendWithThePolicyRefusesClaimsThePolicyDoesNotAllow) {
   const std::string shipped = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
   const std::string policy = dir + "/policy.textproto";
   std::ofstream(policy) << shipped;
-  Topology t({{"us-east-1-a",
-               "us-east-1",
-               "qwen",
-               "synthetic",
-               "",
-               "",
-               "-",
-               false,
-               {"--policy=" + policy, "--model_family=qwen", "--watch_interval=50ms"}}});
+  BackendSpec us{"us-east-1-a", "us-east-1"};
+  us.flags = {"--policy=" + policy, "--model_family=qwen", "--watch_interval=50ms"};
+  Topology t({us});
   auto stub = t.BackendStub("us-east-1-a");
   auto send = [&stub](const std::string& jurisdiction, const std::string& country) {
     v1::CloudRequest r;
@@ -261,17 +255,10 @@ TEST(TopologyTest, BackendsWithThePolicyStopADeviceWithAWrongOne) {
   const std::string shipped = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
   std::ofstream(dir + "/wrong.textproto") << absl::StrReplaceAll(
       shipped, {{"allowed_regions: \"cn-north-1\"", "allowed_regions: \"us-east-1\""}});
-  Topology t(
-      {{"us-east-1-a",
-        "us-east-1",
-        "qwen",
-        "synthetic",
-        "",
-        "",
-        "-",
-        false,
-        {"--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto", "--model_family=qwen"}}},
-      {"--policy=" + dir + "/wrong.textproto"});
+  BackendSpec backend{"us-east-1-a", "us-east-1"};
+  backend.flags = {"--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                   "--model_family=qwen"};
+  Topology t({backend}, {"--policy=" + dir + "/wrong.textproto"});
   Answer a = Generate(t.device(), Request("zh-CN", "你好", false, v1::PREFER_CLOUD));
   EXPECT_EQ(a.status.error_code(), grpc::StatusCode::UNAVAILABLE) << a.status.error_message();
   EXPECT_TRUE(absl::StrContains(a.status.error_message(),
