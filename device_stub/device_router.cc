@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "router/decision.h"
 #include "router/redaction.h"
 #include "spdlog/spdlog.h"
@@ -172,11 +173,10 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     if (d.redact != p_.decision.redact) {
       return absl::StrCat("policy version ", now->version(), " redacts other categories");
     }
+    // The backend as the new configuration describes it: same address, region,
+    // model family and transport.
     for (const v1::Backend* b : now->BackendsFor(rule)) {
-      if (b->name() == backend.name() && b->address() == backend.address() &&
-          b->region() == backend.region()) {
-        return "";
-      }
+      if (google::protobuf::util::MessageDifferencer::Equals(*b, backend)) return "";
     }
     return absl::StrCat("policy version ", now->version(), " no longer allows it");
   }

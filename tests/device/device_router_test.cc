@@ -6,6 +6,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "device_stub/device_router.h"
 #include "engine/synthetic_engine.h"
@@ -119,9 +120,10 @@ class DeviceRouterTest : public ::testing::Test {
   }
 
   // `p` joined with this test's backends.
-  static std::shared_ptr<const policy::ResidencyPolicy> Compile(const v1::Policy& p) {
+  static std::shared_ptr<const policy::ResidencyPolicy> Compile(
+      const v1::Policy& p, const std::string& backends_text = kBackends) {
     v1::Backends backends;
-    google::protobuf::TextFormat::ParseFromString(kBackends, &backends);
+    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(backends_text, &backends));
     auto compiled = policy::ResidencyPolicy::Create(p, backends);
     EXPECT_TRUE(compiled.ok()) << compiled.status();
     return compiled.ok() ? *compiled : nullptr;
@@ -275,7 +277,8 @@ TEST_F(DeviceRouterTest, PolicyReloadAppliesToNewRequests) {
 // backend would serve. (The two take turns at being tried first.)
 class FailoverAfterReloadTest : public DeviceRouterTest {
  protected:
-  void ReloadOnFirstCall(std::function<void(v1::Jurisdiction*, const std::string&)> edit) {
+  void ReloadOnFirstCall(std::function<void(v1::Jurisdiction*, const std::string&)> edit,
+                         const std::string& backends = kBackends) {
     router_->SetPolicy(Compile(ShippedPolicy()));
     cloud_.calls.clear();
     auto called = std::make_shared<bool>(false);
@@ -283,14 +286,15 @@ class FailoverAfterReloadTest : public DeviceRouterTest {
          {std::tuple<std::string, std::string, std::string>{"cn-a", "cn-b", "cn-north-1"},
           {"cn-b", "cn-a", "cn-east-1"}}) {
       cloud_.scripts[name].fail_before_start = absl::UnavailableError("down");
-      cloud_.scripts[name].when_called = [this, edit, called, other = other, region = region] {
+      cloud_.scripts[name].when_called = [this, edit, backends, called, other = other,
+                                          region = region] {
         if (*called) return;
         *called = true;
         cloud_.scripts[other].fail_before_start = absl::OkStatus();
         v1::Policy p = ShippedPolicy();
         p.set_version("reloaded");
         edit(p.mutable_jurisdictions(0), region);
-        router_->SetPolicy(Compile(p));
+        router_->SetPolicy(Compile(p, backends));
       };
     }
   }
@@ -318,6 +322,22 @@ TEST_F(FailoverAfterReloadTest, GoesOnWhenTheNewPolicyAllowsTheSame) {
   ASSERT_TRUE(c->status.ok()) << c->status;
   EXPECT_EQ(Called().size(), 2u);
   EXPECT_EQ(c->text, "你好啊朋友们");
+}
+
+TEST_F(FailoverAfterReloadTest, SkipsABackendTheNewBackendsFileDescribesOtherwise) {
+  // Same policy, but both cn backends are now to be reached over TLS: the
+  // attempt left would go in plaintext, as the old file said.
+  const std::string over_tls =
+      absl::StrReplaceAll(kBackends, {{"region: \"cn-north-1\" model_family: \"qwen\"",
+                                       "region: \"cn-north-1\" model_family: \"qwen\" tls {}"},
+                                      {"region: \"cn-east-1\" model_family: \"qwen\"",
+                                       "region: \"cn-east-1\" model_family: \"qwen\" tls {}"}});
+  ASSERT_NE(over_tls, kBackends);
+  ReloadOnFirstCall([](v1::Jurisdiction*, const std::string&) {}, over_tls);
+  auto c = Run("zh-CN", "你好啊朋友们");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kUnavailable) << c->status;
+  EXPECT_NE(c->status.message().find("no longer allows it"), absl::string_view::npos) << c->status;
+  EXPECT_EQ(Called().size(), 1u);
 }
 
 TEST_F(FailoverAfterReloadTest, EndsWithTheNewPolicysRefusal) {
