@@ -2,8 +2,9 @@
 #include <signal.h>
 
 #include <memory>
+#include <optional>
+#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -13,7 +14,6 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "cloud_backend/inference_service.h"
 #include "engine/engine_factory.h"
@@ -21,7 +21,7 @@
 #include "grpc_util/server_util.h"
 #include "policy/residency_policy.h"
 #include "spdlog/spdlog.h"
-#include "util/file_stamp.h"
+#include "util/config_reloader.h"
 #include "util/flags.h"
 #include "util/log_format.h"
 
@@ -198,40 +198,27 @@ int main(int argc, char** argv) {
                : client_ca.empty() ? "tls"
                                    : "mtls");
 
-  // The policy is looked at for changes (and reloaded on SIGHUP) while serving;
-  // an invalid version keeps the one in force.
-  absl::Mutex reload_mu;
-  hr::util::FileStamp stamp = hr::util::StampOf(policy_path);
-  auto reload = [&](absl::string_view why) {
-    absl::MutexLock lock(&reload_mu);
-    stamp = hr::util::StampOf(policy_path);  // before reading: a later change shows next time
-    spdlog::info("{}: reloading the policy", why);
-    if (auto reloaded = LoadPolicyOrLog(policy_path, region, model_family)) {
-      service.SetPolicy(std::move(reloaded));
-    } else {
-      spdlog::error("reload failed; keeping policy version={}", service.policy()->version());
-    }
-  };
-  absl::Notification stop_watching;
-  std::thread watcher;
-  if (const absl::Duration every = absl::GetFlag(FLAGS_watch_interval);
-      policy != nullptr && every > absl::ZeroDuration()) {
-    watcher = std::thread([&, every] {
-      while (!stop_watching.WaitForNotificationWithTimeout(every)) {
-        bool changed;
-        {
-          absl::MutexLock lock(&reload_mu);
-          changed = hr::util::StampOf(policy_path) != stamp;
-        }
-        if (changed) reload(absl::StrCat(policy_path, " changed"));
+  // The policy is reloaded on SIGHUP and when the file changes; an invalid
+  // version keeps the one in force.
+  std::optional<hr::util::ConfigReloader> reloader;
+  if (policy != nullptr) {
+    reloader.emplace(std::set<std::string>{policy_path}, [&](absl::string_view why) {
+      spdlog::info("{}: reloading the policy", why);
+      std::shared_ptr<const hr::policy::ResidencyPolicy> reloaded =
+          LoadPolicyOrLog(policy_path, region, model_family);
+      if (reloaded == nullptr) {
+        spdlog::error("reload failed; keeping policy version={}", service.policy()->version());
+        return std::optional<std::set<std::string>>();
       }
+      service.SetPolicy(std::move(reloaded));
+      return std::optional<std::set<std::string>>({policy_path});
     });
+    reloader->Watch(absl::GetFlag(FLAGS_watch_interval));
   }
-  int sig = hr::grpc_util::WaitForTermination([&] {
-    if (policy != nullptr) reload("SIGHUP");
+  int sig = hr::grpc_util::WaitForTermination([&reloader] {
+    if (reloader.has_value()) reloader->Reload("SIGHUP");
   });
-  stop_watching.Notify();
-  if (watcher.joinable()) watcher.join();
+  reloader.reset();
   spdlog::info("signal {}: draining (up to {})", sig == SIGTERM ? "SIGTERM" : "SIGINT",
                absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)));
   service.StartDraining();

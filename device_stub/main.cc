@@ -4,13 +4,10 @@
 
 #include <cerrno>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
-#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -20,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "device_stub/cloud_client.h"
 #include "device_stub/device_router.h"
@@ -34,7 +30,7 @@
 #include "router/complexity_model.h"
 #include "router/request_validation.h"
 #include "spdlog/spdlog.h"
-#include "util/file_stamp.h"
+#include "util/config_reloader.h"
 #include "util/flags.h"
 #include "util/log_format.h"
 
@@ -103,9 +99,6 @@ std::shared_ptr<const hr::policy::ResidencyPolicy> LoadOrLog() {
   return *policy;
 }
 
-using hr::util::FileStamp;
-using hr::util::StampOf;
-
 // The files a configuration was read from: the policy, the backends, and the CA,
 // certificate and key files the backends' TLS blocks name.
 std::set<std::string> ConfigFiles(const hr::policy::ResidencyPolicy& policy) {
@@ -118,63 +111,21 @@ std::set<std::string> ConfigFiles(const hr::policy::ResidencyPolicy& policy) {
   return files;
 }
 
-using FileStamps = std::map<std::string, FileStamp>;
-
-FileStamps StampAll(const std::set<std::string>& files) {
-  FileStamps stamps;
-  for (const std::string& f : files) stamps[f] = StampOf(f);
-  return stamps;
+// Loads the policy and backends into `router` (for a reload, prompted by
+// `why`); the files they were read from, or nullopt when they do not validate
+// (the configuration in force stays).
+std::optional<std::set<std::string>> ReloadInto(hr::device::DeviceRouter* router,
+                                                absl::string_view why) {
+  spdlog::info("{}: reloading the policy and backends", why);
+  std::shared_ptr<const hr::policy::ResidencyPolicy> reloaded = LoadOrLog();
+  if (reloaded == nullptr) {
+    spdlog::error("reload failed; keeping policy version={}", router->policy()->version());
+    return std::nullopt;
+  }
+  std::set<std::string> files = ConfigFiles(*reloaded);
+  router->SetPolicy(std::move(reloaded));
+  return files;
 }
-
-// Reloads the policy and backends on SIGHUP and when a file they were read from
-// changes (a CA file too: certificate authorities are rotated); an invalid version
-// keeps the old configuration. Thread-safe.
-class Reloader {
- public:
-  explicit Reloader(hr::device::DeviceRouter* router)
-      : router_(router), stamps_(StampAll(ConfigFiles(*router->policy()))) {}
-
-  void Reload(absl::string_view why) {
-    absl::MutexLock lock(&mu_);
-    ReloadLocked(why);
-  }
-
-  // Reloads if a file changed since the last load.
-  void ReloadIfChanged() {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [file, stamp] : stamps_) {
-      if (StampOf(file) != stamp) {
-        ReloadLocked(absl::StrCat(file, " changed"));
-        return;
-      }
-    }
-  }
-
- private:
-  void ReloadLocked(absl::string_view why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    // Stamped before reading: a change during the read shows at the next look.
-    for (auto& [file, stamp] : stamps_) stamp = StampOf(file);
-    spdlog::info("{}: reloading the policy and backends", why);
-    if (auto reloaded = LoadOrLog()) {
-      // Files the new version names for the first time are stamped after it read
-      // them; those it no longer names are no longer watched.
-      const std::set<std::string> files = ConfigFiles(*reloaded);
-      FileStamps next;
-      for (const std::string& f : files) {
-        auto it = stamps_.find(f);
-        next[f] = it != stamps_.end() ? it->second : StampOf(f);
-      }
-      stamps_ = std::move(next);
-      router_->SetPolicy(std::move(reloaded));
-    } else {
-      spdlog::error("reload failed; keeping policy version={}", router_->policy()->version());
-    }
-  }
-
-  hr::device::DeviceRouter* const router_;
-  absl::Mutex mu_;
-  FileStamps stamps_ ABSL_GUARDED_BY(mu_);
-};
 
 }  // namespace
 
@@ -313,19 +264,14 @@ int main(int argc, char** argv) {
   spdlog::info("serving port={} local_engine={} model=\"{}\" slots={}", server->port, engine,
                made->description, slots);
 
-  Reloader reloader(&router);
-  absl::Notification stop_watching;
-  std::thread watcher;
-  if (const absl::Duration every = absl::GetFlag(FLAGS_watch_interval);
-      every > absl::ZeroDuration()) {
-    watcher = std::thread([&reloader, &stop_watching, every] {
-      while (!stop_watching.WaitForNotificationWithTimeout(every)) reloader.ReloadIfChanged();
-    });
-  }
+  // SIGHUP, or a change to a file the configuration was read from (a CA file
+  // too: certificate authorities are rotated), reloads it.
+  hr::util::ConfigReloader reloader(
+      ConfigFiles(*policy), [&router](absl::string_view why) { return ReloadInto(&router, why); });
+  reloader.Watch(absl::GetFlag(FLAGS_watch_interval));
   int sig = hr::grpc_util::WaitForTermination([&reloader] { reloader.Reload("SIGHUP"); });
   spdlog::info("signal {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  stop_watching.Notify();
-  if (watcher.joinable()) watcher.join();
+  reloader.StopWatching();
   health_service.Shutdown();  // NOT_SERVING, and watchers are let go
   if (!hr::grpc_util::DrainServer(server->server.get(), queues->live_calls(),
                                   absl::Now() + absl::GetFlag(FLAGS_drain_timeout))) {
