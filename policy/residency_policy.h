@@ -78,10 +78,10 @@ class ResidencyPolicy {
 };
 
 // Reads, parses (textproto) and validates both files (an empty `backends_path`:
-// no backends, as a cloud backend checking claims against the policy needs). Every problem is
-// reported as "FILE:LINE:COLUMN: field.path: what is wrong", all of them at once, in an
-// InvalidArgument status; a missing or unreadable file is NotFound or
-// PermissionDenied.
+// no backends, as a cloud backend checking claims against the policy needs).
+// Every problem is reported as "FILE:LINE:COLUMN: field.path: what is wrong", all
+// of them at once, in an InvalidArgument status; a missing or unreadable file is
+// NotFound or PermissionDenied.
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path);
 
