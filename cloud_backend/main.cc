@@ -139,8 +139,8 @@ int main(int argc, char** argv) {
   std::shared_ptr<grpc::ServerCredentials> credentials;  // null: plaintext
   const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
   const std::string key = absl::GetFlag(FLAGS_tls_key_file);
-  if (cert.empty() != key.empty()) {
-    spdlog::error("--tls_cert_file and --tls_key_file go together: give both or neither");
+  if (absl::Status pair = hr::util::CheckCertificateAndKeyFlags(cert, key); !pair.ok()) {
+    spdlog::error("{}", pair.message());
     return 2;
   }
   const std::string client_ca = absl::GetFlag(FLAGS_tls_client_ca_file);

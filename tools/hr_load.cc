@@ -414,8 +414,8 @@ int RealMain() {
   const std::string cert = absl::GetFlag(FLAGS_tls_cert_file);
   const std::string key = absl::GetFlag(FLAGS_tls_key_file);
   if (absl::GetFlag(FLAGS_tls)) {
-    if (cert.empty() != key.empty()) {
-      std::cerr << "error: --tls_cert_file and --tls_key_file go together: give both or neither\n";
+    if (absl::Status pair = hr::util::CheckCertificateAndKeyFlags(cert, key); !pair.ok()) {
+      std::cerr << "error: " << pair.message() << "\n";
       return 2;
     }
     grpc::SslCredentialsOptions ssl;

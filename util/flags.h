@@ -45,6 +45,15 @@ class FlagChecks {
   std::vector<std::string> problems_;
 };
 
+// --tls_cert_file and --tls_key_file, as hr-cloud and hr-load take them: a
+// certificate chain and its private key, both or neither.
+inline absl::Status CheckCertificateAndKeyFlags(absl::string_view cert_file,
+                                                absl::string_view key_file) {
+  if (cert_file.empty() == key_file.empty()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "--tls_cert_file and --tls_key_file go together: give both or neither");
+}
+
 }  // namespace hr::util
 
 #endif  // HYBRID_ROUTER_UTIL_FLAGS_H_
