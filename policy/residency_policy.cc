@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/text_format.h"
@@ -244,13 +245,23 @@ class PolicyBuilder {
     return rule;
   }
 
-  // Whether a gRPC target names this machine ("127.0.0.1:50061",
-  // "dns:///localhost:1", "[::1]:2", "unix:/run/x.sock").
+  // Whether a gRPC target names this machine only ("127.0.0.1:50061",
+  // "dns:///localhost:1", "[::1]:2", "unix:/run/x.sock", "ipv4:127.0.0.1:1,127.0.0.1:2").
   static bool IsLoopback(absl::string_view target) {
     if (absl::StartsWith(target, "unix:")) return true;
-    for (absl::string_view scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
-      if (absl::ConsumePrefix(&target, scheme)) break;
+    if (absl::ConsumePrefix(&target, "ipv4:") || absl::ConsumePrefix(&target, "ipv6:")) {
+      // A list of addresses: all of them must be this machine's.
+      for (absl::string_view address : absl::StrSplit(target, ',')) {
+        if (!IsLoopbackAddress(address)) return false;
+      }
+      return true;
     }
+    if (!absl::ConsumePrefix(&target, "dns:///")) absl::ConsumePrefix(&target, "dns:");
+    return IsLoopbackAddress(target);
+  }
+
+  // Whether `host:port` (or `[v6]:port`, or a host alone) is this machine.
+  static bool IsLoopbackAddress(absl::string_view target) {
     absl::string_view host = target;
     if (absl::ConsumePrefix(&host, "[")) {
       host = host.substr(0, host.find(']'));
