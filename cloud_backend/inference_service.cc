@@ -232,6 +232,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
 
   // Starts reading calls; for a service already draining, ends the stream instead.
   void Begin(bool draining) {
+    spdlog::debug("stream opened client={}", client_);
     {
       absl::MutexLock lock(&mu_);
       draining_ = draining;
@@ -418,6 +419,8 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
       return;
     }
     finish_started_ = true;
+    spdlog::debug("stream ended client={} code={}", client_,
+                  absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())));
     Reactor* reactor = reactor_;
     mu_.Unlock();
     reactor->Finish(status);

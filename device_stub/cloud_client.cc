@@ -156,8 +156,10 @@ class StreamCall;
 // starts on it: writes their requests (one write in flight; what queues up
 // behind it leaves in one message), reads the chunks and hands each to its call.
 // When the stream ends, every call still on it ends UNAVAILABLE, so the router
-// can try another backend, and the next call opens a new stream. Runs on one
-// completion queue; keeps itself alive (self_) until every tag is back.
+// can try another backend, and the next call opens a new stream. A retired
+// stream takes no new calls; once the ones on it have ended it closes its side,
+// and the backend ends it. Runs on one completion queue; keeps itself alive
+// (self_) until every tag is back.
 class CallStream final : public std::enable_shared_from_this<CallStream> {
  public:
   // Counted in `live` until the last tag is back.
@@ -171,7 +173,7 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   }
 
   // Sends `request` as call `id` with what is left of `deadline`. False when the
-  // stream has ended; the call is not taken then.
+  // stream has ended or is retired; the call is not taken then.
   bool Add(uint64_t id, std::shared_ptr<StreamCall> call, const v1::CloudRequest& request,
            absl::Time deadline);
   // The call gave up (cancelled, or out of time): the backend is told to stop it.
@@ -180,6 +182,12 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   bool ended() {
     absl::MutexLock lock(&mu_);
     return ended_stream_;
+  }
+  // Takes no new calls from now on; the stream closes once its calls have ended.
+  void Retire() {
+    absl::MutexLock lock(&mu_);
+    retired_ = true;
+    WriteNextLocked();
   }
   // For shutdown, once no call is left: ends the stream.
   void Close() { context_.TryCancel(); }
@@ -190,15 +198,24 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   template <typename Fill>
   void Queue(size_t bytes, Fill fill) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     fill(out_.Gather(bytes));
-    if (!starting_) WriteNextLocked();  // else OnStarted does
+    WriteNextLocked();
   }
 
-  // Starts the next write, unless one is in flight or nothing waits.
+  // Starts the next write, unless one is in flight or nothing waits. A retired
+  // stream with no call left closes its side instead: nothing can follow then
+  // (no call to add, none to cancel).
   void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    const v1::CloudStreamRequests* next = out_.Next();
-    if (next == nullptr) return;
-    refs_.fetch_add(1, std::memory_order_relaxed);
-    stream_->Write(*next, &write_tag_);
+    if (starting_) return;  // OnStarted comes back here
+    if (const v1::CloudStreamRequests* next = out_.Next(); next != nullptr) {
+      refs_.fetch_add(1, std::memory_order_relaxed);
+      stream_->Write(*next, &write_tag_);
+      return;
+    }
+    if (retired_ && calls_.empty() && !out_.in_flight() && !ended_stream_ && !closing_) {
+      closing_ = true;
+      refs_.fetch_add(1, std::memory_order_relaxed);
+      stream_->WritesDone(&writes_done_tag_);
+    }
   }
 
   // The start's operation (the headers) and writes share one slot: nothing is
@@ -223,6 +240,7 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
     }
     Unref();
   }
+  void OnWritesDone(bool /*ok*/) { Unref(); }  // a failure shows in the read and finish
   void OnFinished(bool ok);
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
@@ -243,12 +261,15 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   grpc_util::WriteBatches<v1::CloudStreamRequests> out_ ABSL_GUARDED_BY(mu_){256 * 1024};
   bool starting_ ABSL_GUARDED_BY(mu_) = true;  // until the start is back
   bool ended_stream_ ABSL_GUARDED_BY(mu_) = false;
-  // The start tag, the read-then-finish chain, and a write when in flight.
+  bool retired_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;  // WritesDone started
+  // The start tag, the read-then-finish chain, and a write or WritesDone when in flight.
   std::atomic<int> refs_{2};
   std::shared_ptr<CallStream> self_;
   grpc_util::MemberTag<CallStream> start_tag_{this, &CallStream::OnStarted};
   grpc_util::MemberTag<CallStream> read_tag_{this, &CallStream::OnRead};
   grpc_util::MemberTag<CallStream> write_tag_{this, &CallStream::OnWritten};
+  grpc_util::MemberTag<CallStream> writes_done_tag_{this, &CallStream::OnWritesDone};
   grpc_util::MemberTag<CallStream> finish_tag_{this, &CallStream::OnFinished};
 };
 
@@ -264,14 +285,13 @@ class StreamCall final : public CloudCall {
   StreamCall(CloudCallbacks callbacks, grpc_util::LiveCalls* live)
       : callbacks_(std::move(callbacks)), live_(std::in_place, live) {}
 
-  // Starts the alarms, then hands the call to `stream`. When the stream has
-  // ended already, the call ends UNAVAILABLE (on the queue).
-  void Begin(std::shared_ptr<CallStream> stream, const v1::CloudRequest& request,
-             grpc::CompletionQueue* queue, absl::Time deadline, absl::Duration first_text_timeout,
-             std::shared_ptr<StreamCall> self) {
+  // Starts the alarms, then hands the call to the stream `stream_for` returns.
+  // When that stream has ended or was retired in between, asks once more; when
+  // the next one will not take it either, the call ends UNAVAILABLE (on the queue).
+  void Begin(const std::function<std::shared_ptr<CallStream>()>& stream_for,
+             const v1::CloudRequest& request, grpc::CompletionQueue* queue, absl::Time deadline,
+             absl::Duration first_text_timeout, std::shared_ptr<StreamCall> self) {
     self_ = std::move(self);
-    stream_ = std::move(stream);
-    id_ = stream_->NextId();
     first_text_timeout_ = first_text_timeout;
     if (first_text_timeout > absl::ZeroDuration()) {
       refs_.fetch_add(1, std::memory_order_relaxed);
@@ -283,9 +303,15 @@ class StreamCall final : public CloudCall {
     } else {
       deadline_alarm_.Set(queue, absl::ToChronoTime(deadline), &deadline_tag_);
     }
-    if (!stream_->Add(id_, self_, request, deadline)) {
-      GiveUp(absl::UnavailableError("the stream to the backend ended"));
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::shared_ptr<CallStream> stream = stream_for();
+      absl::MutexLock lock(&mu_);
+      if (ended_call_) return;  // the deadline passed already
+      stream_ = std::move(stream);
+      id_ = stream_->NextId();
+      if (stream_->Add(id_, self_, request, deadline)) return;
     }
+    GiveUp(absl::UnavailableError("the stream to the backend ended"));
   }
 
   void Cancel() override { GiveUp(absl::CancelledError("cancelled")); }
@@ -369,24 +395,28 @@ class StreamCall final : public CloudCall {
     callbacks_.on_done(std::move(done), std::move(last_text));
     if (first_text_timeout_ > absl::ZeroDuration()) first_text_alarm_.Cancel();
     deadline_alarm_.Cancel();
-    if (tell_backend) stream_->Forget(id_);
+    if (tell_backend && stream_ != nullptr) stream_->Forget(id_);
   }
 
   void Unref() {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     live_.reset();
-    stream_.reset();
+    {
+      absl::MutexLock lock(&mu_);
+      stream_.reset();
+    }
     self_.reset();
   }
 
   CloudCallbacks callbacks_;
   std::optional<grpc_util::LiveCalls::Token> live_;
-  std::shared_ptr<CallStream> stream_;
-  uint64_t id_ = 0;
+  absl::Mutex mu_;
+  // The stream that took the call (null until then).
+  std::shared_ptr<CallStream> stream_ ABSL_GUARDED_BY(mu_);
+  uint64_t id_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration first_text_timeout_;
   grpc::Alarm first_text_alarm_;
   grpc::Alarm deadline_alarm_;
-  absl::Mutex mu_;
   bool answered_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_call_ ABSL_GUARDED_BY(mu_) = false;
   absl::Mutex give_up_mu_;
@@ -401,7 +431,7 @@ class StreamCall final : public CloudCall {
 bool CallStream::Add(uint64_t id, std::shared_ptr<StreamCall> call, const v1::CloudRequest& request,
                      absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  if (ended_stream_) return false;
+  if (ended_stream_ || retired_) return false;
   calls_.emplace(id, std::move(call));
   int64_t timeout = 0;
   if (deadline != absl::InfiniteFuture()) {
@@ -440,6 +470,7 @@ void CallStream::OnRead(bool ok) {
       if (c.code() != 0 || c.chunk().has_done()) {
         call = std::move(it->second);
         calls_.erase(it);
+        if (retired_) WriteNextLocked();  // the last call may have ended
       } else {
         call = it->second;
       }
@@ -518,19 +549,34 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
   // A request too big for one message of a stream goes in a call of its own.
   if (backend.shared_stream() && request.ByteSizeLong() <= kMaxStreamedRequestBytes) {
     auto call = std::make_shared<StreamCall>(std::move(callbacks), &live_calls_);
-    call->Begin(StreamFor(connection), request, pick_queue_(), deadline, first_text_timeout_, call);
+    call->Begin([this, &connection] { return StreamFor(connection); }, request, pick_queue_(),
+                deadline, options_.first_text_timeout, call);
     return call;
   }
   auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, &live_calls_);
-  call->Begin(connection.stub.get(), request, pick_queue_(), first_text_timeout_, call);
+  call->Begin(connection.stub.get(), request, pick_queue_(), options_.first_text_timeout, call);
   return call;
 }
 
 std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
   absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  if (connection.stream != nullptr && !connection.stream->ended() &&
+      options_.stream_max_age > absl::ZeroDuration() &&
+      now - connection.stream_opened >= options_.stream_max_age) {
+    // Its calls finish where they are; the next stream is placed anew.
+    connection.stream->Retire();
+    std::vector<std::weak_ptr<CallStream>>& retired = connection.retired;
+    retired.erase(std::remove_if(retired.begin(), retired.end(),
+                                 [](const std::weak_ptr<CallStream>& s) { return s.expired(); }),
+                  retired.end());
+    connection.retired.push_back(connection.stream);
+    connection.stream = nullptr;
+  }
   if (connection.stream == nullptr || connection.stream->ended()) {
     connection.stream = std::make_shared<CallStream>(&live_streams_);
     connection.stream->Begin(connection.stub.get(), pick_queue_());
+    connection.stream_opened = now;
   }
   return connection.stream;
 }
@@ -541,6 +587,10 @@ bool GrpcCloudClient::CloseStreams(absl::Duration timeout) {
     for (auto& [key, connection] : connections_) {
       if (connection->stream != nullptr) connection->stream->Close();
       connection->stream = nullptr;
+      for (const std::weak_ptr<CallStream>& retired : connection->retired) {
+        if (std::shared_ptr<CallStream> s = retired.lock()) s->Close();
+      }
+      connection->retired.clear();
     }
   }
   return live_streams_.WaitForNone(absl::Now() + timeout);

@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
@@ -72,12 +73,21 @@ std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend);
 // policy's fallback instead of waiting for the request's deadline (zero: no limit). A
 // `shared_stream` backend's calls all travel on one GenerateStream per connection instead,
 // with the same callbacks, timeout and deadline (the deadline by an alarm of their own).
-// Thread-safe.
+// Once that stream is `stream_max_age` old, new calls go on a new one, which gRPC's
+// round-robin places on the next of the backend's addresses; the old one closes when its
+// calls have ended. Thread-safe.
+struct GrpcCloudClientOptions {
+  // How long a backend may take to send text (or its final message); zero: no limit.
+  absl::Duration first_text_timeout = absl::ZeroDuration();
+  // How long a shared stream takes new calls; zero: until it ends.
+  absl::Duration stream_max_age = absl::ZeroDuration();
+};
+
 class GrpcCloudClient : public CloudClient {
  public:
   explicit GrpcCloudClient(std::function<grpc::CompletionQueue*()> pick_queue,
-                           absl::Duration first_text_timeout = absl::ZeroDuration())
-      : pick_queue_(std::move(pick_queue)), first_text_timeout_(first_text_timeout) {}
+                           GrpcCloudClientOptions options = {})
+      : pick_queue_(std::move(pick_queue)), options_(options) {}
   std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
                                    absl::Time deadline, CloudCallbacks callbacks) override;
   bool IsDown(const v1::Backend& backend) override;
@@ -101,9 +111,12 @@ class GrpcCloudClient : public CloudClient {
   struct Connection {
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::CloudInference::Stub> stub;
-    // The GenerateStream for `shared_stream` backends, opened on first use and
-    // again after it ended.
+    // The GenerateStream for `shared_stream` backends, opened on first use, again
+    // after it ended, and when it is stream_max_age old.
     std::shared_ptr<CallStream> stream;  // guarded by mu_
+    absl::Time stream_opened;            // guarded by mu_
+    // Streams replaced for their age, whose calls may still run; for shutdown.
+    std::vector<std::weak_ptr<CallStream>> retired;  // guarded by mu_
   };
   // The connection to `backend`'s address with its TLS settings, made on first use.
   Connection& ConnectionFor(const v1::Backend& backend);
@@ -111,7 +124,7 @@ class GrpcCloudClient : public CloudClient {
   std::shared_ptr<CallStream> StreamFor(Connection& connection);
 
   const std::function<grpc::CompletionQueue*()> pick_queue_;
-  const absl::Duration first_text_timeout_;
+  const GrpcCloudClientOptions options_;
   absl::Mutex mu_;
   // By address and TLS settings; entries live as long as the client.
   absl::flat_hash_map<std::string, std::unique_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);

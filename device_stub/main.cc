@@ -62,6 +62,11 @@ ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(120), "for calls witho
 ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a cloud backend may "
           "take to send the first text of an answer; then the attempt is given up and the next "
           "allowed backend, or the policy's fallback, is tried (0: no limit)");
+ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
+          "how long a shared_stream "
+          "backend's stream takes new requests; then the next one opens, which gRPC's "
+          "round-robin places on the next address the backend's name resolves to, and the old "
+          "one closes when its requests are done (0: until it breaks)");
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2),
@@ -176,6 +181,8 @@ int main(int argc, char** argv) {
                 "--default_deadline must be positive");
   check.Require(absl::GetFlag(FLAGS_first_text_timeout) >= absl::ZeroDuration(),
                 "--first_text_timeout must not be negative");
+  check.Require(absl::GetFlag(FLAGS_stream_max_age) >= absl::ZeroDuration(),
+                "--stream_max_age must not be negative");
   check.Require(absl::GetFlag(FLAGS_io_threads) >= 1, "--io_threads must be at least 1");
   check.Require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
                 "--watch_interval must not be negative");
@@ -217,8 +224,10 @@ int main(int argc, char** argv) {
   hr::engine::EnginePool local(std::move(made->generators), absl::GetFlag(FLAGS_local_max_queue));
   // Made with the server (its queues belong to the server's builder), before any call.
   std::unique_ptr<hr::grpc_util::CqPool> queues;
-  hr::device::GrpcCloudClient cloud([&queues] { return queues->Pick(); },
-                                    absl::GetFlag(FLAGS_first_text_timeout));
+  hr::device::GrpcCloudClientOptions cloud_options;
+  cloud_options.first_text_timeout = absl::GetFlag(FLAGS_first_text_timeout);
+  cloud_options.stream_max_age = absl::GetFlag(FLAGS_stream_max_age);
+  hr::device::GrpcCloudClient cloud([&queues] { return queues->Pick(); }, cloud_options);
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;
   options.limits.max_prompt_bytes = absl::GetFlag(FLAGS_max_prompt_bytes);

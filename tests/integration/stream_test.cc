@@ -2,6 +2,7 @@
 // CloudInference.GenerateStream. Real hr-device and hr-cloud processes on loopback.
 #include <signal.h>
 
+#include <fstream>
 #include <map>
 #include <thread>
 
@@ -194,6 +195,71 @@ TEST(SharedStreamTest, DrainingBackendEndsTheStreamAndExitsWithoutWaiting) {
     ASSERT_TRUE(a.status.ok()) << a.status.error_message();
     EXPECT_EQ(a.route.backend(), other);
   }
+}
+
+// One backend entry whose address resolves to two hr-cloud processes: a stream
+// older than --stream_max_age takes no new requests, the next one goes to the
+// other address, and the old one closes once its requests are done. Requests
+// that arrive while streams are replaced all get their answer.
+TEST(SharedStreamTest, OldStreamsGiveWayAndTheNextGoesToTheNextAddress) {
+  const std::vector<std::string> debug = {"--log_level=debug"};
+  Topology t(
+      {Streamed("us-east-1-a", "us-east-1", debug), Streamed("us-east-1-b", "us-east-1", debug)},
+      {"--stream_max_age=20ms", "--watch_interval=0"});
+  std::ofstream(t.dir() + "/backends.textproto")
+      << "backends { name: \"us-east-1\" address: \"ipv4:127.0.0.1:"
+      << t.backend_port("us-east-1-a") << ",127.0.0.1:" << t.backend_port("us-east-1-b")
+      << "\" region: \"us-east-1\" model_family: \"qwen\" shared_stream: true }\n";
+  ASSERT_EQ(kill(t.device_process().pid(), SIGHUP), 0);
+  ASSERT_TRUE(WaitForLog(t.dir() + "/device.log", "backends=1", absl::Seconds(10)));
+
+  // Four callers at once, each sending one request after another, for long
+  // enough that the stream is replaced many times under them.
+  constexpr int kCallers = 4, kEach = 40;
+  std::vector<std::vector<Answer>> answers(kCallers);
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kCallers; ++c) {
+    threads.emplace_back([&t, &answers, c] {
+      for (int i = 0; i < kEach; ++i) {
+        answers[c].push_back(
+            Generate(t.device(), Request("en-US", absl::StrCat("caller ", c, " number ", i), true,
+                                         v1::PREFER_CLOUD, 8)));
+        absl::SleepFor(absl::Milliseconds(5));
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int c = 0; c < kCallers; ++c) {
+    for (int i = 0; i < kEach; ++i) {
+      const Answer& a = answers[c][i];
+      ASSERT_TRUE(a.status.ok()) << c << "/" << i << ": " << a.status.error_message();
+      EXPECT_EQ(a.route.backend(), "us-east-1");
+      EXPECT_EQ(a.text, absl::StrCat("caller ", c, " number ", i));
+    }
+  }
+  const std::string a_log = ReadFile(t.dir() + "/us-east-1-a.log"),
+                    b_log = ReadFile(t.dir() + "/us-east-1-b.log");
+  const int a_served = CountLines(a_log, "via=stream"), b_served = CountLines(b_log, "via=stream");
+  EXPECT_EQ(a_served + b_served, kCallers * kEach);
+  EXPECT_EQ(CountLines(a_log, "via=call") + CountLines(b_log, "via=call"), 0);
+  // Both addresses served: the stream did not stay on the first.
+  EXPECT_GT(a_served, 0) << b_log;
+  EXPECT_GT(b_served, 0) << a_log;
+  // Streams were replaced, and the old ones closed by the device (OK), not cut
+  // off: every stream but the one in use has ended.
+  const int opened = CountLines(a_log, "stream opened") + CountLines(b_log, "stream opened");
+  EXPECT_GE(opened, 4);
+  auto all_ended = [&] {
+    const std::string a = ReadFile(t.dir() + "/us-east-1-a.log"),
+                      b = ReadFile(t.dir() + "/us-east-1-b.log");
+    return CountLines(a, "stream ended") + CountLines(b, "stream ended") >= opened - 1;
+  };
+  for (int i = 0; i < 100 && !all_ended(); ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_TRUE(all_ended()) << a_log << b_log;
+  const std::string ends =
+      ReadFile(t.dir() + "/us-east-1-a.log") + ReadFile(t.dir() + "/us-east-1-b.log");
+  EXPECT_EQ(CountLines(ends, "stream ended"), CountLines(ends, "stream ended client=- code=OK"))
+      << ends;
 }
 
 TEST(SharedStreamTest, AppDeadlineStopsTheBackendsCall) {
