@@ -344,7 +344,7 @@ void Call<Request, Response>::OnDone(const grpc::Status& status) {
   delete this;
 }
 
-constexpr char kUsage[] = R"(hr-load: load a device router over gRPC and report per route.
+constexpr char kUsage[] = R"(Loads a device router over gRPC and reports per route.
 
   hr-load --workload W.textproto [--target 127.0.0.1:50051] [--policy P.textproto]
           [--mode closed --concurrency 8 | --mode open --rps 100]

@@ -60,7 +60,7 @@ namespace tools = ::hybridrouter::tools;
 using hr::router::Outcome;
 using hr::router::RoutingMetrics;
 
-constexpr char kUsage[] = R"(hr-train: the complexity model and detector measurements.
+constexpr char kUsage[] = R"(The complexity model and detector measurements.
 
   hr-train train     --data dev.jsonl --out models/complexity.pb [--split train]
   hr-train eval      --data dev.jsonl --model models/complexity.pb [--split test]
@@ -546,6 +546,6 @@ int main(int argc, char** argv) {
   if (cmd == "calibrate") return Calibrate();
   if (cmd == "cv") return CrossValidate();
   if (cmd == "detectors") return Detectors();
-  std::fprintf(stderr, "%s", kUsage);
+  std::fprintf(stderr, "hr-train: %s", kUsage);
   return 2;
 }

@@ -51,7 +51,7 @@ ABSL_FLAG(bool, json, false, "machine-readable output (JSON; one object per line
 namespace {
 
 namespace v1 = ::hybridrouter::v1;
-constexpr char kUsage[] = R"(hrctl: inspect and exercise hybrid-router.
+constexpr char kUsage[] = R"(Inspects and exercises hybrid-router.
 
 Commands:
   hrctl validate [--policy FILE] [--backends FILE] [--json]
@@ -438,7 +438,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
-    std::fprintf(stderr, "%s\nRun 'hrctl --help' for the flags.\n", kUsage);
+    std::fprintf(stderr, "hrctl: %s\nRun 'hrctl --help' for the flags.\n", kUsage);
     return 2;
   }
   std::string cmd = args[1];
@@ -455,6 +455,6 @@ int main(int argc, char** argv) {
     }
     return cmd == "explain" ? Explain(*request) : Generate(*request);
   }
-  std::fprintf(stderr, "error: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+  std::fprintf(stderr, "error: unknown command '%s'\n\nhrctl: %s", cmd.c_str(), kUsage);
   return 2;
 }

@@ -878,6 +878,9 @@ TEST(BinariesTest, HelpListsEachProgramsOwnFlags) {
     std::string help = ReadFile(log);
     EXPECT_TRUE(absl::StrContains(help, flag)) << binary << " --help:\n" << help;
     EXPECT_FALSE(absl::StrContains(help, "--flagfile")) << binary << ": Abseil's own flags";
+    // Abseil puts the program's name before the usage message: once is enough.
+    EXPECT_TRUE(absl::StartsWith(help, binary + ": ")) << help;
+    EXPECT_FALSE(absl::StartsWith(help, binary + ": " + binary)) << help;
   }
 }
 
