@@ -4,6 +4,7 @@
 #include <atomic>
 #include <optional>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "grpc_util/cq_pool.h"
@@ -526,35 +527,70 @@ std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend) {
   return grpc::CreateCustomChannel(backend.address(), credentials, args);
 }
 
-GrpcCloudClient::Connection& GrpcCloudClient::ConnectionFor(const v1::Backend& backend) {
+namespace {
+
+// What tells connections apart: the address and the TLS settings.
+std::string ConnectionKey(const v1::Backend& backend) {
   const v1::BackendTls& tls = backend.tls();
-  const std::string key = backend.has_tls()
-                              ? absl::StrCat(backend.address(), "|tls|", tls.server_name(), "|",
-                                             tls.ca_pem(), "|", tls.cert_pem(), "|", tls.key_pem())
-                              : absl::StrCat(backend.address(), "|plaintext");
+  return backend.has_tls() ? absl::StrCat(backend.address(), "|tls|", tls.server_name(), "|",
+                                          tls.ca_pem(), "|", tls.cert_pem(), "|", tls.key_pem())
+                           : absl::StrCat(backend.address(), "|plaintext");
+}
+
+}  // namespace
+
+std::shared_ptr<GrpcCloudClient::Connection> GrpcCloudClient::ConnectionFor(
+    const v1::Backend& backend) {
+  const std::string key = ConnectionKey(backend);
   absl::MutexLock lock(&mu_);
-  std::unique_ptr<Connection>& c = connections_[key];
-  if (c != nullptr) return *c;
-  c = std::make_unique<Connection>();
+  std::shared_ptr<Connection>& c = connections_[key];
+  if (c != nullptr) return c;
+  c = std::make_shared<Connection>();
   c->channel = NewBackendChannel(backend);
   c->channel->GetState(/*try_to_connect=*/true);
   c->stub = v1::CloudInference::NewStub(c->channel);
-  return *c;
+  return c;
+}
+
+void GrpcCloudClient::KeepOnly(const v1::Backends& backends) {
+  absl::flat_hash_set<std::string> keep;
+  for (const v1::Backend& b : backends.backends()) keep.insert(ConnectionKey(b));
+  absl::MutexLock lock(&mu_);
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    if (keep.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    RetireStreamLocked(*it->second);
+    connections_.erase(it++);
+  }
+}
+
+void GrpcCloudClient::RetireStreamLocked(Connection& connection) {
+  if (connection.stream == nullptr) return;
+  connection.stream->Retire();
+  retired_streams_.erase(
+      std::remove_if(retired_streams_.begin(), retired_streams_.end(),
+                     [](const std::weak_ptr<CallStream>& s) { return s.expired(); }),
+      retired_streams_.end());
+  retired_streams_.push_back(std::move(connection.stream));
+  connection.stream = nullptr;
 }
 
 std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
                                                   const v1::CloudRequest& request,
                                                   absl::Time deadline, CloudCallbacks callbacks) {
-  Connection& connection = ConnectionFor(backend);
+  // Held for the start: a reload may drop it from connections_ meanwhile.
+  std::shared_ptr<Connection> connection = ConnectionFor(backend);
   // A request too big for one message of a stream goes in a call of its own.
   if (backend.shared_stream() && request.ByteSizeLong() <= kMaxStreamedRequestBytes) {
     auto call = std::make_shared<StreamCall>(std::move(callbacks), &live_calls_);
-    call->Begin([this, &connection] { return StreamFor(connection); }, request, pick_queue_(),
+    call->Begin([this, &connection] { return StreamFor(*connection); }, request, pick_queue_(),
                 deadline, options_.first_text_timeout, call);
     return call;
   }
   auto call = std::make_shared<QueueCall>(std::move(callbacks), deadline, &live_calls_);
-  call->Begin(connection.stub.get(), request, pick_queue_(), options_.first_text_timeout, call);
+  call->Begin(connection->stub.get(), request, pick_queue_(), options_.first_text_timeout, call);
   return call;
 }
 
@@ -565,13 +601,7 @@ std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
       options_.stream_max_age > absl::ZeroDuration() &&
       now - connection.stream_opened >= options_.stream_max_age) {
     // Its calls finish where they are; the next stream is placed anew.
-    connection.stream->Retire();
-    std::vector<std::weak_ptr<CallStream>>& retired = connection.retired;
-    retired.erase(std::remove_if(retired.begin(), retired.end(),
-                                 [](const std::weak_ptr<CallStream>& s) { return s.expired(); }),
-                  retired.end());
-    connection.retired.push_back(connection.stream);
-    connection.stream = nullptr;
+    RetireStreamLocked(connection);
   }
   if (connection.stream == nullptr || connection.stream->ended()) {
     connection.stream = std::make_shared<CallStream>(&live_streams_);
@@ -587,11 +617,11 @@ bool GrpcCloudClient::CloseStreams(absl::Duration timeout) {
     for (auto& [key, connection] : connections_) {
       if (connection->stream != nullptr) connection->stream->Close();
       connection->stream = nullptr;
-      for (const std::weak_ptr<CallStream>& retired : connection->retired) {
-        if (std::shared_ptr<CallStream> s = retired.lock()) s->Close();
-      }
-      connection->retired.clear();
     }
+    for (const std::weak_ptr<CallStream>& retired : retired_streams_) {
+      if (std::shared_ptr<CallStream> s = retired.lock()) s->Close();
+    }
+    retired_streams_.clear();
   }
   return live_streams_.WaitForNone(absl::Now() + timeout);
 }
@@ -601,7 +631,7 @@ bool GrpcCloudClient::WaitForCalls(absl::Duration timeout) {
 }
 
 bool GrpcCloudClient::IsDown(const v1::Backend& backend) {
-  return ConnectionFor(backend).channel->GetState(/*try_to_connect=*/true) ==
+  return ConnectionFor(backend)->channel->GetState(/*try_to_connect=*/true) ==
          GRPC_CHANNEL_TRANSIENT_FAILURE;
 }
 

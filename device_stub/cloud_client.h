@@ -98,6 +98,12 @@ class GrpcCloudClient : public CloudClient {
   // shut down.
   bool WaitForCalls(absl::Duration timeout);
 
+  // Drops the connections to backends (and TLS settings) no longer in
+  // `backends`, after a reload: their channels close, health checks and
+  // reconnection attempts included, and their shared streams close once their
+  // calls have ended. Calls running on them go on.
+  void KeepOnly(const v1::Backends& backends);
+
   // Ends the backends' shared streams and waits until they are over, at most
   // `timeout`; false if some are not. For shutdown, after WaitForCalls and
   // before the queues are shut down.
@@ -115,19 +121,21 @@ class GrpcCloudClient : public CloudClient {
     // after it ended, and when it is stream_max_age old.
     std::shared_ptr<CallStream> stream;  // guarded by mu_
     absl::Time stream_opened;            // guarded by mu_
-    // Streams replaced for their age, whose calls may still run; for shutdown.
-    std::vector<std::weak_ptr<CallStream>> retired;  // guarded by mu_
   };
   // The connection to `backend`'s address with its TLS settings, made on first use.
-  Connection& ConnectionFor(const v1::Backend& backend);
+  std::shared_ptr<Connection> ConnectionFor(const v1::Backend& backend);
   // The connection's open stream, opened when there is none or it ended.
   std::shared_ptr<CallStream> StreamFor(Connection& connection);
+  // Takes no new calls on the connection's stream, which closes once its calls end.
+  void RetireStreamLocked(Connection& connection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<grpc::CompletionQueue*()> pick_queue_;
   const GrpcCloudClientOptions options_;
   absl::Mutex mu_;
-  // By address and TLS settings; entries live as long as the client.
-  absl::flat_hash_map<std::string, std::unique_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
+  // By address and TLS settings; until KeepOnly drops them.
+  absl::flat_hash_map<std::string, std::shared_ptr<Connection>> connections_ ABSL_GUARDED_BY(mu_);
+  // Streams replaced (for their age, or by KeepOnly) whose calls may still run; for shutdown.
+  std::vector<std::weak_ptr<CallStream>> retired_streams_ ABSL_GUARDED_BY(mu_);
   // The calls and the shared streams whose tags are not all back yet.
   grpc_util::LiveCalls live_calls_;
   grpc_util::LiveCalls live_streams_;

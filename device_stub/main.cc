@@ -119,7 +119,10 @@ std::set<std::string> ConfigFiles(const hr::policy::ResidencyPolicy& policy) {
 // Loads the policy and backends into `router` (for a reload, prompted by
 // `why`); the files they were read from, or nullopt when they do not validate
 // (the configuration in force stays).
+// Loads the configuration again; when it is valid, the router uses it from the
+// next request on, and `cloud` drops the connections to backends it no longer lists.
 std::optional<std::set<std::string>> ReloadInto(hr::device::DeviceRouter* router,
+                                                hr::device::GrpcCloudClient* cloud,
                                                 absl::string_view why) {
   spdlog::info("{}: reloading the policy and backends", why);
   std::shared_ptr<const hr::policy::ResidencyPolicy> reloaded = LoadOrLog();
@@ -128,7 +131,9 @@ std::optional<std::set<std::string>> ReloadInto(hr::device::DeviceRouter* router
     return std::nullopt;
   }
   std::set<std::string> files = ConfigFiles(*reloaded);
+  const hybridrouter::v1::Backends backends = reloaded->backends();
   router->SetPolicy(std::move(reloaded));
+  cloud->KeepOnly(backends);
   return files;
 }
 
@@ -275,8 +280,9 @@ int main(int argc, char** argv) {
 
   // SIGHUP, or a change to a file the configuration was read from (a CA file
   // too: certificate authorities are rotated), reloads it.
-  hr::util::ConfigReloader reloader(
-      ConfigFiles(*policy), [&router](absl::string_view why) { return ReloadInto(&router, why); });
+  hr::util::ConfigReloader reloader(ConfigFiles(*policy), [&router, &cloud](absl::string_view why) {
+    return ReloadInto(&router, &cloud, why);
+  });
   reloader.Watch(absl::GetFlag(FLAGS_watch_interval));
   int sig = hr::grpc_util::WaitForTermination([&reloader] { reloader.Reload("SIGHUP"); });
   spdlog::info("signal {}: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");

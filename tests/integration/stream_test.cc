@@ -4,6 +4,7 @@
 
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -260,6 +261,81 @@ TEST(SharedStreamTest, OldStreamsGiveWayAndTheNextGoesToTheNextAddress) {
       ReadFile(t.dir() + "/us-east-1-a.log") + ReadFile(t.dir() + "/us-east-1-b.log");
   EXPECT_EQ(CountLines(ends, "stream ended"), CountLines(ends, "stream ended client=- code=OK"))
       << ends;
+}
+
+// Established TCP connections on this machine to `port` (the client's side),
+// over IPv4 or IPv6 (gRPC may reach 127.0.0.1 on an IPv6 socket).
+int ConnectionsTo(int port) {
+  int n = 0;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      const size_t colon = remote.find(':');
+      if (colon != std::string::npos && std::stoi(remote.substr(colon + 1), nullptr, 16) == port &&
+          state == "01") {
+        ++n;
+      }
+    }
+  }
+  return n;
+}
+
+// A reload that takes a backend out of the file ends hr-device's stream and
+// connection to it (no health checks or reconnection attempts go on), after
+// the request running on it has its whole answer.
+TEST(SharedStreamTest, ABackendTakenOutOfTheFileLosesItsStreamAndConnection) {
+  const std::vector<std::string> flags = {"--log_level=debug", "--synthetic_tokens_per_second=20"};
+  Topology t(
+      {Streamed("us-east-1-a", "us-east-1", flags), Streamed("us-east-1-b", "us-east-1", flags)},
+      {"--watch_interval=0"});
+  // Lists only backend `name` in hr-device's backends file, and reloads it.
+  auto only = [&t](const std::string& name) {
+    std::ofstream(t.dir() + "/backends.textproto")
+        << "backends { name: \"" << name << "\" address: \"127.0.0.1:" << t.backend_port(name)
+        << "\" region: \"us-east-1\" model_family: \"qwen\" shared_stream: true }\n";
+    ASSERT_EQ(kill(t.device_process().pid(), SIGHUP), 0);
+  };
+  only("us-east-1-a");
+  ASSERT_TRUE(WaitForLog(t.dir() + "/device.log", "backends=1"));
+
+  // About a second and a half at 20 tokens/s: still running when the file changes.
+  const std::string prompt =
+      "one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+      "fifteen sixteen seventeen eighteen nineteen twenty";
+  Answer running;
+  std::thread caller([&] {
+    running = Generate(t.device(), Request("en-US", prompt, true, v1::PREFER_CLOUD, 64));
+  });
+  ASSERT_TRUE(WaitForLog(t.dir() + "/us-east-1-a.log", "stream opened"));
+  const int port_a = t.backend_port("us-east-1-a");
+  EXPECT_GT(ConnectionsTo(port_a), 0);
+  only("us-east-1-b");
+  for (int i = 0; i < 200 && CountLines(ReadFile(t.dir() + "/device.log"), "backends=1") < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  // The reload is done and the answer still streams.
+  EXPECT_EQ(CountLines(ReadFile(t.dir() + "/us-east-1-a.log"), "via=stream"), 0);
+  caller.join();
+  ASSERT_TRUE(running.status.ok()) << running.status.error_message();
+  EXPECT_EQ(running.route.backend(), "us-east-1-a");
+  EXPECT_EQ(running.text, prompt);
+
+  // The stream to us-east-1-a closes (its side first, so OK) and so does the
+  // connection; new requests go to us-east-1-b.
+  EXPECT_TRUE(
+      WaitForLog(t.dir() + "/us-east-1-a.log", "stream ended client=- code=OK", absl::Seconds(10)))
+      << ReadFile(t.dir() + "/us-east-1-a.log");
+  for (int i = 0; i < 100 && ConnectionsTo(port_a) > 0; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(ConnectionsTo(port_a), 0);
+  Answer next = Generate(t.device(), Request("en-US", "hi", true, v1::PREFER_CLOUD, 2));
+  ASSERT_TRUE(next.status.ok()) << next.status.error_message();
+  EXPECT_EQ(next.route.backend(), "us-east-1-b");
+  EXPECT_EQ(ConnectionsTo(port_a), 0);
 }
 
 TEST(SharedStreamTest, AppDeadlineStopsTheBackendsCall) {
