@@ -288,7 +288,8 @@ class StreamCall final : public CloudCall {
 
   // Starts the alarms, then hands the call to the stream `stream_for` returns.
   // When that stream has ended or was retired in between, asks once more; when
-  // the next one will not take it either, the call ends UNAVAILABLE (on the queue).
+  // the next one will not take it either, or there is none (null), the call ends
+  // UNAVAILABLE (on the queue).
   void Begin(const std::function<std::shared_ptr<CallStream>()>& stream_for,
              const v1::CloudRequest& request, grpc::CompletionQueue* queue, absl::Time deadline,
              absl::Duration first_text_timeout, std::shared_ptr<StreamCall> self) {
@@ -306,6 +307,7 @@ class StreamCall final : public CloudCall {
     }
     for (int attempt = 0; attempt < 2; ++attempt) {
       std::shared_ptr<CallStream> stream = stream_for();
+      if (stream == nullptr) break;  // the backend's connection was dropped
       absl::MutexLock lock(&mu_);
       if (ended_call_) return;  // the deadline passed already
       stream_ = std::move(stream);
@@ -562,6 +564,7 @@ void GrpcCloudClient::KeepOnly(const v1::Backends& backends) {
       continue;
     }
     RetireStreamLocked(*it->second);
+    it->second->dropped = true;
     connections_.erase(it++);
   }
 }
@@ -596,6 +599,9 @@ std::shared_ptr<CloudCall> GrpcCloudClient::Start(const v1::Backend& backend,
 
 std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
   absl::MutexLock lock(&mu_);
+  // A reload dropped it after the call picked it: a stream opened now would
+  // stay open, as nothing would retire or close it.
+  if (connection.dropped) return nullptr;
   const absl::Time now = absl::Now();
   if (connection.stream != nullptr && !connection.stream->ended() &&
       options_.stream_max_age > absl::ZeroDuration() &&

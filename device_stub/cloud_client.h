@@ -121,10 +121,12 @@ class GrpcCloudClient : public CloudClient {
     // after it ended, and when it is stream_max_age old.
     std::shared_ptr<CallStream> stream;  // guarded by mu_
     absl::Time stream_opened;            // guarded by mu_
+    bool dropped = false;                // by KeepOnly; guarded by mu_
   };
   // The connection to `backend`'s address with its TLS settings, made on first use.
   std::shared_ptr<Connection> ConnectionFor(const v1::Backend& backend);
-  // The connection's open stream, opened when there is none or it ended.
+  // The connection's open stream, opened when there is none or it ended; null
+  // once KeepOnly dropped the connection.
   std::shared_ptr<CallStream> StreamFor(Connection& connection);
   // Takes no new calls on the connection's stream, which closes once its calls end.
   void RetireStreamLocked(Connection& connection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
