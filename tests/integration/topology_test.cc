@@ -610,15 +610,34 @@ TEST(TopologyTest, DeviceSocketFileTakesItsModeAndABadModeIsRefused) {
       "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
       "--backends=" HR_SOURCE_DIR "/deploy/local/backends.textproto",
       "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"};
-  {
+  // hrctl explain on `socket` as user nobody; its exit code.
+  ASSERT_EQ(chmod(dir.c_str(), 0755), 0);
+  auto explain_as_nobody = [&dir](const std::string& socket) {
+    Process p({"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               HR_BIN_DIR "/hrctl", "explain", "--target=unix:" + socket, "--locale=en-US", "hi"},
+              dir + "/nobody.log");
+    return p.WaitExit(absl::Seconds(30));
+  };
+  for (const std::string mode : {"0600", "0666"}) {
     std::vector<std::string> argv = base;
-    argv.insert(argv.end(), {"--listen=unix:" + dir + "/private.sock", "--socket_mode=0600",
-                             "--port_file=" + dir + "/private.port"});
-    Process p(argv, dir + "/private.log");
-    WaitForPort(p, dir + "/private.port");
+    const std::string socket = dir + "/s" + mode + ".sock";
+    argv.insert(argv.end(), {"--listen=unix:" + socket, "--socket_mode=" + mode,
+                             "--port_file=" + dir + "/" + mode + ".port"});
+    Process p(argv, dir + "/" + mode + ".log");
+    WaitForPort(p, dir + "/" + mode + ".port");
     struct stat st;
-    ASSERT_EQ(stat((dir + "/private.sock").c_str(), &st), 0);
-    EXPECT_EQ(st.st_mode & 0777, 0600u) << std::oct << (st.st_mode & 0777);
+    ASSERT_EQ(stat(socket.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, std::stoul(mode, nullptr, 8)) << std::oct << (st.st_mode & 0777);
+    // The mode decides who may call: another user only when it lets everyone.
+    if (geteuid() == 0) {
+      if (mode == "0600") {
+        EXPECT_EQ(explain_as_nobody(socket), 1);
+        EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/nobody.log"), "Permission denied"))
+            << ReadFile(dir + "/nobody.log");
+      } else {
+        EXPECT_EQ(explain_as_nobody(socket), 0) << ReadFile(dir + "/nobody.log");
+      }
+    }
     EXPECT_EQ(p.Stop(), 0);
   }
   for (const std::string mode : {"rw-rw----", "0888", "", "1777", "01777"}) {
