@@ -603,17 +603,17 @@ std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
   // stay open, as nothing would retire or close it.
   if (connection.dropped) return nullptr;
   const absl::Time now = absl::Now();
-  if (connection.stream != nullptr && !connection.stream->ended() &&
-      options_.stream_max_age > absl::ZeroDuration() &&
-      now - connection.stream_opened >= options_.stream_max_age) {
-    // Its calls finish where they are; the next stream is placed anew.
+  if (connection.stream != nullptr && !connection.stream->ended()) {
+    if (options_.stream_max_age <= absl::ZeroDuration() ||
+        now - connection.stream_opened < options_.stream_max_age) {
+      return connection.stream;
+    }
+    // Too old: its calls finish where they are; the next stream is placed anew.
     RetireStreamLocked(connection);
   }
-  if (connection.stream == nullptr || connection.stream->ended()) {
-    connection.stream = std::make_shared<CallStream>(&live_streams_);
-    connection.stream->Begin(connection.stub.get(), pick_queue_());
-    connection.stream_opened = now;
-  }
+  connection.stream = std::make_shared<CallStream>(&live_streams_);
+  connection.stream->Begin(connection.stub.get(), pick_queue_());
+  connection.stream_opened = now;
   return connection.stream;
 }
 

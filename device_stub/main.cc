@@ -63,10 +63,9 @@ ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a clo
           "take to send the first text of an answer; then the attempt is given up and the next "
           "allowed backend, or the policy's fallback, is tried (0: no limit)");
 ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
-          "how long a shared_stream "
-          "backend's stream takes new requests; then the next one opens, which gRPC's "
-          "round-robin places on the next address the backend's name resolves to, and the old "
-          "one closes when its requests are done (0: until it breaks)");
+          "how long a shared_stream backend's stream takes new requests; then the next one "
+          "opens, which gRPC's round-robin places on the next address the backend's name "
+          "resolves to, and the old one closes when its requests are done (0: until it breaks)");
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2),
@@ -116,11 +115,10 @@ std::set<std::string> ConfigFiles(const hr::policy::ResidencyPolicy& policy) {
   return files;
 }
 
-// Loads the policy and backends into `router` (for a reload, prompted by
-// `why`); the files they were read from, or nullopt when they do not validate
-// (the configuration in force stays).
-// Loads the configuration again; when it is valid, the router uses it from the
-// next request on, and `cloud` drops the connections to backends it no longer lists.
+// Loads the policy and backends again (a reload, prompted by `why`). When they
+// validate, `router` uses them from the next request on, `cloud` drops the
+// connections to backends they no longer list, and the files they were read
+// from are returned; otherwise nullopt, and the configuration in force stays.
 std::optional<std::set<std::string>> ReloadInto(hr::device::DeviceRouter* router,
                                                 hr::device::GrpcCloudClient* cloud,
                                                 absl::string_view why) {
