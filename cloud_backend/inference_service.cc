@@ -102,6 +102,21 @@ std::string ClientOf(const grpc::CallbackServerContext* context) {
 void InferenceService::SetPolicy(std::shared_ptr<const policy::ResidencyPolicy> policy) {
   absl::MutexLock lock(&policy_mu_);
   policy_ = std::move(policy);
+  skews_seen_.clear();
+}
+
+void InferenceService::NoteVersionSkew(const policy::ResidencyPolicy& own,
+                                       const v1::ResidencyClaim& claim) {
+  if (claim.policy_version() == own.version()) return;
+  std::string theirs = util::ForLog(claim.policy_version());
+  {
+    absl::MutexLock lock(&policy_mu_);
+    if (skews_seen_.size() >= kMaxPolicySkews || !skews_seen_.insert(theirs).second) return;
+  }
+  spdlog::warn(
+      "a request was decided under policy version={} and this backend enforces version={}; "
+      "requests are checked against this backend's (said once per version)",
+      theirs, own.version());
 }
 
 std::shared_ptr<const policy::ResidencyPolicy> InferenceService::policy() const {
@@ -144,6 +159,7 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   if (status.ok()) {
     if (std::shared_ptr<const policy::ResidencyPolicy> own = policy(); own != nullptr) {
       const v1::ResidencyClaim& claim = request.claim();
+      NoteVersionSkew(*own, claim);
       status = policy::CheckClaimAgainstPolicy(*own, claim.jurisdiction(), claim.country(),
                                                options_.region, options_.model_family);
     }
@@ -153,9 +169,12 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   }
   if (status.ok()) status = ValidateCloudRequest(request);
   if (!status.ok()) {
-    spdlog::warn("refused request_id={} via={} client={} jurisdiction={} code={} reason=\"{}\"", id,
-                 via, client, util::ForLog(request.claim().jurisdiction()),
-                 absl::StatusCodeToString(status.code()), status.message());
+    spdlog::warn(
+        "refused request_id={} via={} client={} jurisdiction={} device_policy={} code={} "
+        "reason=\"{}\"",
+        id, via, client, util::ForLog(request.claim().jurisdiction()),
+        util::ForLog(request.claim().policy_version()), absl::StatusCodeToString(status.code()),
+        status.message());
     out.fail(status);
     return nullptr;
   }
@@ -186,13 +205,14 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   };
   std::string region = options_.region;
   std::string jurisdiction = util::ForLog(request.claim().jurisdiction());
-  job->on_done = [output, start_once, id, via, client, region, jurisdiction,
+  std::string device_policy = util::ForLog(request.claim().policy_version());
+  job->on_done = [output, start_once, id, via, client, region, jurisdiction, device_policy,
                   start](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
     spdlog::info(
-        "served request_id={} via={} client={} jurisdiction={} region={} code={} "
+        "served request_id={} via={} client={} jurisdiction={} device_policy={} region={} code={} "
         "completion_tokens={} micros={}",
-        id, via, client, jurisdiction, region, absl::StatusCodeToString(s.code()),
+        id, via, client, jurisdiction, device_policy, region, absl::StatusCodeToString(s.code()),
         r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
     if (!r.ok()) {
       output->fail(s);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -84,12 +85,20 @@ class InferenceService final : public v1::CloudInference::CallbackService {
                                                const char* via, const std::string& client,
                                                CallOutput out);
   void Record(const v1::CloudRequest& request);
+  // Warns, once for each version, that a claim was decided under a policy
+  // version other than `own`'s (a device not yet on the operators' policy, or
+  // on a newer one). Remembers at most kMaxPolicySkews versions until the
+  // policy changes, so a client that makes versions up cannot flood the log.
+  void NoteVersionSkew(const policy::ResidencyPolicy& own, const v1::ResidencyClaim& claim);
+  static constexpr size_t kMaxPolicySkews = 16;
 
   const InferenceServiceOptions options_;
   engine::EnginePool* const pool_;
   std::atomic<bool> draining_{false};
   mutable absl::Mutex policy_mu_;
   std::shared_ptr<const policy::ResidencyPolicy> policy_ ABSL_GUARDED_BY(policy_mu_);
+  // The claims' policy versions warned about since the policy last changed.
+  absl::flat_hash_set<std::string> skews_seen_ ABSL_GUARDED_BY(policy_mu_);
   grpc_util::LiveCalls live_calls_;
   absl::Mutex streams_mu_;
   // Open GenerateStreams, to be told when the service drains.

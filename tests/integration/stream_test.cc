@@ -132,7 +132,7 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
   // Call 4 stops: the backend logs it cancelled, long before its 6 s.
   EXPECT_TRUE(WaitForLog(dir + "/cloud.log",
                          "served request_id=r4 via=stream client=- "
-                         "jurisdiction= region=eu-central-1 code=CANCELLED",
+                         "jurisdiction= device_policy= region=eu-central-1 code=CANCELLED",
                          absl::Seconds(5)))
       << ReadFile(dir + "/cloud.log");
   // The caller closes its side; with no call left, the stream ends OK.

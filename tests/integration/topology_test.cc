@@ -254,7 +254,8 @@ TEST(TopologyTest, BackendsWithThePolicyStopADeviceWithAWrongOne) {
   const std::string dir = MakeTestDir();
   const std::string shipped = ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto");
   std::ofstream(dir + "/wrong.textproto") << absl::StrReplaceAll(
-      shipped, {{"allowed_regions: \"cn-north-1\"", "allowed_regions: \"us-east-1\""}});
+      shipped, {{"allowed_regions: \"cn-north-1\"", "allowed_regions: \"us-east-1\""},
+                {"2026-11-example-1", "edited-by-mistake"}});
   BackendSpec backend{"us-east-1-a", "us-east-1"};
   backend.flags = {"--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
                    "--model_family=qwen"};
@@ -271,6 +272,18 @@ TEST(TopologyTest, BackendsWithThePolicyStopADeviceWithAWrongOne) {
   ASSERT_TRUE(us.status.ok()) << us.status.error_message();
   EXPECT_EQ(us.route.region(), "us-east-1");
   EXPECT_TRUE(absl::StrContains(t.Received("us-east-1-a"), "country: \"US\""));
+  // The backend's log says which version each device decided with, and warns,
+  // once, that it is not the backend's.
+  const std::string log_path = t.dir() + "/us-east-1-a.log";
+  EXPECT_TRUE(WaitForLog(log_path, "jurisdiction=us device_policy=edited-by-mistake region="));
+  const std::string log = ReadFile(log_path);
+  EXPECT_TRUE(absl::StrContains(log, "jurisdiction=cn device_policy=edited-by-mistake code="))
+      << log;
+  const std::vector<absl::string_view> around =
+      absl::StrSplit(log,
+                     "decided under policy version=edited-by-mistake and this backend enforces "
+                     "version=2026-11-example-1");
+  EXPECT_EQ(around.size(), 2u) << log;
 }
 
 TEST(TopologyTest, RedactedIdNeverReachesTheBackendAndIsRestored) {
