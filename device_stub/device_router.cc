@@ -101,7 +101,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     job->on_text = [self](absl::string_view text) { self->SendText(v1::LOCAL, "", "", text); };
     job->on_done = [self](absl::StatusOr<engine::GenerationResult> r) {
       if (!r.ok()) {
-        self->Complete(r.status(), nullptr);
+        self->Complete(self->AfterFallback(r.status()), nullptr);
         return;
       }
       v1::GenerateResponse last = self->Answer(v1::LOCAL, "", "", "");
@@ -116,7 +116,17 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       if (cancelled_) job->cancelled.store(true);
       job_ = job;
     }
-    if (absl::Status s = router_->local_->Submit(job); !s.ok()) Complete(s, nullptr);
+    if (absl::Status s = router_->local_->Submit(job); !s.ok()) Complete(AfterFallback(s), nullptr);
+  }
+
+  // A local failure of a request that fell back from the cloud also says why
+  // the cloud could not serve, since the app gets no RouteInfo with a failure.
+  absl::Status AfterFallback(const absl::Status& local) {
+    absl::MutexLock lock(&mu_);
+    if (fallback_why_.empty()) return local;
+    return absl::Status(local.code(), absl::StrCat(local.message(), " (the request fell back to ",
+                                                   "the local model because no allowed backend ",
+                                                   "could serve: ", fallback_why_, ")"));
   }
 
   void FillOptions(engine::GenerationJob* job) const {
@@ -330,13 +340,15 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
 
   void CloudExhausted() {
     std::string why;
+    const bool fall_back = p_.rule->when_unavailable == v1::FALLBACK_LOCAL;
     {
       absl::MutexLock lock(&mu_);
       why = errors_.empty() ? "no backend is configured for these regions"
                             : absl::StrJoin(errors_, "; ");
+      if (fall_back) fallback_why_ = why;
     }
     const std::string& id = p_.rule->id;
-    if (p_.rule->when_unavailable == v1::FALLBACK_LOCAL) {
+    if (fall_back) {
       p_.info.set_fell_back(true);
       p_.info.add_rule_ids(absl::StrCat(id, ".when_unavailable"));
       p_.info.add_reasons(absl::StrCat("no allowed backend could serve (", why,
@@ -390,11 +402,18 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   void Complete(const absl::Status& status, v1::GenerateResponse* last) {
     absl::Time now = absl::Now();
     int failed;
+    v1::ExecutionTarget target;
+    std::string region, backend;
+    absl::Time first_chunk;
     {
       absl::MutexLock lock(&mu_);
       if (completed_) return;
       completed_ = true;
       failed = static_cast<int>(errors_.size()) - skipped_;
+      target = target_;
+      region = region_.empty() ? "-" : region_;
+      backend = backend_.empty() ? "-" : backend_;
+      first_chunk = first_chunk_;
       // Break the cycles between this run and its job or call.
       job_.reset();
       call_.reset();
@@ -402,8 +421,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     if (last != nullptr) {
       v1::Timings* t = last->mutable_done()->mutable_timings();
       t->set_decision_micros(absl::ToInt64Microseconds(decided_ - arrival_));
-      if (first_chunk_ != absl::InfinitePast()) {
-        t->set_first_chunk_micros(absl::ToInt64Microseconds(first_chunk_ - arrival_));
+      if (first_chunk != absl::InfinitePast()) {
+        t->set_first_chunk_micros(absl::ToInt64Microseconds(first_chunk - arrival_));
       }
       t->set_total_micros(absl::ToInt64Microseconds(now - arrival_));
       t->set_failed_attempts(failed);
@@ -411,9 +430,9 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     spdlog::info(
         "request_id={} jurisdiction={} target={} region={} backend={} code={} micros={} "
         "failed_attempts={} fell_back={} rules={}",
-        p_.info.request_id(), p_.rule ? p_.rule->id : "-", v1::ExecutionTarget_Name(target_),
-        region_.empty() ? "-" : region_, backend_.empty() ? "-" : backend_,
-        absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
+        p_.info.request_id(), p_.rule ? p_.rule->id : "-",
+        target == v1::EXECUTION_TARGET_UNSPECIFIED ? "-" : v1::ExecutionTarget_Name(target), region,
+        backend, absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
         failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
     if (last != nullptr) {
       stream_->FinishWith(std::move(*last), status);
@@ -444,6 +463,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   // tried because a reload no longer allowed them.
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
   int skipped_ ABSL_GUARDED_BY(mu_) = 0;
+  // Set when the request falls back to the local model: why no backend served.
+  std::string fallback_why_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<CloudCall> call_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<engine::GenerationJob> job_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;

@@ -6,6 +6,7 @@
 #include <thread>
 #include <tuple>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "device_stub/device_router.h"
@@ -230,6 +231,39 @@ TEST_F(DeviceRouterTest, FallsBackLocallyWhenThePolicySaysSo) {
   EXPECT_EQ(c->route.rule_ids(c->route.rule_ids_size() - 1), "eu.when_unavailable");
   EXPECT_EQ(c->text, "Guten Tag");  // the synthetic local engine echoes
   EXPECT_EQ(Called(), std::vector<std::string>{"eu-a"});
+}
+
+TEST_F(DeviceRouterTest, ABusyLocalModelAfterAFallbackSaysWhyTheCloudDidNotServe) {
+  // A local model that answers slowly and queues nothing, kept busy.
+  std::vector<std::unique_ptr<engine::Generator>> gens;
+  gens.push_back(engine::NewSyntheticGenerator({5, false}));
+  engine::EnginePool busy(std::move(gens), 0);
+  auto hog = std::make_shared<engine::GenerationJob>();
+  hog->messages.push_back({"user", "keep the model busy"});
+  hog->max_tokens = 1000;
+  hog->on_text = [](absl::string_view) {};
+  absl::Notification hog_done;
+  hog->on_done = [&hog_done](absl::StatusOr<engine::GenerationResult>) { hog_done.Notify(); };
+  ASSERT_TRUE(busy.Submit(hog).ok());
+  router_ = std::make_unique<DeviceRouter>(DeviceRouterOptions{}, Compile(ShippedPolicy()), &busy,
+                                           &cloud_, &health_);
+  cloud_.scripts["eu-a"].fail_before_start = absl::UnavailableError("down");
+
+  auto c = Run("de-DE", "Guten Tag");
+  EXPECT_EQ(c->status.code(), absl::StatusCode::kResourceExhausted) << c->status;
+  EXPECT_TRUE(absl::StrContains(c->status.message(), "the local model is busy")) << c->status;
+  EXPECT_TRUE(absl::StrContains(c->status.message(),
+                                "the request fell back to the local model because no allowed "
+                                "backend could serve: eu-a (eu-central-1): UNAVAILABLE down"))
+      << c->status;
+  // Busy without a fallback first: the local model's reason alone.
+  auto direct = Run("ja-JP", "こんにちは");
+  EXPECT_EQ(direct->status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(absl::StrContains(direct->status.message(), "fell back")) << direct->status;
+
+  hog->cancelled.store(true);
+  hog_done.WaitForNotification();
+  router_.reset();
 }
 
 TEST_F(DeviceRouterTest, BackendAnnouncingAnotherRegionIsDropped) {
