@@ -10,6 +10,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -112,6 +113,11 @@ int Fail(const grpc::Status& s) {
                 JsonString(s.error_message()).c_str());
   } else {
     std::fprintf(stderr, "error: %s: %s\n", code.c_str(), s.error_message().c_str());
+    if (s.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        absl::StrContains(s.error_message(), "failed to connect")) {
+      std::fprintf(stderr, "no hr-device answered at %s; is it running there (--target)?\n",
+                   absl::GetFlag(FLAGS_target).c_str());
+    }
   }
   return 1;
 }
@@ -147,6 +153,10 @@ absl::StatusOr<v1::GenerateRequest> BuildRequest(const std::vector<char*>& args)
       prompt = *std::move(text);
     }
   } else {
+    if (args.size() < 3) {
+      return absl::InvalidArgumentError(
+          "no prompt: give it as the remaining arguments or with --prompt_file");
+    }
     prompt = absl::StrJoin(args.begin() + 2, args.end(), " ");
   }
   auto* m = r.add_messages();

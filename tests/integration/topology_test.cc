@@ -916,6 +916,22 @@ TEST(BinariesTest, HelpListsEachProgramsOwnFlags) {
   }
 }
 
+TEST(BinariesTest, HrctlSaysWhatIsMissingAndWhereNoDeviceAnswered) {
+  const std::string dir = MakeTestDir();
+  // No prompt: said before connecting anywhere.
+  Process no_prompt({HR_BIN_DIR "/hrctl", "generate", "--locale=en-US"}, dir + "/no_prompt.log");
+  EXPECT_EQ(no_prompt.WaitExit(absl::Seconds(30)), 2);
+  EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/no_prompt.log"), "error: no prompt"))
+      << ReadFile(dir + "/no_prompt.log");
+  // Nothing listens on the socket: the error says which target was tried.
+  const std::string target = "unix:" + dir + "/nobody.sock";
+  Process nobody({HR_BIN_DIR "/hrctl", "explain", "--target=" + target, "hi"}, dir + "/nobody.log");
+  EXPECT_EQ(nobody.WaitExit(absl::Seconds(30)), 1);
+  const std::string said = ReadFile(dir + "/nobody.log");
+  EXPECT_TRUE(absl::StrContains(said, "error: UNAVAILABLE")) << said;
+  EXPECT_TRUE(absl::StrContains(said, "no hr-device answered at " + target)) << said;
+}
+
 TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
   const std::vector<std::string> prompts = {"What is the capital of France?",
