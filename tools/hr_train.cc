@@ -125,7 +125,8 @@ absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const 
   std::vector<Record> in_split = InSplit(out, split);
   if (in_split.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("none of the ", out.size(), " records of ", path,
-                                                   " falls in split '", split, "'"));
+                                                   " falls in split '", split,
+                                                   "' (--split all uses every record)"));
   }
   return in_split;
 }
@@ -275,6 +276,11 @@ int Eval() {
   auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
   if (!all.ok()) return Die(all.status());
   const std::vector<Record> records = InSplit(*all, split);
+  if (records.empty()) {
+    return Die(absl::InvalidArgumentError(
+        absl::StrCat("none of the ", all->size(), " records of ", absl::GetFlag(FLAGS_data),
+                     " falls in split '", split, "' (--split all uses every record)")));
+  }
   auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return Die(model.status());
   auto families =

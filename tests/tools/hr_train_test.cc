@@ -217,6 +217,25 @@ TEST_F(HrTrainTest, NoRecordsIsAnError) {
     EXPECT_FALSE(std::ifstream(dir_ + "/" + split + ".pb").good()) << "no weights file is written";
   }
   EXPECT_EQ(empty_splits, 2);
+  // eval and calibrate say the same of a split with nothing in it, rather than
+  // print an empty table.
+  ASSERT_EQ(HrTrain({"train", "--data=" + dir_ + "/one.jsonl", "--out=" + dir_ + "/all.pb",
+                     "--split=all"})
+                .exit_code,
+            0);
+  for (const std::string command : {"eval", "calibrate"}) {
+    empty_splits = 0;
+    for (const std::string split : {"train", "validation", "test"}) {
+      r = HrTrain({command, "--data=" + dir_ + "/one.jsonl", "--model=" + dir_ + "/all.pb",
+                   "--split=" + split, "--target_local_share=0.5"});
+      if (r.exit_code == 0) continue;
+      ++empty_splits;
+      EXPECT_EQ(r.exit_code, 1) << command;
+      EXPECT_THAT(r.output,
+                  HasSubstr("falls in split '" + split + "' (--split all uses every record)"));
+    }
+    EXPECT_EQ(empty_splits, 2) << command;
+  }
 }
 
 }  // namespace
