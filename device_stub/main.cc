@@ -40,8 +40,10 @@ ABSL_FLAG(std::string, listen, "127.0.0.1:50051",
 ABSL_FLAG(std::string, socket_mode, "0660",
           "permissions of the socket file with --listen unix:PATH, in octal: owner and group "
           "may call by default");
-ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "residency policy (textproto)");
-ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto", "cloud backends (textproto)");
+ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto",
+          "residency policy (textproto; JSON if named *.json)");
+ABSL_FLAG(std::string, backends, "deploy/local/backends.textproto",
+          "cloud backends (textproto; JSON if named *.json)");
 ABSL_FLAG(std::string, model, "build/models/tiny-qwen2.gguf", "local GGUF model");
 ABSL_FLAG(std::string, local_engine, "llama", "llama, or synthetic (fixed-rate token stream, "
           "for load tests only)");

@@ -416,8 +416,8 @@ absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ParseResidencyPolicy(
   v1::Policy policy;
   v1::Backends backends;
   Tree policy_tree, backends_tree;
-  bool ok = util::ParseTextProto(policy_path, policy_text, &policy, &problems, &policy_tree);
-  ok &= util::ParseTextProto(backends_path, backends_text, &backends, &problems, &backends_tree);
+  bool ok = util::ParseConfig(policy_path, policy_text, &policy, &problems, &policy_tree);
+  ok &= util::ParseConfig(backends_path, backends_text, &backends, &problems, &backends_tree);
   if (!ok) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot parse configuration:\n", absl::StrJoin(problems, "\n")));

@@ -36,7 +36,8 @@ ABSL_FLAG(std::string, target, "127.0.0.1:50051", "address to load: hr-device (-
           "hr-cloud or a proxy in front of it (--api cloud)");
 ABSL_FLAG(std::string, api, "router", "router (hybridrouter.v1.Router) or cloud "
           "(hybridrouter.v1.CloudInference, with a residency claim made from --policy)");
-ABSL_FLAG(std::string, workload, "", "workload file (textproto hybridrouter.tools.LoadWorkload); "
+ABSL_FLAG(std::string, workload, "",
+          "workload file (hybridrouter.tools.LoadWorkload: textproto, or JSON if named *.json); "
           "required");
 ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file for the independent "
           "residency check (and the claims of --api cloud)");

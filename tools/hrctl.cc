@@ -356,7 +356,7 @@ int Demo() {
   }
   hybridrouter::tools::DemoCases cases;
   std::vector<std::string> problems;
-  if (!hr::util::ParseTextProto(path, *text, &cases, &problems)) {
+  if (!hr::util::ParseConfig(path, *text, &cases, &problems)) {
     std::fprintf(stderr, "error: %s\n", absl::StrJoin(problems, "\nerror: ").c_str());
     return 1;
   }

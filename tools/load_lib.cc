@@ -60,7 +60,7 @@ absl::StatusOr<std::vector<std::string>> ParsePrompts(absl::string_view text,
 absl::StatusOr<Workload> ParseWorkload(absl::string_view text, const std::string& path) {
   Workload w;
   std::vector<std::string> problems;
-  if (!util::ParseTextProto(path, std::string(text), &w.spec, &problems)) {
+  if (!util::ParseConfig(path, std::string(text), &w.spec, &problems)) {
     return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   }
   if (w.spec.locales().empty()) {
@@ -148,7 +148,7 @@ absl::StatusOr<ResidencyOracle> ResidencyOracle::FromFile(const std::string& pat
   if (!text.ok()) return text.status();
   v1::Policy policy;
   std::vector<std::string> problems;
-  if (!util::ParseTextProto(path, *text, &policy, &problems)) {
+  if (!util::ParseConfig(path, *text, &policy, &problems)) {
     return absl::InvalidArgumentError(absl::StrJoin(problems, "\n"));
   }
   return FromPolicy(policy);

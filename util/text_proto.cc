@@ -10,6 +10,7 @@
 #include "absl/cleanup/cleanup.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/util/json_util.h"
@@ -88,6 +89,18 @@ bool ParseTextProto(const std::string& path, const std::string& text,
   parser.RecordErrorsTo(&errors);
   if (tree != nullptr) parser.WriteLocationsTo(tree);
   return parser.ParseFromString(text, msg);
+}
+
+bool ParseConfig(const std::string& path, const std::string& text, google::protobuf::Message* msg,
+                 std::vector<std::string>* problems,
+                 google::protobuf::TextFormat::ParseInfoTree* tree) {
+  if (!absl::EndsWith(path, ".json")) return ParseTextProto(path, text, msg, problems, tree);
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto parsed = google::protobuf::util::JsonStringToMessage(text, msg, options);
+  if (parsed.ok()) return true;
+  problems->push_back(absl::StrCat(path, ": ", parsed.message().as_string()));
+  return false;
 }
 
 absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* msg) {

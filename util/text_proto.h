@@ -36,6 +36,15 @@ bool ParseTextProto(const std::string& path, const std::string& text,
                     google::protobuf::Message* msg, std::vector<std::string>* problems,
                     google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
 
+// Parses a configuration file's `text` (read from `path`) into `msg`: as JSON
+// (protobuf's JSON mapping: proto or lowerCamel field names, enums by name) when
+// `path` ends in ".json", else as textproto (ParseTextProto). A field the message
+// does not have is a problem in both. JSON problems name the file but not the
+// line, and leave `tree` empty.
+bool ParseConfig(const std::string& path, const std::string& text, google::protobuf::Message* msg,
+                 std::vector<std::string>* problems,
+                 google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
+
 // Parses one line of JSONL (a JSON object; surrounding whitespace, a trailing
 // \r included, is ignored) into `msg`, skipping fields the message does not
 // have. InvalidArgument with the JSON parser's message on failure; callers add

@@ -1,5 +1,6 @@
 // Fuzzes the configuration operators and compliance write: any policy and
-// backends text (the input, split at its first NUL byte) is either refused with
+// backends text (the input, split at its first NUL byte; JSON when it starts
+// with '{', else textproto) is either refused with
 // INVALID_ARGUMENT and the problems, or accepted as a policy that keeps these:
 //   - every jurisdiction that allows the cloud names at least one region;
 //   - a jurisdiction's backends are in its allowed regions and model families;
@@ -24,8 +25,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const size_t nul = input.find('\0');
   const std::string policy_text = input.substr(0, nul);
   const std::string backends_text = nul == std::string::npos ? "" : input.substr(nul + 1);
-  auto policy = hr::policy::ParseResidencyPolicy("policy.textproto", policy_text,
-                                                 "backends.textproto", backends_text);
+  // Input that starts with '{' is read as the JSON form of both files.
+  const bool json = !input.empty() && input[0] == '{';
+  auto policy = hr::policy::ParseResidencyPolicy(
+      json ? "policy.json" : "policy.textproto", policy_text,
+      json ? "backends.json" : "backends.textproto", backends_text);
   if (!policy.ok()) {
     FUZZ_CHECK(policy.status().code() == absl::StatusCode::kInvalidArgument);
     FUZZ_CHECK(!policy.status().message().empty());

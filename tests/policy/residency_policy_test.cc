@@ -10,7 +10,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 
 namespace hr::policy {
@@ -359,6 +361,63 @@ TEST(ResidencyPolicyTest, TheShippedExamplePolicyIsValid) {
   EXPECT_TRUE((*p)->RuleForCountry("IT").consent_required);
   EXPECT_EQ((*p)->RuleForCountry("IT").ActionFor(v1::HEALTH), v1::LOCAL_ONLY);
   EXPECT_FALSE((*p)->default_rule().cloud_allowed);
+}
+
+// The compliance team's tooling may write JSON: a file named *.json is read with
+// protobuf's JSON mapping and means what the same textproto means.
+TEST(ResidencyPolicyTest, JsonFilesMeanWhatTheirTextprotoMeans) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  std::string policy_json, backends_json;
+  ASSERT_TRUE(
+      google::protobuf::util::MessageToJsonString(Parse<v1::Policy>(kPolicy), &policy_json, options)
+          .ok());
+  // lowerCamel names, as other JSON tools write them, are read too.
+  ASSERT_TRUE(
+      google::protobuf::util::MessageToJsonString(Parse<v1::Backends>(kBackends), &backends_json)
+          .ok());
+  auto p = LoadResidencyPolicy(WriteTemp("j.policy.json", policy_json),
+                               WriteTemp("j.backends.json", backends_json));
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto text =
+      LoadResidencyPolicy(WriteTemp("j.policy", kPolicy), WriteTemp("j.backends", kBackends));
+  ASSERT_TRUE(text.ok()) << text.status();
+  EXPECT_EQ((*p)->version(), "test-1");
+  for (const char* country : {"CN", "DE", "US", "JP"}) {
+    const JurisdictionRule& from_json = (*p)->RuleForCountry(country);
+    const JurisdictionRule& from_text = (*text)->RuleForCountry(country);
+    EXPECT_EQ(from_json.id, from_text.id) << country;
+    EXPECT_EQ(from_json.allowed_regions, from_text.allowed_regions) << country;
+    EXPECT_EQ(from_json.when_unavailable, from_text.when_unavailable) << country;
+    EXPECT_EQ(from_json.consent_required, from_text.consent_required) << country;
+    EXPECT_EQ(from_json.allowed_model_families, from_text.allowed_model_families) << country;
+    EXPECT_EQ(from_json.actions, from_text.actions) << country;
+    std::vector<std::string> json_backends, text_backends;
+    for (const auto* b : (*p)->BackendsFor(from_json)) json_backends.push_back(b->name());
+    for (const auto* b : (*text)->BackendsFor(from_text)) text_backends.push_back(b->name());
+    EXPECT_EQ(json_backends, text_backends) << country;
+  }
+  EXPECT_EQ((*p)->RuleForCountry("CN").when_unavailable, v1::FAIL_CLOSED);
+
+  // Broken JSON, a field the schema does not have and a rule the validation
+  // refuses each name the file.
+  p = LoadResidencyPolicy(WriteTemp("broken.json", "{\"version\": "),
+                          WriteTemp("b.backends.json", backends_json));
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "broken.json: ")) << p.status();
+  p = LoadResidencyPolicy(
+      WriteTemp("unknown.json", absl::StrReplaceAll(policy_json, {{"\"version\"", "\"versoin\""}})),
+      WriteTemp("u.backends.json", backends_json));
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "unknown.json: ")) << p.status();
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "versoin")) << p.status();
+  p = LoadResidencyPolicy(
+      WriteTemp("dup.json", absl::StrReplaceAll(policy_json, {{"\"US\"", "\"CN\""}})),
+      WriteTemp("d.backends.json", backends_json));
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "dup.json: ")) << p.status();
+  EXPECT_TRUE(absl::StrContains(p.status().message(), "country CN is already in jurisdiction 'cn'"))
+      << p.status();
 }
 
 TEST(CheckResidencyClaimTest, RefusesAClaimWithoutTheRegion) {

@@ -42,6 +42,27 @@ TEST(WorkloadTest, ReadsLocalesPromptsAndARelativePromptsFile) {
   EXPECT_EQ(w->spec.options().max_tokens(), 8);
 }
 
+TEST(WorkloadTest, AJsonWorkloadMeansTheSame) {
+  const std::string dir = TempDir();
+  std::ofstream(dir + "/p.jsonl") << "{\"prompt\": \"from json\"}\n";
+  absl::StatusOr<Workload> w = ParseWorkload(R"({
+    "locales": [{"locale": "zh-CN", "weight": 2, "hint": "PREFER_CLOUD"},
+                {"locale": "de-DE", "cloudConsent": true}],
+    "prompts": ["inline"], "prompts_file": "p.jsonl", "options": {"max_tokens": 8}})",
+                                             dir + "/w.json");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_THAT(w->prompts, ElementsAre("inline", "from json"));
+  ASSERT_EQ(w->spec.locales_size(), 2);
+  EXPECT_EQ(w->spec.locales(0).hint(), hybridrouter::v1::PREFER_CLOUD);
+  EXPECT_TRUE(w->spec.locales(1).cloud_consent());
+  EXPECT_EQ(w->spec.options().max_tokens(), 8);
+  // The same text under a textproto name is not read as JSON.
+  EXPECT_FALSE(ParseWorkload(R"({"prompts": ["x"]})", dir + "/w.textproto").ok());
+  absl::StatusOr<Workload> bad = ParseWorkload(R"({"locales": 3})", dir + "/bad.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("bad.json: "));
+}
+
 TEST(WorkloadTest, ErrorsNameTheProblem) {
   auto err = [](absl::string_view text) {
     absl::StatusOr<Workload> w = ParseWorkload(text, "w.textproto");
