@@ -400,24 +400,23 @@ TEST(ResidencyPolicyTest, JsonFilesMeanWhatTheirTextprotoMeans) {
   EXPECT_EQ((*p)->RuleForCountry("CN").when_unavailable, v1::FAIL_CLOSED);
 
   // Broken JSON, a field the schema does not have and a rule the validation
-  // refuses each name the file.
-  p = LoadResidencyPolicy(WriteTemp("broken.json", "{\"version\": "),
-                          WriteTemp("b.backends.json", backends_json));
-  ASSERT_FALSE(p.ok());
-  EXPECT_TRUE(absl::StrContains(p.status().message(), "broken.json: ")) << p.status();
-  p = LoadResidencyPolicy(
-      WriteTemp("unknown.json", absl::StrReplaceAll(policy_json, {{"\"version\"", "\"versoin\""}})),
-      WriteTemp("u.backends.json", backends_json));
-  ASSERT_FALSE(p.ok());
-  EXPECT_TRUE(absl::StrContains(p.status().message(), "unknown.json: ")) << p.status();
-  EXPECT_TRUE(absl::StrContains(p.status().message(), "versoin")) << p.status();
-  p = LoadResidencyPolicy(
-      WriteTemp("dup.json", absl::StrReplaceAll(policy_json, {{"\"US\"", "\"CN\""}})),
-      WriteTemp("d.backends.json", backends_json));
-  ASSERT_FALSE(p.ok());
-  EXPECT_TRUE(absl::StrContains(p.status().message(), "dup.json: ")) << p.status();
-  EXPECT_TRUE(absl::StrContains(p.status().message(), "country CN is already in jurisdiction 'cn'"))
-      << p.status();
+  // refuses each name the file and what is wrong.
+  struct Bad {
+    std::string file, text, why;
+  };
+  const std::string backends_path = WriteTemp("bad.backends.json", backends_json);
+  for (const Bad& bad : std::vector<Bad>{
+           {"broken.json", "{\"version\": ", "broken.json: "},
+           {"unknown.json", absl::StrReplaceAll(policy_json, {{"\"version\"", "\"versoin\""}}),
+            "versoin"},
+           {"dup.json", absl::StrReplaceAll(policy_json, {{"\"US\"", "\"CN\""}}),
+            "dup.json: jurisdictions[2].countries[0]: country CN is already in jurisdiction "
+            "'cn'"}}) {
+    p = LoadResidencyPolicy(WriteTemp(bad.file, bad.text), backends_path);
+    ASSERT_FALSE(p.ok()) << bad.file;
+    EXPECT_TRUE(absl::StrContains(p.status().message(), bad.file + ": ")) << p.status();
+    EXPECT_TRUE(absl::StrContains(p.status().message(), bad.why)) << p.status();
+  }
 }
 
 TEST(CheckResidencyClaimTest, RefusesAClaimWithoutTheRegion) {
