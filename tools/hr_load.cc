@@ -85,40 +85,16 @@ int64_t MicrosSince(absl::Time t) { return absl::ToInt64Microseconds(absl::Now()
 
 class Driver;
 
-// One call in flight. Owns itself: deleted in OnDone after reporting.
-template <typename Request, typename Response>
-class Call : public grpc::ClientReadReactor<Response> {
+// What one request's answer said, checked against the API's message order
+// (route or start, then text, then done).
+class AnswerTracker {
  public:
-  Call(Driver* driver, absl::Time scheduled, absl::Time deadline, Request request,
-       std::string locale)
-      : driver_(driver), scheduled_(scheduled), request_(std::move(request)) {
-    outcome_.request_id = request_.request_id();
+  AnswerTracker(absl::Time scheduled, std::string request_id, std::string locale)
+      : scheduled_(scheduled) {
+    outcome_.request_id = std::move(request_id);
     outcome_.locale = std::move(locale);
-    context_.set_deadline(absl::ToChronoTime(deadline));
-  }
-  grpc::ClientContext* context() { return &context_; }
-
-  // Starts the call on `stub` (Router or CloudInference).
-  template <typename Stub>
-  void Go(Stub* stub) {
-    stub->async()->Generate(&context_, &request_, this);
-    this->StartRead(&response_);
-    this->StartCall();
   }
 
-  void OnReadDone(bool ok) override {
-    if (!ok) return;
-    Observe(response_);
-    this->StartRead(&response_);
-  }
-
-  void OnDone(const grpc::Status& status) override;
-
- private:
-  void Protocol(absl::string_view what) {
-    if (protocol_error_.empty()) protocol_error_ = std::string(what);
-  }
-  // A message's parts in their order: route (or start), text, done.
   void Observe(const v1::GenerateResponse& r) {
     if (done_) return Protocol("a message after done");
     if (!r.has_route() && !r.has_chunk() && !r.has_done()) return Protocol("an empty message");
@@ -134,6 +110,25 @@ class Call : public grpc::ClientReadReactor<Response> {
     if (c.has_start()) Routed(/*cloud=*/true, c.start().region(), /*fell_back=*/false, "start");
     if (!c.text().empty()) Text("text before start");
     if (c.has_done()) Done(c.done().usage(), "done before start");
+  }
+  bool done() const { return done_; }
+
+  // The outcome of a request that ended now with status `code` and `message`.
+  Outcome End(int code, std::string message) {
+    outcome_.latency_us = MicrosSince(scheduled_);
+    outcome_.code = code;
+    outcome_.message = std::move(message);
+    if (code == 0 && !done_) Protocol("the stream ended without done");
+    if (code == 0 && !protocol_error_.empty()) {
+      outcome_.code = hr::load::kProtocolError;
+      outcome_.message = protocol_error_;
+    }
+    return outcome_;
+  }
+
+ private:
+  void Protocol(absl::string_view what) {
+    if (protocol_error_.empty()) protocol_error_ = std::string(what);
   }
   // A second route is a protocol error and leaves the first one's outcome alone.
   void Routed(bool cloud, const std::string& region, bool fell_back, absl::string_view what) {
@@ -153,14 +148,47 @@ class Call : public grpc::ClientReadReactor<Response> {
     outcome_.completion_tokens = usage.completion_tokens();
   }
 
-  Driver* driver_;
   absl::Time scheduled_;
-  grpc::ClientContext context_;
-  Request request_;
-  Response response_;
   Outcome outcome_;
   bool done_ = false;
   std::string protocol_error_;
+};
+
+// One call in flight. Owns itself: deleted in OnDone after reporting.
+template <typename Request, typename Response>
+class Call : public grpc::ClientReadReactor<Response> {
+ public:
+  Call(Driver* driver, absl::Time scheduled, absl::Time deadline, Request request,
+       std::string locale)
+      : driver_(driver),
+        request_(std::move(request)),
+        tracker_(scheduled, request_.request_id(), std::move(locale)) {
+    context_.set_deadline(absl::ToChronoTime(deadline));
+  }
+  grpc::ClientContext* context() { return &context_; }
+
+  // Starts the call on `stub` (Router or CloudInference).
+  template <typename Stub>
+  void Go(Stub* stub) {
+    stub->async()->Generate(&context_, &request_, this);
+    this->StartRead(&response_);
+    this->StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    tracker_.Observe(response_);
+    this->StartRead(&response_);
+  }
+
+  void OnDone(const grpc::Status& status) override;
+
+ private:
+  Driver* driver_;
+  grpc::ClientContext context_;
+  Request request_;
+  Response response_;
+  AnswerTracker tracker_;
 };
 
 // Starts calls by the chosen discipline, tracks those in flight, and collects
@@ -333,15 +361,7 @@ class Driver {
 
 template <typename Request, typename Response>
 void Call<Request, Response>::OnDone(const grpc::Status& status) {
-  outcome_.latency_us = MicrosSince(scheduled_);
-  outcome_.code = status.error_code();
-  outcome_.message = status.error_message();
-  if (status.ok() && !done_) Protocol("the stream ended without done");
-  if (status.ok() && !protocol_error_.empty()) {
-    outcome_.code = hr::load::kProtocolError;
-    outcome_.message = protocol_error_;
-  }
-  driver_->Finished(&context_, outcome_);
+  driver_->Finished(&context_, tracker_.End(status.error_code(), status.error_message()));
   delete this;
 }
 
