@@ -32,15 +32,20 @@
 #include "util/pem.h"
 #include "util/text_proto.h"
 
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "address to load: hr-device (--api router), or "
-          "hr-cloud or a proxy in front of it (--api cloud)");
-ABSL_FLAG(std::string, api, "router", "router (hybridrouter.v1.Router) or cloud "
-          "(hybridrouter.v1.CloudInference, with a residency claim made from --policy)");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
+          "address to load: hr-device (--api router), or "
+          "hr-cloud or a proxy in front of it (--api cloud, cloud_stream)");
+ABSL_FLAG(std::string, api, "router",
+          "router (hybridrouter.v1.Router), cloud "
+          "(hybridrouter.v1.CloudInference.Generate, with a residency claim made from --policy) "
+          "or cloud_stream (the same over one GenerateStream a channel, as hr-device's "
+          "shared_stream sends them)");
 ABSL_FLAG(std::string, workload, "",
           "workload file (hybridrouter.tools.LoadWorkload: textproto, or JSON if named *.json); "
           "required");
-ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto", "policy file for the independent "
-          "residency check (and the claims of --api cloud)");
+ABSL_FLAG(std::string, policy, "deploy/local/policy.textproto",
+          "policy file for the independent "
+          "residency check (and the claims of --api cloud and cloud_stream)");
 ABSL_FLAG(std::string, mode, "closed", "closed (--concurrency streams, each sends its next "
           "request when the last ends) or open (Poisson arrivals at --rps)");
 ABSL_FLAG(int, concurrency, 8, "closed loop: concurrent streams");
@@ -82,6 +87,10 @@ sigset_t StopSignals() {
 }
 
 int64_t MicrosSince(absl::Time t) { return absl::ToInt64Microseconds(absl::Now() - t); }
+
+// How long after a streamed call's deadline hr-load waits for the backend to
+// end it (it should, DEADLINE_EXCEEDED) before ending it itself.
+constexpr absl::Duration kStreamedCallGrace = absl::Seconds(1);
 
 class Driver;
 
@@ -191,6 +200,117 @@ class Call : public grpc::ClientReadReactor<Response> {
   AnswerTracker tracker_;
 };
 
+// One GenerateStream to a backend, carrying many calls as a device's shared
+// stream does (--api cloud_stream). Calls end as their answers or statuses
+// arrive, all at once with the stream's status if it ends, or here when the
+// backend has not answered by their deadline and a grace period.
+//
+// Calls are added from the driver's threads, outside gRPC's reactions (and
+// before StartCall, which gRPC allows once the stream is bound), so the
+// stream holds gRPC's call open (AddHold) until nothing will start another
+// write on it: gRPC frees the call before OnDone, and a write started on a
+// finished call would touch freed memory.
+class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::CloudStreamChunks> {
+ public:
+  explicit CallStream(Driver* driver) : driver_(driver) {}
+
+  // Binds the stream to a call on `stub`: from then on calls may be added; they
+  // wait for Start.
+  void Bind(v1::CloudInference::Stub* stub) {
+    stub->async()->GenerateStream(&context_, this);
+    AddHold();
+    StartRead(&in_);
+  }
+  void Start() { StartCall(); }
+
+  // Sends `call`; if the stream is ending, the call ends at once, UNAVAILABLE.
+  void Add(v1::CloudStreamCall call, AnswerTracker tracker, absl::Time deadline);
+
+  // Ends, DEADLINE_EXCEEDED, the calls still waiting `grace` after their
+  // deadline, and tells the backend to stop them.
+  void Expire(absl::Duration grace);
+
+  // No more calls: closes the sending side once what is queued is written.
+  void Close() {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+    WriteNextLocked();
+  }
+  void Cancel() { context_.TryCancel(); }
+  // False once the stream is ending: new calls need a new stream.
+  bool usable() {
+    absl::MutexLock lock(&mu_);
+    return !releasing_;
+  }
+  // Waits for the stream to end; false after `timeout`.
+  bool WaitDone(absl::Duration timeout) {
+    return ended_note_.WaitForNotificationWithTimeout(timeout);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) releasing_ = true;  // the stream broke
+    WriteNextLocked();
+  }
+  void OnWritesDoneDone(bool /*ok*/) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    releasing_ = true;  // nothing more to send
+    WriteNextLocked();
+  }
+  void OnReadDone(bool ok) override;
+  void OnDone(const grpc::Status& status) override;
+
+ private:
+  struct Waiting {
+    AnswerTracker tracker;
+    absl::Time deadline;
+  };
+
+  // Starts the next write (the calls and cancellations queued since the last
+  // one, all in one message, or the close) unless one is in flight; once the
+  // stream is ending and no write is in flight, lets the call finish. gRPC may
+  // run a reaction inside StartWrite, so the write starts after mu_ is released.
+  void WriteNextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || !held_) return;
+    if (releasing_) {
+      held_ = false;
+      mu_.Unlock();
+      RemoveHold();
+      mu_.Lock();
+    } else if (queued_.calls_size() > 0 || queued_.cancel_size() > 0) {
+      writing_ = true;
+      out_ = std::move(queued_);
+      queued_.Clear();
+      mu_.Unlock();
+      StartWrite(&out_);
+      mu_.Lock();
+    } else if (closing_) {
+      writing_ = true;
+      mu_.Unlock();
+      StartWritesDone();
+      mu_.Lock();
+    }
+  }
+
+  void Report(std::vector<Outcome> ended);
+
+  Driver* const driver_;
+  grpc::ClientContext context_;
+  v1::CloudStreamChunks in_;
+  v1::CloudStreamRequests out_;  // the message being written
+  absl::Notification ended_note_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<uint64_t, Waiting> waiting_ ABSL_GUARDED_BY(mu_);
+  v1::CloudStreamRequests queued_ ABSL_GUARDED_BY(mu_);
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write or the close is being started or in flight
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;  // Close() was called
+  bool releasing_ ABSL_GUARDED_BY(mu_) = false;  // ending: no more writes, the hold goes
+  bool held_ ABSL_GUARDED_BY(mu_) = true;        // the hold Go() took is still there
+  std::string end_message_ ABSL_GUARDED_BY(mu_);
+};
+
 // Starts calls by the chosen discipline, tracks those in flight, and collects
 // their outcomes.
 class Driver {
@@ -213,7 +333,8 @@ class Driver {
       cloud_stubs_.push_back(v1::CloudInference::NewStub(channel));
       channels_.push_back(std::move(channel));
     }
-    cloud_api_ = absl::GetFlag(FLAGS_api) == "cloud";
+    cloud_api_ = absl::GetFlag(FLAGS_api) != "router";
+    streamed_ = absl::GetFlag(FLAGS_api) == "cloud_stream";
     closed_loop_ = absl::GetFlag(FLAGS_mode) == "closed";
     timeout_ = absl::GetFlag(FLAGS_timeout);
     max_requests_ = absl::GetFlag(FLAGS_requests);
@@ -223,6 +344,9 @@ class Driver {
   bool Connect(absl::Duration timeout) {
     for (auto& c : channels_) {
       if (!c->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) return false;
+    }
+    if (streamed_) {
+      for (size_t i = 0; i < channels_.size(); ++i) StreamOn(i);
     }
     return true;
   }
@@ -243,11 +367,28 @@ class Driver {
     } else {
       RunOpenLoop();
     }
-    absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(
-        +[](Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) { return d->in_flight_.empty(); },
-        this));
-    end_ = absl::Now();
+    const absl::Condition all_ended(
+        +[](Driver* d) ABSL_EXCLUSIVE_LOCKS_REQUIRED(d->mu_) {
+          return d->in_flight_.empty() && d->streamed_in_flight_ == 0;
+        },
+        this);
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (mu_.AwaitWithTimeout(all_ended, absl::Milliseconds(100))) {
+          end_ = absl::Now();
+          break;
+        }
+      }
+      // A backend that stopped answering must not hold the run up forever.
+      for (CallStream* s : Streams()) s->Expire(kStreamedCallGrace);
+    }
+    for (CallStream* s : Streams()) s->Close();
+    for (CallStream* s : Streams()) {
+      if (s->WaitDone(absl::Seconds(5))) continue;
+      s->Cancel();
+      s->WaitDone(absl::InfiniteDuration());
+    }
   }
 
   // Stops sending and cancels what is in flight (SIGINT/SIGTERM); the cancelled
@@ -256,6 +397,7 @@ class Driver {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
     for (grpc::ClientContext* c : in_flight_) c->TryCancel();
+    for (CallStream* s : Streams()) s->Cancel();
   }
 
   void Finished(grpc::ClientContext* context, const Outcome& outcome) {
@@ -267,13 +409,21 @@ class Driver {
     in_flight_.erase(context);
   }
 
+  // A call of a CallStream ended.
+  void FinishedStreamed(const Outcome& outcome) {
+    report_->Add(outcome);
+    if (closed_loop_) StartNext(absl::Now());
+    absl::MutexLock lock(&mu_);
+    --streamed_in_flight_;
+  }
+
   absl::Duration elapsed() const {
     absl::MutexLock lock(&mu_);
     return (end_ == absl::InfinitePast() ? absl::Now() : end_) - start_;
   }
   int64_t in_flight() const {
     absl::MutexLock lock(&mu_);
-    return static_cast<int64_t>(in_flight_.size());
+    return static_cast<int64_t>(in_flight_.size()) + streamed_in_flight_;
   }
 
  private:
@@ -290,9 +440,17 @@ class Driver {
       ++sent_;
       request = sampler_.Next();
       channel = static_cast<size_t>(sent_) % channels_.size();
+      if (streamed_) ++streamed_in_flight_;
     }
     const absl::Time deadline = absl::Now() + timeout_;
-    if (cloud_api_) {
+    if (streamed_) {
+      v1::CloudStreamCall call;
+      call.set_call_id(next_call_id_.fetch_add(1, std::memory_order_relaxed));
+      *call.mutable_request() = ToCloudRequest(request);
+      call.set_timeout_micros(absl::ToInt64Microseconds(timeout_));
+      AnswerTracker tracker(scheduled, request.request_id(), request.locale());
+      StreamOn(channel)->Add(std::move(call), std::move(tracker), deadline);
+    } else if (cloud_api_) {
       auto* call = new Call<v1::CloudRequest, v1::CloudChunk>(
           this, scheduled, deadline, ToCloudRequest(request), request.locale());
       Track(call->context());
@@ -305,6 +463,31 @@ class Driver {
       call->Go(router_stubs_[channel].get());
     }
     return true;
+  }
+
+  // The open stream of `channel`; a new one, as a device opens, when the last
+  // one has ended.
+  CallStream* StreamOn(size_t channel) {
+    CallStream* fresh;
+    {
+      absl::MutexLock lock(&streams_mu_);
+      if (current_streams_.size() <= channel) current_streams_.resize(channel + 1, nullptr);
+      CallStream* open = current_streams_[channel];
+      if (open != nullptr && open->usable()) return open;
+      all_streams_.push_back(std::make_unique<CallStream>(this));
+      fresh = current_streams_[channel] = all_streams_.back().get();
+      fresh->Bind(cloud_stubs_[channel].get());  // before another thread can add to it
+    }
+    // Outside the lock: a stream that fails at once may call back from here.
+    fresh->Start();
+    return fresh;
+  }
+
+  std::vector<CallStream*> Streams() {
+    absl::MutexLock lock(&streams_mu_);
+    std::vector<CallStream*> out;
+    for (auto& s : all_streams_) out.push_back(s.get());
+    return out;
   }
 
   void Track(grpc::ClientContext* context) {
@@ -345,7 +528,9 @@ class Driver {
   std::vector<std::shared_ptr<grpc::Channel>> channels_;
   std::vector<std::unique_ptr<v1::Router::Stub>> router_stubs_;
   std::vector<std::unique_ptr<v1::CloudInference::Stub>> cloud_stubs_;
+  std::atomic<uint64_t> next_call_id_{1};
   bool cloud_api_ = false;
+  bool streamed_ = false;
   bool closed_loop_ = true;
   absl::Duration timeout_;
   int64_t max_requests_ = 0;
@@ -357,7 +542,95 @@ class Driver {
   int64_t sent_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   absl::flat_hash_set<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
+  int64_t streamed_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // --api cloud_stream: the stream of each channel, and every stream opened
+  // (they live as long as the driver, so that late callbacks find them).
+  absl::Mutex streams_mu_;
+  std::vector<CallStream*> current_streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::vector<std::unique_ptr<CallStream>> all_streams_ ABSL_GUARDED_BY(streams_mu_);
 };
+
+void CallStream::Add(v1::CloudStreamCall call, AnswerTracker tracker, absl::Time deadline) {
+  std::string why;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!releasing_) {
+      waiting_.emplace(call.call_id(), Waiting{std::move(tracker), deadline});
+      *queued_.add_calls() = std::move(call);
+      WriteNextLocked();
+      return;
+    }
+    why = end_message_.empty() ? "the stream is ending"
+                               : absl::StrCat("the stream ended: ", end_message_);
+  }
+  driver_->FinishedStreamed(tracker.End(grpc::StatusCode::UNAVAILABLE, std::move(why)));
+}
+
+void CallStream::Expire(absl::Duration grace) {
+  std::vector<Outcome> ended;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    for (auto it = waiting_.begin(); it != waiting_.end();) {
+      if (now - it->second.deadline < grace) {
+        ++it;
+        continue;
+      }
+      ended.push_back(it->second.tracker.End(grpc::StatusCode::DEADLINE_EXCEEDED,
+                                             "the backend did not end the call by its deadline"));
+      queued_.add_cancel(it->first);
+      waiting_.erase(it++);
+    }
+    if (!ended.empty()) WriteNextLocked();
+  }
+  Report(std::move(ended));
+}
+
+void CallStream::OnReadDone(bool ok) {
+  if (!ok) {  // the stream is ending: OnDone follows once the hold is gone
+    absl::MutexLock lock(&mu_);
+    releasing_ = true;
+    WriteNextLocked();
+    return;
+  }
+  std::vector<Outcome> ended;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const v1::CloudStreamChunk& c : in_.chunks()) {
+      auto it = waiting_.find(c.call_id());
+      if (it == waiting_.end()) continue;  // a call given up on here
+      if (c.code() == 0) {
+        it->second.tracker.Observe(c.chunk());
+        if (!it->second.tracker.done()) continue;
+      }
+      ended.push_back(it->second.tracker.End(c.code(), c.message()));
+      waiting_.erase(it);
+    }
+  }
+  Report(std::move(ended));
+  StartRead(&in_);
+}
+
+void CallStream::OnDone(const grpc::Status& status) {
+  std::vector<Outcome> ended;
+  {
+    absl::MutexLock lock(&mu_);
+    end_message_ = status.ok() ? "the backend closed it" : status.error_message();
+    // OK with calls still waiting is the backend ending the stream under them.
+    const int code = status.ok() ? grpc::StatusCode::UNAVAILABLE : status.error_code();
+    for (auto& [id, w] : waiting_) {
+      ended.push_back(w.tracker.End(code, absl::StrCat("the stream ended: ", end_message_)));
+    }
+    waiting_.clear();
+  }
+  Report(std::move(ended));
+  ended_note_.Notify();
+}
+
+void CallStream::Report(std::vector<Outcome> ended) {
+  for (const Outcome& o : ended) driver_->FinishedStreamed(o);
+}
 
 template <typename Request, typename Response>
 void Call<Request, Response>::OnDone(const grpc::Status& status) {
@@ -382,7 +655,10 @@ locale does not allow, 0 otherwise (failed requests alone do not fail the run); 
 with no report, for bad flags or input or a target it cannot connect to.
 
 --api cloud loads a CloudInference backend (or a proxy to one) with the same
-workload; each request carries the residency claim --policy gives its locale.)";
+workload; each request carries the residency claim --policy gives its locale.
+--api cloud_stream sends those requests over one GenerateStream a channel
+(--channels), as hr-device does for a shared_stream backend; a stream that ends
+ends its requests (UNAVAILABLE) and the next request opens a new one.)";
 
 int RealMain() {
   const std::string mode = absl::GetFlag(FLAGS_mode);
@@ -390,8 +666,8 @@ int RealMain() {
   hr::util::FlagChecks check;
   check.Require(mode == "closed" || mode == "open",
                 absl::StrCat("--mode must be closed or open, not '", mode, "'"));
-  check.Require(api == "router" || api == "cloud",
-                absl::StrCat("--api must be router or cloud, not '", api, "'"));
+  check.Require(api == "router" || api == "cloud" || api == "cloud_stream",
+                absl::StrCat("--api must be router, cloud or cloud_stream, not '", api, "'"));
   check.Require(!absl::GetFlag(FLAGS_workload).empty(), "--workload is required (see --help)");
   check.Require(absl::GetFlag(FLAGS_requests) >= 0, "--requests must not be negative");
   check.Require(absl::GetFlag(FLAGS_duration) >= absl::ZeroDuration(),
@@ -420,12 +696,13 @@ int RealMain() {
     std::cerr << "error: " << oracle.status().message() << "\n";
     return 2;
   }
-  if (api == "cloud") {
+  if (api != "router") {
     for (const tools::LocaleMix& mix : workload->spec.locales()) {
       auto allowed = oracle->Allowed(mix.locale());
       if (allowed.ok() && allowed->regions.empty()) {
-        std::cerr << "error: --api cloud: locale " << mix.locale() << " is local only under "
-                  << absl::GetFlag(FLAGS_policy) << "; use cloud-bound locales\n";
+        std::cerr << "error: --api " << api << ": locale " << mix.locale()
+                  << " is local only under " << absl::GetFlag(FLAGS_policy)
+                  << "; use cloud-bound locales\n";
         return 2;
       }
     }

@@ -1,4 +1,6 @@
 // hr-load against real hr-device and hr-cloud processes on loopback.
+#include <signal.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -7,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -178,6 +181,60 @@ TEST(LoadTest, CloudApiLoadsABackendDirectlyWithClaimsFromThePolicy) {
        "--requests=1"});
   EXPECT_EQ(refused.exit_code, 2);
   EXPECT_THAT(refused.output, HasSubstr("ja-JP is local only"));
+}
+
+TEST(LoadTest, CloudStreamApiSendsEveryRequestOverOneStreamAChannel) {
+  BackendSpec eu{"eu-west-1-a", "eu-west-1"};
+  eu.flags = {"--log_level=debug"};  // logs each stream opened
+  Topology t({eu}, kFastLocal);
+  // en-US claims us-east-1 only: the backend refuses those calls one by one,
+  // and the stream goes on.
+  LoadRun run = RunLoad(
+      t.dir(), "streamed",
+      R"pb(locales { locale: "fr-FR" }
+                             locales { locale: "en-US" }
+                             prompts: "bonjour"
+                             options { max_tokens: 3 })pb",
+      {absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")), "--api=cloud_stream",
+       "--channels=2", "--concurrency=8", "--requests=200", "--duration=0"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const tools::LoadReport& r = run.report;
+  EXPECT_EQ(r.api(), "cloud_stream");
+  EXPECT_EQ(r.requests(), 200);
+  auto codes = Codes(r);
+  EXPECT_GT(codes["OK"], 0);
+  EXPECT_GT(codes["FAILED_PRECONDITION"], 0);
+  EXPECT_EQ(codes["OK"] + codes["FAILED_PRECONDITION"], 200) << run.output;
+  EXPECT_EQ(Routes(r)["cloud/eu-west-1"], codes["OK"]);
+  EXPECT_GT(r.first_chunk().count(), 0);
+  EXPECT_EQ(r.residency_violations(), 0);
+  // Two channels, two streams, each closed by hr-load at the end.
+  const std::string log_path = t.dir() + "/eu-west-1-a.log";
+  ASSERT_TRUE(WaitForLog(log_path, "stream ended client=- code=OK"));
+  const std::string log = ReadFile(log_path);
+  const std::vector<absl::string_view> opened = absl::StrSplit(log, "stream opened");
+  EXPECT_EQ(opened.size(), 3u) << log;
+}
+
+TEST(LoadTest, CloudStreamApiCountsTheCallsOfAStreamThatBreaks) {
+  // Slow answers (5 tokens at 20/s), so calls are running when the backend dies.
+  BackendSpec eu{"eu-west-1-a", "eu-west-1"};
+  eu.flags = {"--synthetic_tokens_per_second=20", "--slots=64", "--max_queue=256"};
+  Topology t({eu}, kFastLocal);
+  LoadProcess load(
+      t.dir(), "broken", R"pb(locales { locale: "fr-FR" } prompts: "un deux trois quatre cinq")pb",
+      {absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")), "--api=cloud_stream",
+       "--mode=open", "--rps=40", "--requests=80", "--duration=0", "--timeout=5s"});
+  absl::SleepFor(absl::Milliseconds(700));
+  t.backend_process("eu-west-1-a").Stop(SIGKILL);
+  LoadRun run = load.Finish();
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const tools::LoadReport& r = run.report;
+  EXPECT_EQ(r.requests(), 80) << run.output;
+  auto codes = Codes(r);
+  EXPECT_GT(codes["OK"], 0) << run.output;
+  EXPECT_GT(codes["UNAVAILABLE"], 0) << run.output;
+  EXPECT_EQ(codes["OK"] + codes["UNAVAILABLE"], 80) << run.output;
 }
 
 TEST(LoadTest, CloudApiLoadsABackendOverTls) {
