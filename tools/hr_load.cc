@@ -307,7 +307,7 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write or the close is being started or in flight
   bool closing_ ABSL_GUARDED_BY(mu_) = false;  // Close() was called
   bool releasing_ ABSL_GUARDED_BY(mu_) = false;  // ending: no more writes, the hold goes
-  bool held_ ABSL_GUARDED_BY(mu_) = true;        // the hold Go() took is still there
+  bool held_ ABSL_GUARDED_BY(mu_) = true;        // the hold Bind() took is still there
   std::string end_message_ ABSL_GUARDED_BY(mu_);
 };
 
