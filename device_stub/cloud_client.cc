@@ -576,7 +576,7 @@ void GrpcCloudClient::RetireStreamLocked(Connection& connection) {
       std::remove_if(retired_streams_.begin(), retired_streams_.end(),
                      [](const std::weak_ptr<CallStream>& s) { return s.expired(); }),
       retired_streams_.end());
-  retired_streams_.push_back(std::move(connection.stream));
+  retired_streams_.push_back(connection.stream);
   connection.stream = nullptr;
 }
 
