@@ -97,6 +97,19 @@ std::vector<Record> InSplit(const std::vector<Record>& records, const std::strin
   return out;
 }
 
+// The records of `split` among `records` (read from `path`), or why there are none.
+absl::StatusOr<std::vector<Record>> NonEmptySplit(const std::vector<Record>& records,
+                                                  const std::string& split,
+                                                  const std::string& path) {
+  std::vector<Record> in_split = InSplit(records, split);
+  if (in_split.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("none of the ", records.size(), " records of ",
+                                                   path, " falls in split '", split,
+                                                   "' (--split all uses every record)"));
+  }
+  return in_split;
+}
+
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
   if (split != "train" && split != "validation" && split != "test" && split != "all") {
     return absl::InvalidArgumentError(
@@ -122,13 +135,7 @@ absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const 
     return absl::InvalidArgumentError(
         absl::StrCat(path, " holds no outcome records (one JSON object a line)"));
   }
-  std::vector<Record> in_split = InSplit(out, split);
-  if (in_split.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("none of the ", out.size(), " records of ", path,
-                                                   " falls in split '", split,
-                                                   "' (--split all uses every record)"));
-  }
-  return in_split;
+  return NonEmptySplit(out, split, path);
 }
 
 std::string SplitFlag(const char* fallback) {
@@ -275,12 +282,10 @@ int Eval() {
   std::string split = SplitFlag("test");
   auto all = ReadOutcomes(absl::GetFlag(FLAGS_data), "all");
   if (!all.ok()) return Die(all.status());
-  const std::vector<Record> records = InSplit(*all, split);
-  if (records.empty()) {
-    return Die(absl::InvalidArgumentError(
-        absl::StrCat("none of the ", all->size(), " records of ", absl::GetFlag(FLAGS_data),
-                     " falls in split '", split, "' (--split all uses every record)")));
-  }
+  absl::StatusOr<std::vector<Record>> in_split =
+      NonEmptySplit(*all, split, absl::GetFlag(FLAGS_data));
+  if (!in_split.ok()) return Die(in_split.status());
+  const std::vector<Record>& records = *in_split;
   auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return Die(model.status());
   auto families =
