@@ -121,12 +121,19 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
 
   // A local failure of a request that fell back from the cloud also says why
   // the cloud could not serve, since the app gets no RouteInfo with a failure.
+  // (fell_back is set before the local job starts, and not changed after.)
   absl::Status AfterFallback(const absl::Status& local) {
+    if (!p_.info.fell_back()) return local;
     absl::MutexLock lock(&mu_);
-    if (fallback_why_.empty()) return local;
     return absl::Status(local.code(), absl::StrCat(local.message(), " (the request fell back to ",
                                                    "the local model because no allowed backend ",
-                                                   "could serve: ", fallback_why_, ")"));
+                                                   "could serve: ", WhyNoBackendLocked(), ")"));
+  }
+
+  // Why no allowed backend served: each tried or skipped backend's reason.
+  std::string WhyNoBackendLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return errors_.empty() ? "no backend is configured for these regions"
+                           : absl::StrJoin(errors_, "; ");
   }
 
   void FillOptions(engine::GenerationJob* job) const {
@@ -340,15 +347,12 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
 
   void CloudExhausted() {
     std::string why;
-    const bool fall_back = p_.rule->when_unavailable == v1::FALLBACK_LOCAL;
     {
       absl::MutexLock lock(&mu_);
-      why = errors_.empty() ? "no backend is configured for these regions"
-                            : absl::StrJoin(errors_, "; ");
-      if (fall_back) fallback_why_ = why;
+      why = WhyNoBackendLocked();
     }
     const std::string& id = p_.rule->id;
-    if (fall_back) {
+    if (p_.rule->when_unavailable == v1::FALLBACK_LOCAL) {
       p_.info.set_fell_back(true);
       p_.info.add_rule_ids(absl::StrCat(id, ".when_unavailable"));
       p_.info.add_reasons(absl::StrCat("no allowed backend could serve (", why,
@@ -463,8 +467,6 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   // tried because a reload no longer allowed them.
   std::vector<std::string> errors_ ABSL_GUARDED_BY(mu_);
   int skipped_ ABSL_GUARDED_BY(mu_) = 0;
-  // Set when the request falls back to the local model: why no backend served.
-  std::string fallback_why_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<CloudCall> call_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<engine::GenerationJob> job_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
