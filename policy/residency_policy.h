@@ -77,15 +77,17 @@ class ResidencyPolicy {
   friend class PolicyBuilder;
 };
 
-// Reads, parses (textproto) and validates both files (an empty `backends_path`:
-// no backends, as a cloud backend checking claims against the policy needs).
-// Every problem is reported as "FILE:LINE:COLUMN: field.path: what is wrong", all
-// of them at once, in an InvalidArgument status; a missing or unreadable file is
-// NotFound or PermissionDenied.
+// Reads, parses (textproto, or JSON for a name ending in .json: util::ParseConfig)
+// and validates both files (an empty `backends_path`: no backends, as a cloud
+// backend checking claims against the policy needs). Every problem is reported as
+// "FILE:LINE:COLUMN: field.path: what is wrong" ("FILE: field.path: ..." for
+// JSON), all of them at once, in an InvalidArgument status; a missing or
+// unreadable file is NotFound or PermissionDenied.
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path);
 
-// The same for texts already read; the paths only name them in problems.
+// The same for texts already read; the paths name them in problems and, by
+// their ending, choose the format.
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ParseResidencyPolicy(
     const std::string& policy_path, const std::string& policy_text,
     const std::string& backends_path, const std::string& backends_text);
