@@ -49,6 +49,19 @@ std::string Where(const std::string& file, const Tree* tree, const Descriptor* d
   return absl::StrCat(file, ": ");
 }
 
+// Text and JSON configs may give an enum by number, and proto3 keeps numbers
+// that name no value. Returns why `value` is not one of `e`'s values, or "" when
+// it is.
+std::string NotAnEnumValue(const google::protobuf::EnumDescriptor* e, int value) {
+  if (e->FindValueByNumber(value) != nullptr) return "";
+  std::vector<std::string> names;
+  for (int i = 0; i < e->value_count(); ++i) {
+    if (e->value(i)->number() != 0) names.push_back(e->value(i)->name());
+  }
+  return absl::StrCat(value, " is not a", absl::StrContains("AEIOU", e->name()[0]) ? "n " : " ",
+                      e->name(), " (one of ", absl::StrJoin(names, ", "), ")");
+}
+
 }  // namespace
 
 bool IsIdentifierCategory(v1::SensitiveCategory category) {
@@ -188,8 +201,18 @@ class PolicyBuilder {
         Problem(where, cpath + ".category", "is required");
         continue;
       }
+      if (std::string why = NotAnEnumValue(v1::SensitiveCategory_descriptor(), cr.category());
+          !why.empty()) {
+        Problem(where, cpath + ".category", why);
+        continue;
+      }
       if (cr.action() == v1::CATEGORY_ACTION_UNSPECIFIED) {
         Problem(where, cpath + ".action", "is required");
+        continue;
+      }
+      if (std::string why = NotAnEnumValue(v1::CategoryAction_descriptor(), cr.action());
+          !why.empty()) {
+        Problem(where, cpath + ".action", why);
         continue;
       }
       if (cr.action() == v1::REDACT && !IsIdentifierCategory(cr.category())) {
@@ -235,6 +258,10 @@ class PolicyBuilder {
                                        cloud.allowed_model_families().end());
     if (cloud.when_unavailable() == v1::UNAVAILABLE_ACTION_UNSPECIFIED) {
       Problem(cwhere, cpath + ".when_unavailable", "is required: FALLBACK_LOCAL or FAIL_CLOSED");
+    } else if (std::string why =
+                   NotAnEnumValue(v1::UnavailableAction_descriptor(), cloud.when_unavailable());
+               !why.empty()) {
+      Problem(cwhere, cpath + ".when_unavailable", why);
     }
     rule.consent_required = cloud.consent_required();
     rule.when_unavailable = cloud.when_unavailable();

@@ -4,7 +4,8 @@
 // INVALID_ARGUMENT and the problems, or accepted as a policy that keeps these:
 //   - every jurisdiction that allows the cloud names at least one region;
 //   - a jurisdiction's backends are in its allowed regions and model families;
-//   - every country, listed or not, lands on exactly one rule.
+//   - every country, listed or not, lands on exactly one rule;
+//   - every action and unavailable action it acts on is one the schema names.
 // Built like request_fuzz.cc: libFuzzer (scripts/fuzz.sh) and fuzz_replay.
 #include <cstdint>
 #include <cstdio>
@@ -38,7 +39,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const hr::policy::ResidencyPolicy& p = **policy;
   FUZZ_CHECK(!p.rules().empty());
   for (const hr::policy::JurisdictionRule& rule : p.rules()) {
-    if (rule.cloud_allowed) FUZZ_CHECK(!rule.allowed_regions.empty());
+    if (rule.cloud_allowed) {
+      FUZZ_CHECK(!rule.allowed_regions.empty());
+      FUZZ_CHECK(rule.when_unavailable == hr::policy::v1::FALLBACK_LOCAL ||
+                 rule.when_unavailable == hr::policy::v1::FAIL_CLOSED);
+    }
+    for (hr::policy::v1::CategoryAction action : rule.actions) {
+      FUZZ_CHECK(hr::policy::v1::CategoryAction_IsValid(action) &&
+                 action != hr::policy::v1::CATEGORY_ACTION_UNSPECIFIED);
+    }
     for (const auto* b : p.BackendsFor(rule)) {
       FUZZ_CHECK(rule.cloud_allowed);
       FUZZ_CHECK(rule.AllowsRegion(b->region()) && rule.AllowsModelFamily(b->model_family()));

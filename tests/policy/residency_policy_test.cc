@@ -140,7 +140,8 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         BadCase{"country_twice", R"(countries: ["DE", "FR"])", R"(countries: ["DE", "CN"])",
                 "country CN is already in jurisdiction 'cn'"},
-        BadCase{"empty_regions", R"(cloud { allowed_regions: "us-east-1" allowed_model_families: "llama")",
+        BadCase{"empty_regions",
+                R"(cloud { allowed_regions: "us-east-1" allowed_model_families: "llama")",
                 R"(cloud { allowed_model_families: "llama")", "allowed_regions: is empty"},
         BadCase{"undeclared_region", R"(allowed_regions: "eu-central-1" allowed_model_families)",
                 R"(allowed_regions: "eu-centrall-1" allowed_model_families)",
@@ -156,7 +157,15 @@ INSTANTIATE_TEST_SUITE_P(
                 "not an ISO 3166-1 alpha-2 code"},
         BadCase{"no_version", R"(version: "test-1")", "", "version: is required"},
         BadCase{"no_when_unavailable", "when_unavailable: FAIL_CLOSED", "",
-                "when_unavailable: is required"}),
+                "when_unavailable: is required"},
+        // Text and JSON both take an enum's number, and proto3 keeps numbers it
+        // has no name for: the loader must refuse them, not act on them.
+        BadCase{"numeric_when_unavailable", "when_unavailable: FAIL_CLOSED", "when_unavailable: 9",
+                "when_unavailable: 9 is not an UnavailableAction"},
+        BadCase{"numeric_action", "category: HEALTH action: LOCAL_ONLY",
+                "category: HEALTH action: 7", "action: 7 is not a CategoryAction"},
+        BadCase{"numeric_category", "category: HEALTH action: LOCAL_ONLY",
+                "category: 1000 action: DENY", "category: 1000 is not a SensitiveCategory"}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(ResidencyPolicyTest, ReportsTheLineOfTheDuplicateCountry) {
