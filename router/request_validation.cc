@@ -95,6 +95,12 @@ absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest
   if (absl::Status options = ValidateGenerationOptions(r.options(), limits); !options.ok()) {
     return options;
   }
+  if (!v1::RouteHint_IsValid(r.hint())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hint: ", r.hint(),
+                     " is not a RouteHint (ROUTE_HINT_UNSPECIFIED, PREFER_LOCAL or "
+                     "PREFER_CLOUD)"));
+  }
   return locale;
 }
 

@@ -76,6 +76,11 @@ absl::StatusOr<Workload> ParseWorkload(absl::string_view text, const std::string
       return absl::InvalidArgumentError(FieldError(
           path, absl::StrCat("locales[", i, "].weight: must be positive (0 means 1)")));
     }
+    if (!v1::RouteHint_IsValid(mix.hint())) {
+      return absl::InvalidArgumentError(FieldError(
+          path, absl::StrCat("locales[", i, "].hint: ", mix.hint(),
+                             " is not a RouteHint (PREFER_LOCAL, PREFER_CLOUD or none)")));
+    }
   }
   for (const std::string& p : w.spec.prompts()) {
     if (!p.empty()) w.prompts.push_back(p);

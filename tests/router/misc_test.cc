@@ -77,6 +77,14 @@ TEST(ValidateTest, NamesWhatIsWrong) {
   r = Valid();
   r.mutable_options()->set_temperature(3);
   EXPECT_NE(ErrorOf(r).find("options.temperature"), std::string::npos);
+  // proto3 keeps an enum number it has no name for; the router must not guess.
+  r = Valid();
+  r.set_hint(static_cast<v1::RouteHint>(7));
+  EXPECT_EQ(ErrorOf(r),
+            "hint: 7 is not a RouteHint (ROUTE_HINT_UNSPECIFIED, PREFER_LOCAL or "
+            "PREFER_CLOUD)");
+  r.set_hint(v1::PREFER_CLOUD);
+  EXPECT_EQ(ErrorOf(r), "OK");
 }
 
 TEST(Utf8Test, FindsTheFirstInvalidByte) {

@@ -75,6 +75,9 @@ TEST(WorkloadTest, ErrorsNameTheProblem) {
               HasSubstr("locales[0].locale"));
   EXPECT_THAT(err(R"pb(locales { locale: "en-US" weight: -1 } prompts: "x")pb"),
               HasSubstr("locales[0].weight"));
+  EXPECT_THAT(err(R"pb(locales { locale: "en-US" } locales { locale: "en-US" hint: 5 }
+                       prompts: "x")pb"),
+              HasSubstr("locales[1].hint: 5 is not a RouteHint"));
   EXPECT_THAT(err("locales { locale: \"en-US\" }\nbogus: 1"), HasSubstr("w.textproto:2:"));
   EXPECT_THAT(err(R"pb(locales { locale: "en-US" } prompts_file: "/nonexistent/p")pb"),
               HasSubstr("/nonexistent/p"));
