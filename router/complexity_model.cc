@@ -31,6 +31,24 @@ absl::StatusOr<std::unique_ptr<ComplexityModel>> ComplexityModel::FromWeights(
       w.dense_weights_size() != kNumDenseFeatures) {
     return absl::InvalidArgumentError("weights file has the wrong number of weights");
   }
+  // A weight that is not a number makes every score NaN, which no threshold
+  // compares with: the router would quietly keep everything local.
+  if (!(w.threshold() >= 0 && w.threshold() <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threshold ", w.threshold(), " is not in [0, 1] (calibrate it with hr-train)"));
+  }
+  if (!std::isfinite(w.bias())) {
+    return absl::InvalidArgumentError(absl::StrCat("bias ", w.bias(), " is not a finite number"));
+  }
+  for (const auto& [name, weights] :
+       {std::pair{"hashed", &w.hashed_weights()}, std::pair{"dense", &w.dense_weights()}}) {
+    for (int i = 0; i < weights->size(); ++i) {
+      if (!std::isfinite(weights->Get(i))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, " weight ", i, " is ", weights->Get(i), ", not a finite number"));
+      }
+    }
+  }
   return std::unique_ptr<ComplexityModel>(new ComplexityModel(std::move(w)));
 }
 

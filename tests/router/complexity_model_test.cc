@@ -126,6 +126,30 @@ TEST(ComplexityModelTest, RefusesWeightsOfAnotherShape) {
   EXPECT_EQ(ComplexityModel::Load("/nonexistent.pb").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(ComplexityModelTest, RefusesAThresholdOutsideZeroToOneAndWeightsThatAreNotNumbers) {
+  const v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), {10, 1});
+  ASSERT_TRUE(ComplexityModel::FromWeights(w).ok());
+  auto error_of = [](const v1::ComplexityModelWeights& bad) {
+    auto model = ComplexityModel::FromWeights(bad);
+    EXPECT_EQ(model.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(model.status().message());
+  };
+  v1::ComplexityModelWeights bad = w;
+  bad.set_threshold(1.5);
+  EXPECT_EQ(error_of(bad), "threshold 1.5 is not in [0, 1] (calibrate it with hr-train)");
+  bad.set_threshold(std::nan(""));
+  EXPECT_EQ(error_of(bad), "threshold nan is not in [0, 1] (calibrate it with hr-train)");
+  bad = w;
+  bad.set_hashed_weights(3, INFINITY);
+  EXPECT_EQ(error_of(bad), "hashed weight 3 is inf, not a finite number");
+  bad = w;
+  bad.set_dense_weights(1, std::nanf(""));
+  EXPECT_EQ(error_of(bad), "dense weight 1 is nan, not a finite number");
+  bad = w;
+  bad.set_bias(-INFINITY);
+  EXPECT_EQ(error_of(bad), "bias -inf is not a finite number");
+}
+
 TEST(ComplexityModelTest, SaveAndLoadRoundTrip) {
   v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), {10, 1});
   w.set_threshold(0.37);
