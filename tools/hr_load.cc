@@ -2,6 +2,7 @@
 // under load over gRPC and reports latency, throughput and residency per route.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -215,8 +216,9 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
   explicit CallStream(Driver* driver) : driver_(driver) {}
 
   // Binds the stream to a call on `stub`: from then on calls may be added; they
-  // wait for Start.
-  void Bind(v1::CloudInference::Stub* stub) {
+  // wait for Start. `self` owns the stream until gRPC is done with it (OnDone).
+  void Bind(v1::CloudInference::Stub* stub, std::shared_ptr<CallStream> self) {
+    self_ = std::move(self);
     stub->async()->GenerateStream(&context_, this);
     AddHold();
     StartRead(&in_);
@@ -297,6 +299,7 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
   void Report(std::vector<Outcome> ended);
 
   Driver* const driver_;
+  std::shared_ptr<CallStream> self_;  // from Bind to the end of OnDone
   grpc::ClientContext context_;
   v1::CloudStreamChunks in_;
   v1::CloudStreamRequests out_;  // the message being written
@@ -381,10 +384,10 @@ class Driver {
         }
       }
       // A backend that stopped answering must not hold the run up forever.
-      for (CallStream* s : Streams()) s->Expire(kStreamedCallGrace);
+      for (const auto& s : Streams()) s->Expire(kStreamedCallGrace);
     }
-    for (CallStream* s : Streams()) s->Close();
-    for (CallStream* s : Streams()) {
+    for (const auto& s : Streams()) s->Close();
+    for (const auto& s : Streams()) {
       if (s->WaitDone(absl::Seconds(5))) continue;
       s->Cancel();
       s->WaitDone(absl::InfiniteDuration());
@@ -397,7 +400,7 @@ class Driver {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
     for (grpc::ClientContext* c : in_flight_) c->TryCancel();
-    for (CallStream* s : Streams()) s->Cancel();
+    for (const auto& s : Streams()) s->Cancel();
   }
 
   void Finished(grpc::ClientContext* context, const Outcome& outcome) {
@@ -467,26 +470,34 @@ class Driver {
 
   // The open stream of `channel`; a new one, as a device opens, when the last
   // one has ended.
-  CallStream* StreamOn(size_t channel) {
-    CallStream* fresh;
+  std::shared_ptr<CallStream> StreamOn(size_t channel) {
+    std::shared_ptr<CallStream> fresh;
     {
       absl::MutexLock lock(&streams_mu_);
-      if (current_streams_.size() <= channel) current_streams_.resize(channel + 1, nullptr);
-      CallStream* open = current_streams_[channel];
+      if (current_streams_.size() <= channel) current_streams_.resize(channel + 1);
+      const std::shared_ptr<CallStream>& open = current_streams_[channel];
       if (open != nullptr && open->usable()) return open;
-      all_streams_.push_back(std::make_unique<CallStream>(this));
-      fresh = current_streams_[channel] = all_streams_.back().get();
-      fresh->Bind(cloud_stubs_[channel].get());  // before another thread can add to it
+      // Streams that ended are gone: against a backend that is down, a closed
+      // loop opens one stream per attempt.
+      all_streams_.erase(std::remove_if(all_streams_.begin(), all_streams_.end(),
+                                        [](const auto& s) { return s.expired(); }),
+                         all_streams_.end());
+      fresh = current_streams_[channel] = std::make_shared<CallStream>(this);
+      all_streams_.push_back(fresh);
+      fresh->Bind(cloud_stubs_[channel].get(), fresh);  // before another thread can add to it
     }
     // Outside the lock: a stream that fails at once may call back from here.
     fresh->Start();
     return fresh;
   }
 
-  std::vector<CallStream*> Streams() {
+  // The streams gRPC is not done with yet, and the current ones.
+  std::vector<std::shared_ptr<CallStream>> Streams() {
     absl::MutexLock lock(&streams_mu_);
-    std::vector<CallStream*> out;
-    for (auto& s : all_streams_) out.push_back(s.get());
+    std::vector<std::shared_ptr<CallStream>> out;
+    for (const auto& weak : all_streams_) {
+      if (auto s = weak.lock()) out.push_back(std::move(s));
+    }
     return out;
   }
 
@@ -547,8 +558,8 @@ class Driver {
   // --api cloud_stream: the stream of each channel, and every stream opened
   // (they live as long as the driver, so that late callbacks find them).
   absl::Mutex streams_mu_;
-  std::vector<CallStream*> current_streams_ ABSL_GUARDED_BY(streams_mu_);
-  std::vector<std::unique_ptr<CallStream>> all_streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::vector<std::shared_ptr<CallStream>> current_streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::vector<std::weak_ptr<CallStream>> all_streams_ ABSL_GUARDED_BY(streams_mu_);
 };
 
 void CallStream::Add(v1::CloudStreamCall call, AnswerTracker tracker, absl::Time deadline) {
@@ -613,6 +624,9 @@ void CallStream::OnReadDone(bool ok) {
 }
 
 void CallStream::OnDone(const grpc::Status& status) {
+  // gRPC is done with the stream: it lives on while someone else holds it, at
+  // most to the end of this reaction otherwise.
+  const std::shared_ptr<CallStream> self = std::move(self_);
   std::vector<Outcome> ended;
   {
     absl::MutexLock lock(&mu_);

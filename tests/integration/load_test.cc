@@ -237,6 +237,41 @@ TEST(LoadTest, CloudStreamApiCountsTheCallsOfAStreamThatBreaks) {
   EXPECT_EQ(codes["OK"] + codes["UNAVAILABLE"], 80) << run.output;
 }
 
+TEST(LoadTest, CloudStreamApiOpensANewStreamWhenTheBackendComesBack) {
+  const std::string dir = MakeTestDir();
+  auto start_backend = [&](const std::string& name, const std::string& listen) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{HR_BIN_DIR "/hr-cloud", "--region=eu-west-1", "--engine=synthetic",
+                                 "--synthetic_tokens_per_second=0", "--slots=64",
+                                 "--listen=" + listen, "--port_file=" + dir + "/" + name + ".port"},
+        dir + "/" + name + ".log");
+  };
+  std::unique_ptr<Process> first = start_backend("first", "127.0.0.1:0");
+  const std::string address = absl::StrCat("127.0.0.1:", WaitForPort(*first, dir + "/first.port"));
+  LoadProcess load(dir, "reopen", R"pb(locales { locale: "fr-FR" } prompts: "un deux")pb",
+                   {"--target=" + address, "--api=cloud_stream", "--mode=open", "--rps=50",
+                    "--requests=150", "--duration=0", "--timeout=2s"});
+  absl::SleepFor(absl::Milliseconds(800));
+  first->Stop(SIGKILL);
+  // The same address again, as a restarted backend has it.
+  std::unique_ptr<Process> second = start_backend("second", address);
+  WaitForPort(*second, dir + "/second.port");
+  LoadRun run = load.Finish();
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.report.requests(), 150) << run.output;
+  auto codes = Codes(run.report);
+  EXPECT_EQ(codes["OK"] + codes["UNAVAILABLE"], 150) << run.output;
+  // The calls sent after the restart went to the second backend, on a new stream.
+  const std::string served = ReadFile(second->log_path());
+  int served_by_second = 0;
+  for (size_t at = served.find("served "); at != std::string::npos;
+       at = served.find("served ", at + 1)) {
+    ++served_by_second;
+  }
+  EXPECT_GT(served_by_second, 10) << served;
+  EXPECT_GE(codes["OK"], served_by_second) << run.output;
+}
+
 TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
