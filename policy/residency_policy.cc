@@ -11,7 +11,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "google/protobuf/text_format.h"
 #include "re2/re2.h"
 #include "util/log_format.h"
 #include "util/pem.h"
@@ -20,29 +19,25 @@
 namespace hr::policy {
 namespace {
 
-using ::google::protobuf::Descriptor;
-using ::google::protobuf::TextFormat;
-using Tree = TextFormat::ParseInfoTree;
+using Positions = util::ConfigPositions;
 
 // Where a config message came from, so that problems can name file and line.
 struct Source {
-  std::string file;          // empty for in-memory configs
-  const Tree* tree = nullptr;  // null when the positions are unknown
+  std::string file;                 // empty for in-memory configs
+  const Positions* tree = nullptr;  // null when the positions are unknown
 };
 
-// Descends into a nested message's position tree; null in, null out.
-const Tree* Nested(const Tree* tree, const Descriptor* d, const char* field,
-                   int index) {
+// Descends into a nested message's positions; null in, null out.
+const Positions* Nested(const Positions* tree, const char* field, int index) {
   if (tree == nullptr) return nullptr;
-  return tree->GetTreeForNested(d->FindFieldByName(field), index);
+  return tree->Nested(field, index);
 }
 
-std::string Where(const std::string& file, const Tree* tree, const Descriptor* d,
-                  const char* field, int index) {
+std::string Where(const std::string& file, const Positions* tree, const char* field, int index) {
   if (file.empty()) return "";
   if (tree != nullptr) {
-    auto loc = tree->GetLocation(d->FindFieldByName(field), index);
-    if (loc.line >= 0) {
+    const Positions::Location loc = tree->Get(field, index);
+    if (loc.known()) {
       return absl::StrCat(file, ":", loc.line + 1, ":", loc.column + 1, ": ");
     }
   }
@@ -87,18 +82,17 @@ class PolicyBuilder {
   absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> Build(const v1::Policy& policy,
                                                                v1::Backends backends) {
     auto out = std::shared_ptr<ResidencyPolicy>(new ResidencyPolicy());
-    const Descriptor* pd = v1::Policy::descriptor();
-    const Tree* ptree = psrc_.tree;
+    const Positions* ptree = psrc_.tree;
 
     if (policy.version().empty()) {
-      Problem(Where(psrc_.file, ptree, pd, "version", -1), "version",
+      Problem(Where(psrc_.file, ptree, "version", -1), "version",
               "is required (it names the policy in every decision)");
     }
     out->version_ = policy.version();
 
     for (int i = 0; i < policy.regions_size(); ++i) {
       const std::string& name = policy.regions(i).name();
-      std::string where = Where(psrc_.file, ptree, pd, "regions", i);
+      std::string where = Where(psrc_.file, ptree, "regions", i);
       std::string path = absl::StrCat("regions[", i, "].name");
       if (!RE2::FullMatch(name, *kRegionName)) {
         Problem(where, path, absl::StrCat("'", name, "' is not a region name ([a-z0-9][a-z0-9-]*)"));
@@ -112,9 +106,8 @@ class PolicyBuilder {
     for (int i = 0; i < policy.jurisdictions_size(); ++i) {
       const v1::Jurisdiction& j = policy.jurisdictions(i);
       std::string path = absl::StrCat("jurisdictions[", i, "]");
-      const Tree* jtree = Nested(ptree, pd, "jurisdictions", i);
-      std::string jwhere = Where(psrc_.file, ptree, pd, "jurisdictions", i);
-      const Descriptor* jd = v1::Jurisdiction::descriptor();
+      const Positions* jtree = Nested(ptree, "jurisdictions", i);
+      std::string jwhere = Where(psrc_.file, ptree, "jurisdictions", i);
       if (!RE2::FullMatch(j.id(), *kJurisdictionId)) {
         Problem(jwhere, path + ".id",
                 absl::StrCat("'", j.id(), "' is not a jurisdiction id ([a-z][a-z0-9_-]*)"));
@@ -129,7 +122,7 @@ class PolicyBuilder {
       }
       for (int k = 0; k < j.countries_size(); ++k) {
         const std::string& c = j.countries(k);
-        std::string where = Where(psrc_.file, jtree, jd, "countries", k);
+        std::string where = Where(psrc_.file, jtree, "countries", k);
         std::string cpath = absl::StrCat(path, ".countries[", k, "]");
         if (!RE2::FullMatch(c, *kCountryCode)) {
           Problem(where, cpath, absl::StrCat("'", c, "' is not an ISO 3166-1 alpha-2 code in upper case"));
@@ -147,15 +140,15 @@ class PolicyBuilder {
     }
 
     if (!policy.has_default_rule()) {
-      Problem(Where(psrc_.file, ptree, pd, "default_rule", -1), "default_rule",
+      Problem(Where(psrc_.file, ptree, "default_rule", -1), "default_rule",
               "is required (it covers locales without a listed country)");
       v1::Jurisdiction local_only;
       local_only.set_id("default");
       out->rules_.push_back(CompileRule(local_only, "default_rule", "", nullptr));
     } else {
       const v1::Jurisdiction& d = policy.default_rule();
-      std::string where = Where(psrc_.file, ptree, pd, "default_rule", -1);
-      const Tree* dtree = Nested(ptree, pd, "default_rule", -1);
+      std::string where = Where(psrc_.file, ptree, "default_rule", -1);
+      const Positions* dtree = Nested(ptree, "default_rule", -1);
       if (!d.id().empty() && d.id() != "default") {
         Problem(where, "default_rule.id", absl::StrCat("must be 'default' or empty, not '", d.id(), "'"));
       }
@@ -188,14 +181,13 @@ class PolicyBuilder {
   }
 
   JurisdictionRule CompileRule(const v1::Jurisdiction& j, const std::string& path,
-                               const std::string& jwhere, const Tree* jtree) {
-    const Descriptor* jd = v1::Jurisdiction::descriptor();
+                               const std::string& jwhere, const Positions* jtree) {
     JurisdictionRule rule;
     rule.id = j.id();
     rule.actions.fill(v1::ALLOW);
     for (int k = 0; k < j.categories_size(); ++k) {
       const v1::CategoryRule& cr = j.categories(k);
-      std::string where = Where(psrc_.file, jtree, jd, "categories", k);
+      std::string where = Where(psrc_.file, jtree, "categories", k);
       std::string cpath = absl::StrCat(path, ".categories[", k, "]");
       if (cr.category() == v1::SENSITIVE_CATEGORY_UNSPECIFIED) {
         Problem(where, cpath + ".category", "is required");
@@ -232,9 +224,8 @@ class PolicyBuilder {
     if (!j.has_cloud()) return rule;
 
     const v1::CloudRule& cloud = j.cloud();
-    const Descriptor* cd = v1::CloudRule::descriptor();
-    const Tree* ctree = Nested(jtree, jd, "cloud", -1);
-    std::string cwhere = jtree ? Where(psrc_.file, jtree, jd, "cloud", -1) : jwhere;
+    const Positions* ctree = Nested(jtree, "cloud", -1);
+    std::string cwhere = jtree ? Where(psrc_.file, jtree, "cloud", -1) : jwhere;
     std::string cpath = path + ".cloud";
     rule.cloud_allowed = true;
     if (cloud.allowed_regions().empty()) {
@@ -244,7 +235,7 @@ class PolicyBuilder {
     for (int k = 0; k < cloud.allowed_regions_size(); ++k) {
       const std::string& r = cloud.allowed_regions(k);
       if (!regions_.contains(r)) {
-        Problem(Where(psrc_.file, ctree, cd, "allowed_regions", k),
+        Problem(Where(psrc_.file, ctree, "allowed_regions", k),
                 absl::StrCat(cpath, ".allowed_regions[", k, "]"),
                 absl::StrCat("region '", r, "' is not declared in `regions`"));
       }
@@ -342,11 +333,10 @@ class PolicyBuilder {
 
   // Checks `backends` and completes it for use (see CheckTls).
   void CheckBackends(v1::Backends& backends, const ResidencyPolicy& policy) {
-    const Descriptor* bd = v1::Backends::descriptor();
     absl::flat_hash_set<std::string> names;
     for (int i = 0; i < backends.backends_size(); ++i) {
       v1::Backend& b = *backends.mutable_backends(i);
-      std::string where = Where(bsrc_.file, bsrc_.tree, bd, "backends", i);
+      std::string where = Where(bsrc_.file, bsrc_.tree, "backends", i);
       std::string path = absl::StrCat("backends[", i, "]");
       if (b.name().empty()) {
         Problem(where, path + ".name", "is required");
@@ -442,7 +432,7 @@ absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> ParseResidencyPolicy(
   std::vector<std::string> problems;
   v1::Policy policy;
   v1::Backends backends;
-  Tree policy_tree, backends_tree;
+  Positions policy_tree, backends_tree;
   bool ok = util::ParseConfig(policy_path, policy_text, &policy, &problems, &policy_tree);
   ok &= util::ParseConfig(backends_path, backends_text, &backends, &problems, &backends_tree);
   if (!ok) {

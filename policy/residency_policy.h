@@ -80,8 +80,8 @@ class ResidencyPolicy {
 // Reads, parses (textproto, or JSON for a name ending in .json: util::ParseConfig)
 // and validates both files (an empty `backends_path`: no backends, as a cloud
 // backend checking claims against the policy needs). Every problem is reported as
-// "FILE:LINE:COLUMN: field.path: what is wrong" ("FILE: field.path: ..." for
-// JSON), all of them at once, in an InvalidArgument status; a missing or
+// "FILE:LINE:COLUMN: field.path: what is wrong" ("FILE: field.path: ..." when
+// the line is not known), all of them at once, in an InvalidArgument status; a missing or
 // unreadable file is NotFound or PermissionDenied.
 absl::StatusOr<std::shared_ptr<const ResidencyPolicy>> LoadResidencyPolicy(
     const std::string& policy_path, const std::string& backends_path);

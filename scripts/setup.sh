@@ -14,7 +14,7 @@ PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   nodejs npm
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libre2-dev libbenchmark-dev
-  libjemalloc-dev libssl-dev
+  libjemalloc-dev libssl-dev nlohmann-json3-dev
   python3 python3-yaml)
 
 missing=()

@@ -12,6 +12,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -92,14 +93,51 @@ bool ParseTextProto(const std::string& path, const std::string& text,
 }
 
 bool ParseConfig(const std::string& path, const std::string& text, google::protobuf::Message* msg,
-                 std::vector<std::string>* problems,
-                 google::protobuf::TextFormat::ParseInfoTree* tree) {
-  if (!absl::EndsWith(path, ".json")) return ParseTextProto(path, text, msg, problems, tree);
+                 std::vector<std::string>* problems, ConfigPositions* positions) {
+  if (!absl::EndsWith(path, ".json")) {
+    google::protobuf::TextFormat::ParseInfoTree tree;
+    if (!ParseTextProto(path, text, msg, problems, &tree)) return false;
+    if (positions != nullptr) {
+      *positions = ConfigPositions::FromTextFormat(tree, msg->GetDescriptor());
+    }
+    return true;
+  }
+  // protobuf decides what the file means; a JSON reader that keeps positions
+  // says where (protobuf 3.21 reports none).
+  absl::StatusOr<ConfigPositions> where = ConfigPositions::FromJson(text, msg->GetDescriptor());
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  auto parsed = google::protobuf::util::JsonStringToMessage(text, msg, options);
-  if (parsed.ok()) return true;
-  problems->push_back(absl::StrCat(path, ": ", parsed.message().as_string()));
+  const auto parsed = google::protobuf::util::JsonStringToMessage(text, msg, options);
+  if (parsed.ok()) {
+    if (positions != nullptr && where.ok()) *positions = *std::move(where);
+    return true;
+  }
+  if (!where.ok()) {  // not JSON: the syntax error, at its line
+    problems->push_back(absl::StrCat(path, ":", where.status().message()));
+    return false;
+  }
+  // JSON that does not fit the message. protobuf names the field as
+  // "(jurisdictions[0].cloud.when_unavailable): ..." or, for a field the
+  // message lacks, "(jurisdictions[0]) colour: ..." ("colour: ..." at the top).
+  const std::string message = parsed.message().as_string();
+  std::string field;
+  absl::string_view rest = message;
+  if (absl::ConsumePrefix(&rest, "(") && rest.find(')') != absl::string_view::npos) {
+    const size_t close = rest.find(')');
+    field = std::string(rest.substr(0, close));
+    rest.remove_prefix(close + 1);
+    absl::ConsumePrefix(&rest, " ");
+  }
+  if (const size_t colon = rest.find(": ");
+      colon != absl::string_view::npos && colon > 0 &&
+      rest.substr(0, colon).find(' ') == absl::string_view::npos) {
+    field = field.empty() ? std::string(rest.substr(0, colon))
+                          : absl::StrCat(field, ".", rest.substr(0, colon));
+  }
+  const ConfigPositions::Location at = where->Find(field);
+  problems->push_back(at.known()
+                          ? absl::StrCat(path, ":", at.line + 1, ":", at.column + 1, ": ", message)
+                          : absl::StrCat(path, ": ", message));
   return false;
 }
 

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/text_format.h"
+#include "util/config_positions.h"
 
 namespace hr::util {
 
@@ -39,11 +40,10 @@ bool ParseTextProto(const std::string& path, const std::string& text,
 // Parses a configuration file's `text` (read from `path`) into `msg`: as JSON
 // (protobuf's JSON mapping: proto or lowerCamel field names, enums by name) when
 // `path` ends in ".json", else as textproto (ParseTextProto). A field the message
-// does not have is a problem in both. JSON problems name the file but not the
-// line, and leave `tree` empty.
+// does not have is a problem in both. Problems are "PATH:LINE:COLUMN: message"
+// where the line is known. `positions`, when given, receives where each field is.
 bool ParseConfig(const std::string& path, const std::string& text, google::protobuf::Message* msg,
-                 std::vector<std::string>* problems,
-                 google::protobuf::TextFormat::ParseInfoTree* tree = nullptr);
+                 std::vector<std::string>* problems, ConfigPositions* positions = nullptr);
 
 // Parses one line of JSONL (a JSON object; surrounding whitespace, a trailing
 // \r included, is ignored) into `msg`, skipping fields the message does not

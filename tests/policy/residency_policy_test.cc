@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -377,6 +378,7 @@ TEST(ResidencyPolicyTest, TheShippedExamplePolicyIsValid) {
 TEST(ResidencyPolicyTest, JsonFilesMeanWhatTheirTextprotoMeans) {
   google::protobuf::util::JsonPrintOptions options;
   options.preserve_proto_field_names = true;
+  options.add_whitespace = true;  // a field a line, so that problems have lines to name
   std::string policy_json, backends_json;
   ASSERT_TRUE(
       google::protobuf::util::MessageToJsonString(Parse<v1::Policy>(kPolicy), &policy_json, options)
@@ -408,22 +410,35 @@ TEST(ResidencyPolicyTest, JsonFilesMeanWhatTheirTextprotoMeans) {
   }
   EXPECT_EQ((*p)->RuleForCountry("CN").when_unavailable, v1::FAIL_CLOSED);
 
-  // Broken JSON, a field the schema does not have and a rule the validation
-  // refuses each name the file and what is wrong.
+  // Broken JSON, a field the schema does not have, a value it does not have and
+  // a rule the validation refuses each name the file, the line and what is wrong.
   struct Bad {
-    std::string file, text, why;
+    std::string file, text, where, why;
+  };
+  // "LINE:COLUMN" (1-based) of the first `needle` in `text`.
+  auto where = [](const std::string& text, const std::string& needle) {
+    const size_t at = text.find(needle);
+    EXPECT_NE(at, std::string::npos) << needle;
+    const size_t line_start = text.rfind('\n', at) + 1;  // npos + 1 == 0
+    return absl::StrCat(std::count(text.begin(), text.begin() + at, '\n') + 1, ":",
+                        at - line_start + 1);
   };
   const std::string backends_path = WriteTemp("bad.backends.json", backends_json);
   for (const Bad& bad : std::vector<Bad>{
-           {"broken.json", "{\"version\": ", "broken.json: "},
+           {"broken.json", "{\n  \"version\": \"x\",\n  \"regions\": [,]\n}", "3:15",
+            "unexpected ','"},
            {"unknown.json", absl::StrReplaceAll(policy_json, {{"\"version\"", "\"versoin\""}}),
-            "versoin"},
+            where(policy_json, "\"version\""), "versoin"},
+           {"enum.json", absl::StrReplaceAll(policy_json, {{"\"FAIL_CLOSED\"", "\"FAIL_OPEN\""}}),
+            where(policy_json, "\"when_unavailable\""), "FAIL_OPEN"},
            {"dup.json", absl::StrReplaceAll(policy_json, {{"\"US\"", "\"CN\""}}),
-            "dup.json: jurisdictions[2].countries[0]: country CN is already in jurisdiction "
-            "'cn'"}}) {
+            where(policy_json, "\"US\""),
+            "jurisdictions[2].countries[0]: country CN is already in jurisdiction 'cn'"}}) {
     p = LoadResidencyPolicy(WriteTemp(bad.file, bad.text), backends_path);
     ASSERT_FALSE(p.ok()) << bad.file;
-    EXPECT_TRUE(absl::StrContains(p.status().message(), bad.file + ": ")) << p.status();
+    EXPECT_TRUE(
+        absl::StrContains(p.status().message(), absl::StrCat(bad.file, ":", bad.where, ": ")))
+        << bad.where << " in " << p.status();
     EXPECT_TRUE(absl::StrContains(p.status().message(), bad.why)) << p.status();
   }
 }

@@ -58,9 +58,10 @@ TEST(WorkloadTest, AJsonWorkloadMeansTheSame) {
   EXPECT_EQ(w->spec.options().max_tokens(), 8);
   // The same text under a textproto name is not read as JSON.
   EXPECT_FALSE(ParseWorkload(R"({"prompts": ["x"]})", dir + "/w.textproto").ok());
-  absl::StatusOr<Workload> bad = ParseWorkload(R"({"locales": 3})", dir + "/bad.json");
+  absl::StatusOr<Workload> bad =
+      ParseWorkload("{\"prompts\": [\"x\"],\n \"locales\": 3}", dir + "/bad.json");
   ASSERT_FALSE(bad.ok());
-  EXPECT_THAT(bad.status().message(), HasSubstr("bad.json: "));
+  EXPECT_THAT(bad.status().message(), HasSubstr("bad.json:2:2: "));
 }
 
 TEST(WorkloadTest, ErrorsNameTheProblem) {
