@@ -2,6 +2,7 @@
 // watched after a valid and an invalid version.
 #include "util/config_reloader.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -84,6 +85,28 @@ TEST_F(ConfigReloaderTest, ReloadsWhenAWatchedFileChangesAndFollowsTheNewFiles) 
   Write("b", "333");
   reloader.ReloadIfChanged();
   EXPECT_EQ(Reasons().size(), 3u);
+}
+
+// How Kubernetes updates a ConfigMap volume: each version in a directory of its
+// own, `..data` a symlink to the current one, the file a symlink through it;
+// an update swaps `..data` at once.
+TEST_F(ConfigReloaderTest, ReloadsWhenAConfigMapVolumeSwapsItsVersion) {
+  ASSERT_EQ(mkdir(Path("..v1").c_str(), 0755), 0);
+  Write("..v1/policy.textproto", "version: 1");
+  ASSERT_EQ(symlink("..v1", Path("..data").c_str()), 0);
+  ASSERT_EQ(symlink("..data/policy.textproto", Path("policy.textproto").c_str()), 0);
+  SetNextFiles(std::set<std::string>{Path("policy.textproto")});
+  ConfigReloader reloader({Path("policy.textproto")}, Recording());
+
+  ASSERT_EQ(mkdir(Path("..v2").c_str(), 0755), 0);
+  Write("..v2/policy.textproto", "version: 2");  // the same size: only the inode differs
+  ASSERT_EQ(symlink("..v2", Path("..data_tmp").c_str()), 0);
+  ASSERT_EQ(std::rename(Path("..data_tmp").c_str(), Path("..data").c_str()), 0);
+  reloader.ReloadIfChanged();
+  ASSERT_EQ(Reasons().size(), 1u);
+  EXPECT_EQ(Reasons()[0], Path("policy.textproto") + " changed");
+  reloader.ReloadIfChanged();
+  EXPECT_EQ(Reasons().size(), 1u);
 }
 
 TEST_F(ConfigReloaderTest, AnInvalidVersionKeepsTheFilesWatchedAndIsNotRetriedUntilTheyChange) {
