@@ -293,19 +293,39 @@ class Kubernetes(unittest.TestCase):
                 self.assertGreater(spec["terminationGracePeriodSeconds"], drain + 5)
 
     def test_hr_cloud_starts_with_the_rendered_arguments(self):
-        # With the example policy (the image's), each region's backend serves some
-        # jurisdiction on its model family: a backend the policy gives nothing to
-        # would refuse every request.
+        # With the example policy, each region's backend serves some jurisdiction
+        # on its model family: a backend the policy gives nothing to would refuse
+        # every request.
         for region in self.regions():
             with self.subTest(region=region):
                 docs = render(region)
                 container = next(d for d in docs if d["kind"] == "Deployment")[
                     "spec"]["template"]["spec"]["containers"][0]
                 self.assertEqual(container["command"], ["/usr/local/bin/hr-cloud"])
-                self.assertIn("--policy=/etc/hybrid-router/policy.textproto", container["args"])
                 log = serve_and_stop(self, [binary("hr-cloud")] + container["args"] +
                                      host_overrides("hr-cloud"))
                 self.assertNotIn("allows no jurisdiction", log)
+
+    def test_the_policy_comes_from_a_config_map_that_updates_reach(self):
+        for region in self.regions():
+            with self.subTest(region=region):
+                spec = next(d for d in render(region) if d["kind"] == "Deployment")[
+                    "spec"]["template"]["spec"]
+                (container,) = spec["containers"]
+                policy = flag_value(container["args"], "policy")
+                self.assertIsNotNone(policy)
+                mounts = [m for m in container["volumeMounts"]
+                          if m["mountPath"] == os.path.dirname(policy)]
+                self.assertEqual(len(mounts), 1, "nothing mounted where --policy points")
+                # A subPath mount is a copy that ConfigMap updates never reach.
+                self.assertNotIn("subPath", mounts[0])
+                (volume,) = [v for v in spec["volumes"] if v["name"] == mounts[0]["name"]]
+                self.assertEqual(volume["configMap"]["name"], "hybrid-router-policy")
+                # Without the policy the pod must not start.
+                self.assertFalse(volume["configMap"].get("optional", False))
+                # hr-cloud watches it (a zero interval would not).
+                self.assertGreater(seconds(flag_value(container["args"], "watch_interval",
+                                                      "2s")), 0)
 
     @unittest.skipUnless(shutil.which("kubectl"), "kubectl is not installed")
     def test_kubectl_renders_the_same(self):
