@@ -35,13 +35,8 @@ const Positions* Nested(const Positions* tree, const char* field, int index) {
 
 std::string Where(const std::string& file, const Positions* tree, const char* field, int index) {
   if (file.empty()) return "";
-  if (tree != nullptr) {
-    const Positions::Location loc = tree->Get(field, index);
-    if (loc.known()) {
-      return absl::StrCat(file, ":", loc.line + 1, ":", loc.column + 1, ": ");
-    }
-  }
-  return absl::StrCat(file, ": ");
+  const Positions::Location at = tree != nullptr ? tree->Get(field, index) : Positions::Location{};
+  return absl::StrCat(util::FileAndLine(file, at), ": ");
 }
 
 // Text and JSON configs may give an enum by number, and proto3 keeps numbers

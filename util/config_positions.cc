@@ -242,6 +242,11 @@ absl::StatusOr<ConfigPositions> ConfigPositions::FromJson(absl::string_view text
   return out;
 }
 
+std::string FileAndLine(absl::string_view file, ConfigPositions::Location at) {
+  if (!at.known()) return std::string(file);
+  return absl::StrCat(file, ":", at.line + 1, ":", at.column + 1);
+}
+
 const ConfigPositions::Value* ConfigPositions::Lookup(absl::string_view field, int index) const {
   auto it = fields_.find(field);
   const size_t i = index < 0 ? 0 : static_cast<size_t>(index);

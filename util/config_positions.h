@@ -60,6 +60,9 @@ class ConfigPositions {
   std::map<std::string, std::vector<Value>, std::less<>> fields_;
 };
 
+// "FILE:LINE:COLUMN" (1-based) for messages; "FILE" when `at` is not known.
+std::string FileAndLine(absl::string_view file, ConfigPositions::Location at);
+
 }  // namespace hr::util
 
 #endif  // HYBRID_ROUTER_UTIL_CONFIG_POSITIONS_H_

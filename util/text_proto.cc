@@ -26,7 +26,7 @@ class CollectingErrorCollector : public google::protobuf::io::ErrorCollector {
       : file_(std::move(file)), out_(out) {}
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
-    out_->push_back(absl::StrCat(file_, ":", line + 1, ":", column + 1, ": ", message));
+    out_->push_back(absl::StrCat(FileAndLine(file_, {line, column}), ": ", message));
   }
   void AddWarning(int line, google::protobuf::io::ColumnNumber column,
                   const std::string& message) override {
@@ -103,13 +103,15 @@ bool ParseConfig(const std::string& path, const std::string& text, google::proto
     return true;
   }
   // protobuf decides what the file means; a JSON reader that keeps positions
-  // says where (protobuf 3.21 reports none).
-  absl::StatusOr<ConfigPositions> where = ConfigPositions::FromJson(text, msg->GetDescriptor());
+  // says where (protobuf 3.21 reports none), read when they are wanted.
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
   const auto parsed = google::protobuf::util::JsonStringToMessage(text, msg, options);
+  if (parsed.ok() && positions == nullptr) return true;
+  absl::StatusOr<ConfigPositions> where = ConfigPositions::FromJson(text, msg->GetDescriptor());
   if (parsed.ok()) {
-    if (positions != nullptr && where.ok()) *positions = *std::move(where);
+    // Text protobuf reads but this reader does not (single quotes): no positions.
+    if (where.ok()) *positions = *std::move(where);
     return true;
   }
   if (!where.ok()) {  // not JSON: the syntax error, at its line
@@ -134,10 +136,7 @@ bool ParseConfig(const std::string& path, const std::string& text, google::proto
     field = field.empty() ? std::string(rest.substr(0, colon))
                           : absl::StrCat(field, ".", rest.substr(0, colon));
   }
-  const ConfigPositions::Location at = where->Find(field);
-  problems->push_back(at.known()
-                          ? absl::StrCat(path, ":", at.line + 1, ":", at.column + 1, ": ", message)
-                          : absl::StrCat(path, ": ", message));
+  problems->push_back(absl::StrCat(FileAndLine(path, where->Find(field)), ": ", message));
   return false;
 }
 
