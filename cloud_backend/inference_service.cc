@@ -337,7 +337,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
     Reactor* reactor;
     {
       absl::MutexLock lock(&mu_);
-      if (finish_started_ || closed_ || (draining_ && live_.empty())) {
+      if (finish_started_ || closed_ || !broken_.ok() || (draining_ && live_.empty())) {
         starting_read_ = false;
         return FinishIfDone(lock);
       }
@@ -351,13 +351,29 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
 
   void StartCall(v1::CloudStreamCall& call) {
     const uint64_t id = call.call_id();
+    std::vector<std::shared_ptr<engine::GenerationJob>> running;
+    bool duplicate = false;
     {
       absl::MutexLock lock(&mu_);
-      if (closed_ || finish_started_) return;
+      if (closed_ || finish_started_ || !broken_.ok()) return;
       if (!live_.try_emplace(id).second) {
-        spdlog::warn("GenerateStream: call id {} is already in use; the new call is ignored", id);
-        return;
+        // Answers are told apart by their call id alone, so the caller could not
+        // tell these two calls' answers apart: the stream ends, as an HTTP/2
+        // connection does when a stream id is used twice.
+        spdlog::warn("GenerateStream: call id {} sent again while in use; the stream ends", id);
+        duplicate = true;
+        broken_ = grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            absl::StrCat("call id ", id, " was sent again while that call was still running"));
+        for (auto& [live_id, weak] : live_) {
+          if (auto job = weak.lock()) running.push_back(std::move(job));
+        }
+        live_.clear();  // nothing more is sent for them
       }
+    }
+    if (duplicate) {
+      for (auto& job : running) job->cancelled.store(true);
+      return;  // ReadNext, after this message's calls, ends the stream
     }
     const absl::Time deadline = call.timeout_micros() > 0
                                     ? absl::Now() + absl::Microseconds(call.timeout_micros())
@@ -431,6 +447,8 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
     grpc::Status status;
     if (closed_) {
       status = grpc::Status(grpc::StatusCode::CANCELLED, "the caller went away");
+    } else if (!broken_.ok()) {
+      status = broken_;
     } else if (live_.empty() && reading_done_) {
       status = grpc::Status::OK;
     } else if (live_.empty() && draining_) {
@@ -461,6 +479,8 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  // Not OK once the caller broke the stream's rules; the stream ends with it.
+  grpc::Status broken_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {

@@ -60,43 +60,58 @@ TEST(SharedStreamTest, ManyConcurrentRequestsEachGetTheirOwnAnswer) {
   EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "still"));
 }
 
+// An hr-cloud for driving GenerateStream directly: synthetic, echoing its
+// prompt at 40 tokens a second, 4 slots.
+struct EchoBackend {
+  EchoBackend()
+      : dir(MakeTestDir()),
+        cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
+               "--port_file=" + dir + "/port", "--engine=synthetic",
+               "--synthetic_tokens_per_second=40", "--synthetic_echo", "--slots=4"},
+              dir + "/cloud.log"),
+        stub(v1::CloudInference::NewStub(
+            grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")),
+                                grpc::InsecureChannelCredentials()))) {}
+  std::string dir;
+  Process cloud;
+  std::unique_ptr<v1::CloudInference::Stub> stub;
+};
+
+// Call `id` of a stream, claiming `region`. The backend echoes: more than 100
+// `max_tokens` asks for a long answer (about 6 s at 40 tokens/s), 0 sends no
+// messages at all.
+v1::CloudStreamCall StreamCall(uint64_t id, const std::string& region, int max_tokens,
+                               int64_t timeout_micros) {
+  std::string long_text;
+  for (int i = 0; i < 200; ++i) long_text += "word ";
+  v1::CloudStreamCall c;
+  c.set_call_id(id);
+  c.mutable_request()->set_request_id(absl::StrCat("r", id));
+  c.mutable_request()->mutable_claim()->add_allowed_regions(region);
+  if (max_tokens > 0) {
+    auto* m = c.mutable_request()->add_messages();
+    m->set_role("user");
+    m->set_content(max_tokens > 100 ? long_text : "one two three");
+    c.mutable_request()->mutable_options()->set_max_tokens(max_tokens);
+  }
+  c.set_timeout_micros(timeout_micros);
+  return c;
+}
+
 // The backend's side, driven directly: each call has its own checks, status,
 // deadline and cancellation, and none of them ends the stream.
 TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
-  const std::string dir = MakeTestDir();
-  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
-                 "--port_file=" + dir + "/port", "--engine=synthetic",
-                 "--synthetic_tokens_per_second=40", "--synthetic_echo", "--slots=4"},
-                dir + "/cloud.log");
-  auto stub = v1::CloudInference::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")),
-                          grpc::InsecureChannelCredentials()));
-  // The backend echoes: a long text makes a long answer (about 6 s at 40 tokens/s).
-  std::string long_text;
-  for (int i = 0; i < 200; ++i) long_text += "word ";
-  auto call = [&long_text](uint64_t id, const std::string& region, int max_tokens,
-                           int64_t timeout_micros) {
-    v1::CloudStreamCall c;
-    c.set_call_id(id);
-    c.mutable_request()->set_request_id(absl::StrCat("r", id));
-    c.mutable_request()->mutable_claim()->add_allowed_regions(region);
-    if (max_tokens > 0) {
-      auto* m = c.mutable_request()->add_messages();
-      m->set_role("user");
-      m->set_content(max_tokens > 100 ? long_text : "one two three");
-      c.mutable_request()->mutable_options()->set_max_tokens(max_tokens);
-    }
-    c.set_timeout_micros(timeout_micros);
-    return c;
-  };
+  EchoBackend backend;
+  const std::string& dir = backend.dir;
+  auto& stub = backend.stub;
   grpc::ClientContext ctx;
   auto stream = stub->GenerateStream(&ctx);
   v1::CloudStreamRequests first;
-  *first.add_calls() = call(1, "eu-west-1", 3, 0);            // not this backend's region
-  *first.add_calls() = call(2, "eu-central-1", 50, 0);        // served
-  *first.add_calls() = call(3, "eu-central-1", 0, 0);         // no messages
-  *first.add_calls() = call(4, "eu-central-1", 400, 0);       // cancelled below
-  *first.add_calls() = call(5, "eu-central-1", 400, 200000);  // with 0.2 s to go
+  *first.add_calls() = StreamCall(1, "eu-west-1", 3, 0);            // not this backend's region
+  *first.add_calls() = StreamCall(2, "eu-central-1", 50, 0);        // served
+  *first.add_calls() = StreamCall(3, "eu-central-1", 0, 0);         // no messages
+  *first.add_calls() = StreamCall(4, "eu-central-1", 400, 0);       // cancelled below
+  *first.add_calls() = StreamCall(5, "eu-central-1", 400, 200000);  // with 0.2 s to go
   ASSERT_TRUE(stream->Write(first));
 
   std::map<uint64_t, int> codes;  // how each call ended (0: done)
@@ -117,7 +132,7 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
     if (!cancel_sent && !text[4].empty()) {  // call 4 is running: give it up
       v1::CloudStreamRequests cancel;
       cancel.add_cancel(4);
-      *cancel.add_calls() = call(6, "eu-central-1", 50, 0);
+      *cancel.add_calls() = StreamCall(6, "eu-central-1", 50, 0);
       ASSERT_TRUE(stream->Write(cancel));
       cancel_sent = true;
       codes[4] = -1;  // ends without a chunk that says so
@@ -141,6 +156,58 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
     for (const v1::CloudStreamChunk& c : in.chunks()) EXPECT_EQ(c.call_id(), 4u);
   }
   EXPECT_TRUE(stream->Finish().ok());
+}
+
+// A caller that sends a call id again while its call runs could not tell the two
+// answers apart: the stream ends INVALID_ARGUMENT, naming the id, and the
+// backend stops the work it was doing for it.
+TEST(SharedStreamTest, BackendEndsAStreamThatReusesARunningCallsId) {
+  EchoBackend backend;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto stream = backend.stub->GenerateStream(&ctx);
+  v1::CloudStreamRequests first;
+  *first.add_calls() = StreamCall(1, "eu-central-1", 400, 0);  // about 6 s
+  *first.add_calls() = StreamCall(2, "eu-central-1", 50, 0);   // done at once
+  ASSERT_TRUE(stream->Write(first));
+  // Call 2 over and call 1 running: an id that ended may be used again, one
+  // that runs may not.
+  std::map<uint64_t, std::string> text;
+  bool two_done = false;
+  v1::CloudStreamChunks in;
+  while (!(two_done && !text[1].empty()) && stream->Read(&in)) {
+    for (const v1::CloudStreamChunk& c : in.chunks()) {
+      text[c.call_id()] += c.chunk().text();
+      if (c.call_id() == 2) two_done = c.chunk().has_done();
+    }
+  }
+  ASSERT_TRUE(two_done);
+  v1::CloudStreamRequests again;
+  *again.add_calls() = StreamCall(2, "eu-central-1", 50, 0);
+  ASSERT_TRUE(stream->Write(again));
+  two_done = false;
+  while (!two_done && stream->Read(&in)) {
+    for (const v1::CloudStreamChunk& c : in.chunks()) {
+      text[c.call_id()] += c.chunk().text();
+      if (c.call_id() == 2) two_done = c.chunk().has_done();
+    }
+  }
+  EXPECT_EQ(text[2], "one two threeone two three");
+  v1::CloudStreamRequests reused;
+  *reused.add_calls() = StreamCall(1, "eu-central-1", 50, 0);
+  ASSERT_TRUE(stream->Write(reused));
+  const absl::Time sent = absl::Now();
+  while (stream->Read(&in)) {
+  }
+  const grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(), "call id 1 was sent again while that call was still running");
+  EXPECT_LT(absl::Now() - sent, absl::Seconds(4)) << "the stream ran until call 1 was over";
+  EXPECT_TRUE(WaitForLog(backend.dir + "/cloud.log",
+                         "served request_id=r1 via=stream client=- "
+                         "jurisdiction= device_policy= region=eu-central-1 code=CANCELLED",
+                         absl::Seconds(5)))
+      << ReadFile(backend.dir + "/cloud.log");
 }
 
 TEST(SharedStreamTest, ABrokenStreamEndsItsCallsAndTheNextGoElsewhere) {
