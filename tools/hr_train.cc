@@ -110,6 +110,19 @@ absl::StatusOr<std::vector<Record>> NonEmptySplit(const std::vector<Record>& rec
   return in_split;
 }
 
+// What a record lacks that training and evaluation need, or "".
+absl::string_view MissingOutcomeField(const tools::OutcomeRecord& r) {
+  if (r.prompt().empty()) return "`prompt` is missing or empty";
+  if (!r.has_weak_correct()) {
+    return "`weak_correct` is missing (true or false: was the local model's answer acceptable?)";
+  }
+  if (!r.has_strong_correct()) {
+    return "`strong_correct` is missing (true or false: was the cloud model's answer "
+           "acceptable?)";
+  }
+  return "";
+}
+
 absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const std::string& split) {
   if (split != "train" && split != "validation" && split != "test" && split != "all") {
     return absl::InvalidArgumentError(
@@ -126,6 +139,9 @@ absl::StatusOr<std::vector<Record>> ReadOutcomes(const std::string& path, const 
     tools::OutcomeRecord r;
     if (absl::Status s = hr::util::ParseJsonLine(line, &r); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": ", s.message()));
+    }
+    if (absl::string_view missing = MissingOutcomeField(r); !missing.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", lineno, ": ", missing));
     }
     std::vector<std::string> parts = absl::StrSplit(r.source(), '/');
     out.push_back({parts[0].empty() ? "unknown" : parts[0], r.source(), r.prompt(),

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -179,7 +180,8 @@ TEST_F(HrTrainTest, ReadsWindowsLineEndsAndSkipsBlankLines) {
 }
 
 TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
-  std::ofstream(dir_ + "/bad.jsonl") << "{\"prompt\": \"ok\", \"weak_correct\": true}\n{oops\n";
+  std::ofstream(dir_ + "/bad.jsonl")
+      << "{\"prompt\": \"ok\", \"weak_correct\": true, \"strong_correct\": false}\n{oops\n";
   ToolRun r = HrTrain({"train", "--data=" + dir_ + "/bad.jsonl", "--out=" + dir_ + "/m.pb",
                    "--split=all"});
   EXPECT_EQ(r.exit_code, 1);
@@ -189,6 +191,37 @@ TEST_F(HrTrainTest, BadInputSaysWhereAndFails) {
   r = HrTrain({"eval", "--data=" + dir_ + "/missing.jsonl", "--model=" + dir_ + "/m.pb"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("missing.jsonl"));
+}
+
+// A record without an outcome is refused, not read as "wrong": a misspelt field
+// name is an unknown field, which JSON reading ignores.
+TEST_F(HrTrainTest, ARecordWithoutAnOutcomeSaysWhichAndWhere) {
+  const std::string good =
+      "{\"prompt\": \"a\", \"weak_correct\": true, \"strong_correct\": false}\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"{\"prompt\": \"b\", \"weak_corect\": true, \"strong_correct\": true}",
+       "m.jsonl:2: `weak_correct` is missing"},
+      {"{\"prompt\": \"b\", \"weak_correct\": false}", "m.jsonl:2: `strong_correct` is missing"},
+      {"{\"prompt\": \"b\", \"weak_correct\": null, \"strong_correct\": true}",
+       "m.jsonl:2: `weak_correct` is missing"},
+      {"{\"weak_correct\": true, \"strong_correct\": true}",
+       "m.jsonl:2: `prompt` is missing or empty"},
+  };
+  for (const auto& [line, error] : cases) {
+    std::ofstream(dir_ + "/m.jsonl") << good << line << "\n";
+    for (const char* command : {"train", "eval", "cv"}) {
+      ToolRun r = HrTrain({command, "--data=" + dir_ + "/m.jsonl", "--out=" + dir_ + "/m.pb",
+                           "--model=" + dir_ + "/m.pb", "--split=all"});
+      EXPECT_EQ(r.exit_code, 1) << command << " " << line << "\n" << r.output;
+      EXPECT_THAT(r.output, HasSubstr(error)) << command << " " << line;
+    }
+  }
+  // false is an outcome too.
+  std::ofstream(dir_ + "/m.jsonl")
+      << good << "{\"prompt\": \"b\", \"weak_correct\": false, \"strong_correct\": false}\n";
+  ToolRun r =
+      HrTrain({"train", "--data=" + dir_ + "/m.jsonl", "--out=" + dir_ + "/m.pb", "--split=all"});
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 // Nothing to learn from is an error, not a model trained on nothing.
