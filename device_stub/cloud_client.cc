@@ -503,8 +503,15 @@ void CallStream::OnFinished(bool /*ok*/) {
   Unref();
 }
 
-std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend) {
+std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend,
+                                                 const BackendKeepalive& keepalive) {
   grpc::ChannelArguments args;
+  if (keepalive.time > absl::ZeroDuration()) {
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(keepalive.time)));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                static_cast<int>(absl::ToInt64Milliseconds(keepalive.timeout)));
+  }
   args.SetServiceConfigJSON(kServiceConfig);
   // Notice a backend that came back within a second, not after minutes of backoff.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
@@ -548,7 +555,7 @@ std::shared_ptr<GrpcCloudClient::Connection> GrpcCloudClient::ConnectionFor(
   std::shared_ptr<Connection>& c = connections_[key];
   if (c != nullptr) return c;
   c = std::make_shared<Connection>();
-  c->channel = NewBackendChannel(backend);
+  c->channel = NewBackendChannel(backend, options_.keepalive);
   c->channel->GetState(/*try_to_connect=*/true);
   c->stub = v1::CloudInference::NewStub(c->channel);
   return c;

@@ -55,11 +55,23 @@ class CloudClient {
   virtual bool IsDown(const v1::Backend& backend) = 0;
 };
 
+// Keepalive pings on a backend connection while calls run on it: after `time`
+// without anything read from the backend, a ping; no answer within `timeout`
+// and the connection is closed, ending its calls UNAVAILABLE. Finds a backend
+// that stopped answering without closing its connection (a frozen process, a
+// dropped network path). Zero `time`: no pings. While no call runs, none are sent;
+// over a quiet shared stream, two at most until the next request.
+struct BackendKeepalive {
+  absl::Duration time = absl::ZeroDuration();
+  absl::Duration timeout = absl::Seconds(10);
+};
+
 // A channel to `backend` as hr-device makes it: to its address, over TLS with the
 // roots, name and client certificate of its `tls` block (plaintext without one),
 // with gRPC's health checking and round-robin over the addresses a name resolves
-// to, reconnecting within seconds. Not connected yet.
-std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend);
+// to, reconnecting within seconds, and `keepalive`. Not connected yet.
+std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend,
+                                                 const BackendKeepalive& keepalive = {});
 
 // CloudClient over gRPC: one channel per backend address (and TLS settings: a
 // backend with `tls` is reached over TLS with the roots and name it gives, never in
@@ -81,6 +93,7 @@ struct GrpcCloudClientOptions {
   absl::Duration first_text_timeout = absl::ZeroDuration();
   // How long a shared stream takes new calls; zero: until it ends.
   absl::Duration stream_max_age = absl::ZeroDuration();
+  BackendKeepalive keepalive;
 };
 
 class GrpcCloudClient : public CloudClient {

@@ -68,6 +68,14 @@ ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
           "how long a shared_stream backend's stream takes new requests; then the next one "
           "opens, which gRPC's round-robin places on the next address the backend's name "
           "resolves to, and the old one closes when its requests are done (0: until it breaks)");
+ABSL_FLAG(absl::Duration, backend_keepalive_time, absl::Seconds(20),
+          "while requests run on a cloud backend's connection, ping it after this long without "
+          "a byte from it, to find a backend that stopped answering without closing the "
+          "connection (0: no pings; else at least 5s, as hr-cloud accepts)");
+ABSL_FLAG(absl::Duration, backend_keepalive_timeout, absl::Seconds(10),
+          "how long the ping may go unanswered before the connection is closed and its "
+          "requests end UNAVAILABLE (before their first text: the next allowed backend is "
+          "tried)");
 ABSL_FLAG(int, io_threads, 1, "threads serving Generate calls and the backend calls they make "
           "(each drives one gRPC completion queue)");
 ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2),
@@ -188,6 +196,14 @@ int main(int argc, char** argv) {
                 "--first_text_timeout must not be negative");
   check.Require(absl::GetFlag(FLAGS_stream_max_age) >= absl::ZeroDuration(),
                 "--stream_max_age must not be negative");
+  const absl::Duration keepalive = absl::GetFlag(FLAGS_backend_keepalive_time);
+  check.Require(
+      keepalive == absl::ZeroDuration() || keepalive >= hr::grpc_util::kMinClientPingInterval,
+      absl::StrCat("--backend_keepalive_time must be 0 (off) or at least ",
+                   absl::FormatDuration(hr::grpc_util::kMinClientPingInterval),
+                   " (backends refuse more frequent pings)"));
+  check.Require(absl::GetFlag(FLAGS_backend_keepalive_timeout) >= absl::Milliseconds(1),
+                "--backend_keepalive_timeout must be positive");
   check.Require(absl::GetFlag(FLAGS_io_threads) >= 1, "--io_threads must be at least 1");
   check.Require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
                 "--watch_interval must not be negative");
@@ -232,6 +248,8 @@ int main(int argc, char** argv) {
   hr::device::GrpcCloudClientOptions cloud_options;
   cloud_options.first_text_timeout = absl::GetFlag(FLAGS_first_text_timeout);
   cloud_options.stream_max_age = absl::GetFlag(FLAGS_stream_max_age);
+  cloud_options.keepalive.time = absl::GetFlag(FLAGS_backend_keepalive_time);
+  cloud_options.keepalive.timeout = absl::GetFlag(FLAGS_backend_keepalive_timeout);
   hr::device::GrpcCloudClient cloud([&queues] { return queues->Pick(); }, cloud_options);
   hr::router::BackendHealth health(hr::router::OutlierOptions{});
   hr::device::DeviceRouterOptions options;

@@ -19,6 +19,12 @@ namespace hr::grpc_util {
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 
+// The shortest interval at which StartServer's servers accept a client's
+// keepalive pings while they send it nothing; a client that pings more often
+// is sent GOAWAY (gRPC's ping strikes). hr-device's backend keepalive may not
+// be shorter.
+inline constexpr absl::Duration kMinClientPingInterval = absl::Seconds(5);
+
 // A started gRPC server with the standard health service and server reflection.
 struct RunningServer {
   std::unique_ptr<grpc::Server> server;
@@ -28,11 +34,11 @@ struct RunningServer {
 // Builds and starts a server on `listen` (host:port; port 0 picks a free one) with
 // `services`, the gRPC health service (serving) and reflection. When `port_file`
 // is non-empty, writes the bound port to it (atomically, via rename) once the
-// server accepts calls. `configure`, when given, adds to the builder before the
-// server starts (completion queues, say). `credentials` null: plaintext.
-// Unavailable when the address cannot be bound (or the credentials not used):
-// a port another process listens on is refused (no SO_REUSEPORT sharing), and so
-// is a socket file (`unix:PATH`) that another process still serves on.
+// server accepts calls. Accepts keepalive pings every kMinClientPingInterval. `configure`, when
+// given, adds to the builder before the server starts (completion queues, say). `credentials` null:
+// plaintext. Unavailable when the address cannot be bound (or the credentials not used): a port
+// another process listens on is refused (no SO_REUSEPORT sharing), and so is a socket file
+// (`unix:PATH`) that another process still serves on.
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
     const std::string& port_file,

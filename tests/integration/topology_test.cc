@@ -806,6 +806,29 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
 // The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
 // nothing answers. After --first_text_timeout the attempt is given up and the
 // US rule's fallback (local) answers, long before the request's deadline.
+// Stops `pid` (SIGSTOP) and waits until every one of its threads has: kill()
+// returns before they all have. A stopped process keeps its connections open
+// (the kernel still takes their bytes) but answers nothing, as a hung one would.
+bool Freeze(pid_t pid) {
+  if (kill(pid, SIGSTOP) != 0) return false;
+  auto all_stopped = [pid] {
+    for (const auto& task :
+         std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"))) {
+      std::string stat = ReadFile(task.path().string() + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') {
+        return false;
+      }
+    }
+    return true;
+  };
+  for (int i = 0; i < 500; ++i) {
+    if (all_stopped()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return false;
+}
+
 void ExpectSilentBackendGivenUp(bool shared_stream) {
   BackendSpec spec{"us-east-1-a", "us-east-1"};
   spec.shared_stream = shared_stream;
@@ -818,22 +841,7 @@ void ExpectSilentBackendGivenUp(bool shared_stream) {
   ASSERT_EQ(warm.route.target(), v1::CLOUD);
 
   const pid_t backend = t.backend_process("us-east-1-a").pid();
-  ASSERT_EQ(kill(backend, SIGSTOP), 0);
-  // kill() returns before every thread has stopped; wait until /proc says so.
-  auto all_stopped = [backend] {
-    for (const auto& task :
-         std::filesystem::directory_iterator(absl::StrCat("/proc/", backend, "/task"))) {
-      std::string stat = ReadFile(task.path().string() + "/stat");
-      size_t paren = stat.rfind(')');
-      if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') {
-        return false;
-      }
-    }
-    return true;
-  };
-  bool stopped = false;
-  for (int i = 0; i < 500 && !(stopped = all_stopped()); ++i) absl::SleepFor(absl::Milliseconds(10));
-  ASSERT_TRUE(stopped);
+  ASSERT_TRUE(Freeze(backend));
   Answer a = Generate(t.device(), Request("en-US", "hi again", true, v1::PREFER_CLOUD, 4),
                       absl::Seconds(20));
   kill(backend, SIGCONT);
@@ -858,6 +866,46 @@ TEST(TopologyTest, SilentBackendOnASharedStreamIsGivenUpAfterTheFirstTextTimeout
   ExpectSilentBackendGivenUp(/*shared_stream=*/true);
 }
 
+// A backend that hangs in the middle of an answer, its connection still open:
+// the keepalive ping goes unanswered, the connection is closed, and the app's
+// call ends UNAVAILABLE seconds later instead of at its deadline.
+void ExpectBackendFrozenMidAnswerFound(bool shared_stream) {
+  BackendSpec spec{"us-east-1-a", "us-east-1"};
+  spec.shared_stream = shared_stream;
+  spec.flags = {"--synthetic_tokens_per_second=10"};  // 40 tokens: 4 s
+  Topology t(std::vector<BackendSpec>{spec},
+             {"--backend_keepalive_time=5s", "--backend_keepalive_timeout=1s"});
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  std::string words;
+  for (int i = 0; i < 40; ++i) absl::StrAppend(&words, "word", i, " ");
+  auto reader = t.device()->Generate(&ctx, Request("en-US", words, true, v1::PREFER_CLOUD, 40));
+  v1::GenerateResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  ASSERT_EQ(first.route().target(), v1::CLOUD);
+  ASSERT_TRUE(Freeze(t.backend_process("us-east-1-a").pid()));
+  const absl::Time frozen = absl::Now();
+  v1::GenerateResponse more;
+  while (reader->Read(&more)) {
+  }
+  const grpc::Status status = reader->Finish();
+  const absl::Duration waited = absl::Now() - frozen;
+  kill(t.backend_process("us-east-1-a").pid(), SIGCONT);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "failed mid-answer"))
+      << status.error_message();
+  // A ping after at most 5 s of quiet, 1 s for its answer; the deadline was 60 s.
+  EXPECT_LT(waited, absl::Seconds(30));
+}
+
+TEST(TopologyTest, BackendFrozenMidAnswerIsFoundByKeepalive) {
+  ExpectBackendFrozenMidAnswerFound(/*shared_stream=*/false);
+}
+
+TEST(TopologyTest, BackendFrozenMidAnswerOnASharedStreamIsFoundByKeepalive) {
+  ExpectBackendFrozenMidAnswerFound(/*shared_stream=*/true);
+}
+
 TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
   const std::string dir = MakeTestDir();
   struct Case {
@@ -869,11 +917,14 @@ TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
         "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
         "--backends=" HR_SOURCE_DIR "/deploy/local/backends.textproto", "--default_deadline=0s",
         "--default_max_tokens=5000", "--max_prompt_bytes=0", "--complexity_threshold=1.5",
-        "--drain_timeout=-1s", "--watch_interval=-2s", "--local_threads=0"},
+        "--drain_timeout=-1s", "--watch_interval=-2s", "--local_threads=0",
+        "--backend_keepalive_time=1s", "--backend_keepalive_timeout=0s"},
        {"--default_deadline must be positive", "--default_max_tokens must be 1 to 4096",
         "--max_prompt_bytes must be at least 1", "--complexity_threshold must be in [0, 1]",
         "--drain_timeout must not be negative", "--watch_interval must not be negative",
-        "--local_threads must be at least 1"}},
+        "--local_threads must be at least 1",
+        "--backend_keepalive_time must be 0 (off) or at least 5s",
+        "--backend_keepalive_timeout must be positive"}},
       {{HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--log_level=loud"},
        {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
       {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--engine=synthetic",
