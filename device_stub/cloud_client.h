@@ -59,8 +59,9 @@ class CloudClient {
 // without anything read from the backend, a ping; no answer within `timeout`
 // and the connection is closed, ending its calls UNAVAILABLE. Finds a backend
 // that stopped answering without closing its connection (a frozen process, a
-// dropped network path). Zero `time`: no pings. While no call runs, none are sent;
-// over a quiet shared stream, two at most until the next request.
+// dropped network path). Zero `time`: no pings. gRPC sends no more than two
+// pings before hr-device next writes to the connection, so a quiet connection
+// is pinged at most twice until the next request.
 struct BackendKeepalive {
   absl::Duration time = absl::ZeroDuration();
   absl::Duration timeout = absl::Seconds(10);
