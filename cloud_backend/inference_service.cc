@@ -306,14 +306,9 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   }
 
   void OnCancel() {
-    std::vector<std::shared_ptr<engine::GenerationJob>> jobs;
     absl::MutexLock lock(&mu_);
     closed_ = true;
-    for (auto& [id, weak] : live_) {
-      if (auto job = weak.lock()) jobs.push_back(std::move(job));
-    }
-    live_.clear();
-    for (auto& job : jobs) job->cancelled.store(true);
+    for (auto& job : TakeLiveJobsLocked()) job->cancelled.store(true);
     FinishIfDone(lock);
   }
 
@@ -365,10 +360,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
         broken_ = grpc::Status(
             grpc::StatusCode::INVALID_ARGUMENT,
             absl::StrCat("call id ", id, " was sent again while that call was still running"));
-        for (auto& [live_id, weak] : live_) {
-          if (auto job = weak.lock()) running.push_back(std::move(job));
-        }
-        live_.clear();  // nothing more is sent for them
+        running = TakeLiveJobsLocked();
       }
     }
     if (duplicate) {
@@ -403,6 +395,18 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
       }
     }
     if (cancel) job->cancelled.store(true);
+  }
+
+  // Forgets the calls still running (nothing more is sent for them) and returns
+  // their jobs, for the caller to cancel.
+  std::vector<std::shared_ptr<engine::GenerationJob>> TakeLiveJobsLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    std::vector<std::shared_ptr<engine::GenerationJob>> jobs;
+    for (auto& [id, weak] : live_) {
+      if (auto job = weak.lock()) jobs.push_back(std::move(job));
+    }
+    live_.clear();
+    return jobs;
   }
 
   // A message of call `id`'s answer; `last`: the call ends with it.
