@@ -55,8 +55,8 @@ class CloudClient {
   virtual bool IsDown(const v1::Backend& backend) = 0;
 };
 
-// Keepalive pings on a backend connection while calls run on it: after `time`
-// without anything read from the backend, a ping; no answer within `timeout`
+// Keepalive pings on a backend connection: after `time` without anything read
+// from the backend, a ping; no answer within `timeout`
 // and the connection is closed, ending its calls UNAVAILABLE. Finds a backend
 // that stopped answering without closing its connection (a frozen process, a
 // dropped network path). Zero `time`: no pings. gRPC sends no more than two

@@ -70,8 +70,8 @@ ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
           "resolves to, and the old one closes when its requests are done (0: until it breaks)");
 ABSL_FLAG(absl::Duration, backend_keepalive_time, absl::Seconds(20),
           "ping a cloud backend's connection after this long without a byte from it (at most "
-          "twice until the next request), to find a backend that stopped answering without closing the "
-          "connection (0: no pings; else at least 5s, as hr-cloud accepts)");
+          "twice until the next request), to find a backend that stopped answering without "
+          "closing the connection (0: no pings; else at least 5s, as hr-cloud accepts)");
 ABSL_FLAG(absl::Duration, backend_keepalive_timeout, absl::Seconds(10),
           "how long the ping may go unanswered before the connection is closed and its "
           "requests end UNAVAILABLE (before their first text: the next allowed backend is "

@@ -34,10 +34,11 @@ struct RunningServer {
 // Builds and starts a server on `listen` (host:port; port 0 picks a free one) with
 // `services`, the gRPC health service (serving) and reflection. When `port_file`
 // is non-empty, writes the bound port to it (atomically, via rename) once the
-// server accepts calls. Accepts keepalive pings every kMinClientPingInterval. `configure`, when
-// given, adds to the builder before the server starts (completion queues, say). `credentials` null:
-// plaintext. Unavailable when the address cannot be bound (or the credentials not used): a port
-// another process listens on is refused (no SO_REUSEPORT sharing), and so is a socket file
+// server accepts calls. Accepts keepalive pings every kMinClientPingInterval.
+// `configure`, when given, adds to the builder before the server starts
+// (completion queues, say). `credentials` null: plaintext. Unavailable when the
+// address cannot be bound (or the credentials not used): a port another process
+// listens on is refused (no SO_REUSEPORT sharing), and so is a socket file
 // (`unix:PATH`) that another process still serves on.
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,

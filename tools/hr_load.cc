@@ -555,8 +555,8 @@ class Driver {
   absl::flat_hash_set<grpc::ClientContext*> in_flight_ ABSL_GUARDED_BY(mu_);
   int64_t streamed_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
 
-  // --api cloud_stream: the stream of each channel, and every stream opened
-  // (they live as long as the driver, so that late callbacks find them).
+  // --api cloud_stream: the stream of each channel, and every stream gRPC is
+  // not done with yet (each owns itself until its OnDone), to expire and close.
   absl::Mutex streams_mu_;
   std::vector<std::shared_ptr<CallStream>> current_streams_ ABSL_GUARDED_BY(streams_mu_);
   std::vector<std::weak_ptr<CallStream>> all_streams_ ABSL_GUARDED_BY(streams_mu_);
