@@ -57,6 +57,12 @@ ABSL_FLAG(std::string, record_requests, "", "TESTS ONLY: append each accepted re
           "included, to this file");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "on SIGTERM, how long running streams may take to finish");
+ABSL_FLAG(absl::Duration, client_keepalive_time, absl::Seconds(30),
+          "ping a client's connection that has calls open after this long with no byte from "
+          "it, so that the calls of a device that vanished (its network gone, its connection "
+          "never closed) are cancelled and their slots freed (0: off)");
+ABSL_FLAG(absl::Duration, client_keepalive_timeout, absl::Seconds(10),
+          "close a connection whose keepalive ping is unanswered this long, cancelling its calls");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 
 namespace {
@@ -132,6 +138,10 @@ int main(int argc, char** argv) {
                 "--drain_timeout must not be negative");
   check.Require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
                 "--watch_interval must not be negative");
+  check.Require(absl::GetFlag(FLAGS_client_keepalive_time) >= absl::ZeroDuration(),
+                "--client_keepalive_time must not be negative");
+  check.Require(absl::GetFlag(FLAGS_client_keepalive_timeout) >= absl::Milliseconds(1),
+                "--client_keepalive_timeout must be positive");
   if (!check.ok()) {
     for (const std::string& problem : check.problems()) spdlog::error("{}", problem);
     return 2;
@@ -186,8 +196,22 @@ int main(int argc, char** argv) {
       {region, model_name, model_family, absl::GetFlag(FLAGS_record_requests)}, &pool);
   service.SetPolicy(policy);
 
-  auto server = hr::grpc_util::StartServer(absl::GetFlag(FLAGS_listen), {&service},
-                                           absl::GetFlag(FLAGS_port_file), nullptr, credentials);
+  const absl::Duration keepalive = absl::GetFlag(FLAGS_client_keepalive_time);
+  const absl::Duration keepalive_timeout = absl::GetFlag(FLAGS_client_keepalive_timeout);
+  auto server = hr::grpc_util::StartServer(
+      absl::GetFlag(FLAGS_listen), {&service}, absl::GetFlag(FLAGS_port_file),
+      [keepalive, keepalive_timeout](grpc::ServerBuilder& builder) {
+        // gRPC re-arms the ping's timer on every read, and sends at most two
+        // pings (its default) before it has written something again, so a quiet
+        // device is not woken over and over.
+        builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                                   hr::grpc_util::ChannelArgMillis(keepalive == absl::ZeroDuration()
+                                                                       ? absl::InfiniteDuration()
+                                                                       : keepalive));
+        builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                                   hr::grpc_util::ChannelArgMillis(keepalive_timeout));
+      },
+      credentials);
   if (!server.ok()) {
     spdlog::error("{}", server.status().message());
     return 1;

@@ -507,10 +507,8 @@ std::shared_ptr<grpc::Channel> NewBackendChannel(const v1::Backend& backend,
                                                  const BackendKeepalive& keepalive) {
   grpc::ChannelArguments args;
   if (keepalive.time > absl::ZeroDuration()) {
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(keepalive.time)));
-    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                static_cast<int>(absl::ToInt64Milliseconds(keepalive.timeout)));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, grpc_util::ChannelArgMillis(keepalive.time));
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, grpc_util::ChannelArgMillis(keepalive.timeout));
   }
   args.SetServiceConfigJSON(kServiceConfig);
   // Notice a backend that came back within a second, not after minutes of backoff.

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -76,6 +77,14 @@ absl::Status CheckSocketFileFree(const std::string& path) {
 
 }  // namespace
 
+int ChannelArgMillis(absl::Duration d) {
+  if (d <= absl::ZeroDuration()) return 0;
+  if (d >= absl::Milliseconds(std::numeric_limits<int>::max())) {
+    return std::numeric_limits<int>::max();
+  }
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
+}
+
 absl::StatusOr<RunningServer> StartServer(
     const std::string& listen, const std::vector<grpc::Service*>& services,
     const std::string& port_file, const std::function<void(grpc::ServerBuilder&)>& configure,
@@ -95,7 +104,7 @@ absl::StatusOr<RunningServer> StartServer(
   // Clients that check a quiet connection with pings (hr-device's backend
   // keepalive) may do so this often; gRPC's default is once in 5 minutes.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                             static_cast<int>(absl::ToInt64Milliseconds(kMinClientPingInterval)));
+                             ChannelArgMillis(kMinClientPingInterval));
   for (grpc::Service* s : services) builder.RegisterService(s);
   if (configure) configure(builder);
   out.server = builder.BuildAndStart();

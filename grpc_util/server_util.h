@@ -25,6 +25,11 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // be shorter.
 inline constexpr absl::Duration kMinClientPingInterval = absl::Seconds(5);
 
+// `d` as a gRPC channel argument in milliseconds: negative durations give 0, and
+// anything past INT_MAX milliseconds (some 24 days; the infinite duration too)
+// gives INT_MAX, where a plain cast would wrap to a negative number.
+int ChannelArgMillis(absl::Duration d);
+
 // A started gRPC server with the standard health service and server reflection.
 struct RunningServer {
   std::unique_ptr<grpc::Server> server;

@@ -803,9 +803,6 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
   EXPECT_FALSE(absl::StrContains(ReadFile(dir + "/device.log"), "still running"));
 }
 
-// The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
-// nothing answers. After --first_text_timeout the attempt is given up and the
-// US rule's fallback (local) answers, long before the request's deadline.
 // Stops `pid` (SIGSTOP) and waits until every one of its threads has: kill()
 // returns before they all have. A stopped process keeps its connections open
 // (the kernel still takes their bytes) but answers nothing, as a hung one would.
@@ -829,6 +826,9 @@ bool Freeze(pid_t pid) {
   return false;
 }
 
+// The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
+// nothing answers. After --first_text_timeout the attempt is given up and the
+// US rule's fallback (local) answers, long before the request's deadline.
 void ExpectSilentBackendGivenUp(bool shared_stream) {
   BackendSpec spec{"us-east-1-a", "us-east-1"};
   spec.shared_stream = shared_stream;
@@ -906,6 +906,61 @@ TEST(TopologyTest, BackendFrozenMidAnswerOnASharedStreamIsFoundByKeepalive) {
   ExpectBackendFrozenMidAnswerFound(/*shared_stream=*/true);
 }
 
+// A device that vanishes in the middle of an answer, its connection left open
+// (frozen: the kernel still takes the bytes, nothing answers), does not keep the
+// backend's slot busy until the answer would have ended: hr-cloud's keepalive
+// ping goes unanswered, it closes the connection and cancels the generation, and
+// the request waiting for that slot is served.
+void ExpectFrozenDeviceFreesItsSlot(bool shared_stream) {
+  BackendSpec spec{"us-east-1-a", "us-east-1"};
+  spec.shared_stream = shared_stream;
+  // 1000 tokens at 10 a second: 100 s; one slot, one place in the queue.
+  spec.flags = {"--synthetic_echo=false",
+                "--synthetic_tokens_per_second=10",
+                "--slots=1",
+                "--max_queue=1",
+                "--client_keepalive_time=2s",
+                "--client_keepalive_timeout=1s"};
+  Topology t(std::vector<BackendSpec>{spec});
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(120)));
+  auto reader = t.device()->Generate(
+      &ctx, Request("en-US", "tell me a long story", true, v1::PREFER_CLOUD, 1000));
+  v1::GenerateResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  ASSERT_EQ(first.route().target(), v1::CLOUD);
+  const pid_t device = t.device_process().pid();
+  ASSERT_TRUE(Freeze(device));
+
+  // Straight to the backend, whose only slot the frozen device's answer holds.
+  v1::CloudRequest r;
+  r.mutable_claim()->set_jurisdiction("us");
+  r.mutable_claim()->add_allowed_regions("us-east-1");
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content("hello");
+  r.mutable_options()->set_max_tokens(2);
+  auto stub = t.BackendStub("us-east-1-a");
+  grpc::ClientContext waiting;
+  waiting.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
+  auto answer = stub->Generate(&waiting, r);
+  v1::CloudChunk chunk;
+  std::string text;
+  while (answer->Read(&chunk)) text += chunk.text();
+  const grpc::Status status = answer->Finish();
+  kill(device, SIGCONT);
+  EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  EXPECT_FALSE(text.empty());
+}
+
+TEST(TopologyTest, DeviceFrozenMidAnswerFreesTheBackendSlot) {
+  ExpectFrozenDeviceFreesItsSlot(/*shared_stream=*/false);
+}
+
+TEST(TopologyTest, DeviceFrozenMidAnswerOnASharedStreamFreesTheBackendSlot) {
+  ExpectFrozenDeviceFreesItsSlot(/*shared_stream=*/true);
+}
+
 TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
   const std::string dir = MakeTestDir();
   struct Case {
@@ -929,10 +984,11 @@ TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
        {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
       {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--engine=synthetic",
         "--synthetic_tokens_per_second=-3", "--threads=0", "--drain_timeout=-1s",
-        "--watch_interval=-1s"},
+        "--watch_interval=-1s", "--client_keepalive_time=-1s", "--client_keepalive_timeout=0s"},
        {"--region is required", "--synthetic_tokens_per_second must not be negative",
         "--threads must be at least 1", "--drain_timeout must not be negative",
-        "--watch_interval must not be negative"}},
+        "--watch_interval must not be negative", "--client_keepalive_time must not be negative",
+        "--client_keepalive_timeout must be positive"}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string log = absl::StrCat(dir, "/", i, ".log");
