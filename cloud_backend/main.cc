@@ -63,6 +63,14 @@ ABSL_FLAG(absl::Duration, client_keepalive_time, absl::Seconds(30),
           "never closed) are cancelled and their slots freed (0: off)");
 ABSL_FLAG(absl::Duration, client_keepalive_timeout, absl::Seconds(10),
           "close a connection whose keepalive ping is unanswered this long, cancelling its calls");
+ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(30),
+          "ask each client to move to a new connection after this long (GOAWAY; gRPC adds up "
+          "to 10% either way), so that devices look the backend's name up again and spread "
+          "over replicas added since, and a connection whose device vanished is closed at the "
+          "latest then (0: never)");
+ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
+          "how long the calls on a connection told to move may still run before it is closed; "
+          "give it more than hr-device's --stream_max_age plus the longest request deadline");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
 
 namespace {
@@ -142,6 +150,10 @@ int main(int argc, char** argv) {
                 "--client_keepalive_time must not be negative");
   check.Require(absl::GetFlag(FLAGS_client_keepalive_timeout) >= absl::Milliseconds(1),
                 "--client_keepalive_timeout must be positive");
+  check.Require(absl::GetFlag(FLAGS_max_connection_age) >= absl::ZeroDuration(),
+                "--max_connection_age must not be negative");
+  check.Require(absl::GetFlag(FLAGS_max_connection_age_grace) >= absl::ZeroDuration(),
+                "--max_connection_age_grace must not be negative");
   if (!check.ok()) {
     for (const std::string& problem : check.problems()) spdlog::error("{}", problem);
     return 2;
@@ -198,9 +210,11 @@ int main(int argc, char** argv) {
 
   const absl::Duration keepalive = absl::GetFlag(FLAGS_client_keepalive_time);
   const absl::Duration keepalive_timeout = absl::GetFlag(FLAGS_client_keepalive_timeout);
+  const absl::Duration max_age = absl::GetFlag(FLAGS_max_connection_age);
+  const absl::Duration max_age_grace = absl::GetFlag(FLAGS_max_connection_age_grace);
   auto server = hr::grpc_util::StartServer(
       absl::GetFlag(FLAGS_listen), {&service}, absl::GetFlag(FLAGS_port_file),
-      [keepalive, keepalive_timeout](grpc::ServerBuilder& builder) {
+      [keepalive, keepalive_timeout, max_age, max_age_grace](grpc::ServerBuilder& builder) {
         // gRPC re-arms the ping's timer on every read, and sends at most two
         // pings (its default) before it has written something again, so a quiet
         // device is not woken over and over.
@@ -210,6 +224,12 @@ int main(int argc, char** argv) {
                                                                        : keepalive));
         builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
                                    hr::grpc_util::ChannelArgMillis(keepalive_timeout));
+        if (max_age > absl::ZeroDuration()) {
+          builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                                     hr::grpc_util::ChannelArgMillis(max_age));
+          builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                                     hr::grpc_util::ChannelArgMillis(max_age_grace));
+        }
       },
       credentials);
   if (!server.ok()) {

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -961,6 +962,89 @@ TEST(TopologyTest, DeviceFrozenMidAnswerOnASharedStreamFreesTheBackendSlot) {
   ExpectFrozenDeviceFreesItsSlot(/*shared_stream=*/true);
 }
 
+// The client ports of the established loopback TCP connections to local port
+// `port`, seen from the server's side: /proc/net/tcp, and /proc/net/tcp6, where
+// gRPC's dual-stack sockets list their IPv4 connections.
+std::set<int> EstablishedPeersOf(int port) {
+  std::set<int> peers;
+  for (const char* path : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::istringstream table(ReadFile(path));
+    std::string line;
+    std::getline(table, line);  // the header
+    while (std::getline(table, line)) {
+      std::vector<std::string> fields = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      if (fields.size() < 4 || fields[3] != "01") continue;  // 01: ESTABLISHED
+      auto port_of = [](const std::string& address) {
+        return static_cast<int>(std::stoul(address.substr(address.find(':') + 1), nullptr, 16));
+      };
+      if (port_of(fields[1]) == port) peers.insert(port_of(fields[2]));
+    }
+  }
+  return peers;
+}
+
+// hr-cloud --max_connection_age sends each device to a new connection every
+// second here; the device's requests go on through each move, none failing or
+// falling back, and the backend sees one connection after another.
+void ExpectConnectionsRecycledWithoutALostRequest(bool shared_stream) {
+  BackendSpec spec{"us-east-1-a", "us-east-1"};
+  spec.shared_stream = shared_stream;
+  spec.flags = {"--max_connection_age=1s", "--max_connection_age_grace=3s"};
+  Topology t(std::vector<BackendSpec>{spec}, {"--stream_max_age=200ms"});
+  const int port = t.backend_port("us-east-1-a");
+  std::set<int> connections;
+  int requests = 0;
+  for (const absl::Time end = absl::Now() + absl::Seconds(5); absl::Now() < end; ++requests) {
+    Answer a = Generate(
+        t.device(), Request("en-US", absl::StrCat("hello ", requests), true, v1::PREFER_CLOUD, 4),
+        absl::Seconds(10));
+    ASSERT_TRUE(a.status.ok()) << requests << ": " << a.status.error_message();
+    ASSERT_EQ(a.route.target(), v1::CLOUD) << a.route.DebugString();
+    ASSERT_FALSE(a.route.fell_back()) << a.route.DebugString();
+    std::set<int> now = EstablishedPeersOf(port);
+    connections.insert(now.begin(), now.end());
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_GT(requests, 20);
+  // Five seconds at one second's age each (give or take 10%).
+  EXPECT_GE(connections.size(), 3u);
+}
+
+TEST(TopologyTest, BackendMovesDevicesToNewConnectionsWithoutLosingARequest) {
+  ExpectConnectionsRecycledWithoutALostRequest(/*shared_stream=*/false);
+}
+
+TEST(TopologyTest, BackendMovesASharedStreamToNewConnectionsWithoutLosingARequest) {
+  ExpectConnectionsRecycledWithoutALostRequest(/*shared_stream=*/true);
+}
+
+// A device that vanished while idle answers no ping and has no call running, so
+// the keepalive (off here) would not find it, but its connection still ends at
+// --max_connection_age plus the grace.
+TEST(TopologyTest, BackendClosesTheConnectionOfAnIdleDeviceThatVanished) {
+  BackendSpec spec{"us-east-1-a", "us-east-1"};
+  spec.flags = {"--max_connection_age=1s", "--max_connection_age_grace=1s",
+                "--client_keepalive_time=0"};
+  Topology t(std::vector<BackendSpec>{spec});
+  Answer warm = Generate(t.device(), Request("en-US", "hi", true, v1::PREFER_CLOUD, 4));
+  ASSERT_TRUE(warm.status.ok()) << warm.status.error_message();
+  const int port = t.backend_port("us-east-1-a");
+  const pid_t device = t.device_process().pid();
+  ASSERT_TRUE(Freeze(device));
+  // The device's own connection: its gRPC client had it open when frozen.
+  const std::set<int> frozen = EstablishedPeersOf(port);
+  bool closed = false;
+  for (const absl::Time end = absl::Now() + absl::Seconds(20); !closed && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(100));
+    std::set<int> now = EstablishedPeersOf(port);
+    closed = std::none_of(frozen.begin(), frozen.end(),
+                          [&now](int peer) { return now.count(peer) > 0; });
+  }
+  kill(device, SIGCONT);
+  EXPECT_FALSE(frozen.empty());
+  EXPECT_TRUE(closed);
+}
+
 TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
   const std::string dir = MakeTestDir();
   struct Case {
@@ -984,11 +1068,13 @@ TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
        {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
       {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--engine=synthetic",
         "--synthetic_tokens_per_second=-3", "--threads=0", "--drain_timeout=-1s",
-        "--watch_interval=-1s", "--client_keepalive_time=-1s", "--client_keepalive_timeout=0s"},
+        "--watch_interval=-1s", "--client_keepalive_time=-1s", "--client_keepalive_timeout=0s",
+        "--max_connection_age=-1s", "--max_connection_age_grace=-1s"},
        {"--region is required", "--synthetic_tokens_per_second must not be negative",
         "--threads must be at least 1", "--drain_timeout must not be negative",
         "--watch_interval must not be negative", "--client_keepalive_time must not be negative",
-        "--client_keepalive_timeout must be positive"}},
+        "--client_keepalive_timeout must be positive", "--max_connection_age must not be negative",
+        "--max_connection_age_grace must not be negative"}},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
     const std::string log = absl::StrCat(dir, "/", i, ".log");
