@@ -64,10 +64,12 @@ ABSL_FLAG(absl::Duration, default_deadline, absl::Seconds(120), "for calls witho
 ABSL_FLAG(absl::Duration, first_text_timeout, absl::Seconds(15), "how long a cloud backend may "
           "take to send the first text of an answer; then the attempt is given up and the next "
           "allowed backend, or the policy's fallback, is tried (0: no limit)");
-ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
-          "how long a shared_stream backend's stream takes new requests; then the next one "
-          "opens, which gRPC's round-robin places on the next address the backend's name "
-          "resolves to, and the old one closes when its requests are done (0: until it breaks)");
+ABSL_FLAG(
+    absl::Duration, stream_max_age, absl::Seconds(30),
+    "how long a shared_stream backend's stream takes new requests; then the next one "
+    "opens, which gRPC's round-robin places on the next address the backend's name "
+    "resolves to, and the old one closes when its requests are done (0: until it breaks, as it "
+    "does when the backend closes an old connection: hr-cloud --max_connection_age)");
 ABSL_FLAG(absl::Duration, backend_keepalive_time, absl::Seconds(20),
           "ping a cloud backend's connection after this long without a byte from it (at most "
           "twice until the next request), to find a backend that stopped answering without "
