@@ -206,14 +206,22 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
   std::string region = options_.region;
   std::string jurisdiction = util::ForLog(request.claim().jurisdiction());
   std::string device_policy = util::ForLog(request.claim().policy_version());
-  job->on_done = [output, start_once, id, via, client, region, jurisdiction, device_policy,
-                  start](absl::StatusOr<engine::GenerationResult> r) {
+  // The job holds this callback, so it refers to the job weakly; the pool keeps
+  // the job while it calls it.
+  std::weak_ptr<engine::GenerationJob> weak_job = job;
+  job->on_done = [output, start_once, id, via, client, region, jurisdiction, device_policy, start,
+                  weak_job](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
+    // An answer that ended early (cancelled, say) cost the tokens made until then.
+    int tokens = r.ok() ? r->completion_tokens : 0;
+    if (std::shared_ptr<engine::GenerationJob> j = weak_job.lock(); !r.ok() && j != nullptr) {
+      tokens = j->tokens_generated.load(std::memory_order_relaxed);
+    }
     spdlog::info(
         "served request_id={} via={} client={} jurisdiction={} device_policy={} region={} code={} "
         "completion_tokens={} micros={}",
         id, via, client, jurisdiction, device_policy, region, absl::StatusCodeToString(s.code()),
-        r.ok() ? r->completion_tokens : 0, absl::ToInt64Microseconds(absl::Now() - start));
+        tokens, absl::ToInt64Microseconds(absl::Now() - start));
     if (!r.ok()) {
       output->fail(s);
       return;

@@ -34,6 +34,9 @@ struct GenerationJob {
   std::vector<std::string> stop;
   absl::Time deadline = absl::InfiniteFuture();
   std::atomic<bool> cancelled{false};
+  // Tokens generated so far, counted as they come: what a job that ends early
+  // (cancelled, past its deadline) had cost by then.
+  std::atomic<int> tokens_generated{0};
 
   // Called on the worker thread with each piece of text, in order. Pieces are whole
   // UTF-8 characters and never contain a stop string. May block to apply

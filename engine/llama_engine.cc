@@ -92,6 +92,7 @@ class LlamaGenerator : public Generator {
         break;
       }
       ++result.completion_tokens;
+      job.tokens_generated.fetch_add(1, std::memory_order_relaxed);
       int len = llama_token_to_piece(vocab_, token, piece, sizeof(piece), 0, false);
       bool stopped = false;
       if (len > 0) {

@@ -55,6 +55,7 @@ class SyntheticGenerator : public Generator {
         absl::SleepFor(next - absl::Now());
       }
       ++result.completion_tokens;
+      job.tokens_generated.fetch_add(1, std::memory_order_relaxed);
       bool stopped = false;
       std::string out = text.Add(piece, &stopped);
       if (!out.empty()) job.on_text(out);

@@ -135,6 +135,20 @@ TEST(SyntheticTest, IsDeterministicAndHonoursMaxTokens) {
   EXPECT_FALSE(a.text.empty());
 }
 
+TEST(SyntheticTest, CountsTheTokensOfAJobCancelledMidway) {
+  auto g = NewSyntheticGenerator({0, false});
+  Outcome a;
+  auto job = JobFor(&a);
+  job->max_tokens = 100;
+  int pieces = 0;
+  job->on_text = [&](absl::string_view) {
+    if (++pieces == 5) job->cancelled.store(true);
+  };
+  auto r = g->Generate(*job);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(job->tokens_generated.load(), 5);
+}
+
 TEST(SyntheticTest, EchoReturnsTheLastUserMessage) {
   auto g = NewSyntheticGenerator({0, true});
   Outcome a;
@@ -197,6 +211,9 @@ TEST_F(LlamaTest, StopsBetweenTokensWhenCancelled) {
   auto r = (*g)->Generate(*job);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
   EXPECT_LE(pieces, 4);
+  // Every piece is at least one token; a token can be held back to join the next.
+  EXPECT_GE(job->tokens_generated.load(), pieces);
+  EXPECT_LE(job->tokens_generated.load(), 400);
 }
 
 TEST_F(LlamaTest, PromptLongerThanTheContextIsInvalidArgument) {

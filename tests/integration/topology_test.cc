@@ -952,6 +952,13 @@ void ExpectFrozenDeviceFreesItsSlot(bool shared_stream) {
   kill(device, SIGCONT);
   EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
   EXPECT_FALSE(text.empty());
+  // The backend's log says what the cancelled answer had cost: the tokens made
+  // in the seconds before the ping went unanswered.
+  const std::string log = t.backend_process("us-east-1-a").log_path();
+  const std::string cancelled_line = "code=CANCELLED completion_tokens=";
+  ASSERT_TRUE(WaitForLog(log, cancelled_line)) << ReadFile(log);
+  const std::string said = ReadFile(log);
+  EXPECT_GT(std::stoi(said.substr(said.find(cancelled_line) + cancelled_line.size())), 0) << said;
 }
 
 TEST(TopologyTest, DeviceFrozenMidAnswerFreesTheBackendSlot) {
