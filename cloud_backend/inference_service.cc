@@ -213,8 +213,10 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
                   weak_job](absl::StatusOr<engine::GenerationResult> r) {
     absl::Status s = r.status();
     // An answer that ended early (cancelled, say) cost the tokens made until then.
-    int tokens = r.ok() ? r->completion_tokens : 0;
-    if (std::shared_ptr<engine::GenerationJob> j = weak_job.lock(); !r.ok() && j != nullptr) {
+    int tokens = 0;
+    if (r.ok()) {
+      tokens = r->completion_tokens;
+    } else if (std::shared_ptr<engine::GenerationJob> j = weak_job.lock(); j != nullptr) {
       tokens = j->tokens_generated.load(std::memory_order_relaxed);
     }
     spdlog::info(

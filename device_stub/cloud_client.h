@@ -56,8 +56,8 @@ class CloudClient {
 };
 
 // Keepalive pings on a backend connection: after `time` without anything read
-// from the backend, a ping; no answer within `timeout`
-// and the connection is closed, ending its calls UNAVAILABLE. Finds a backend
+// from the backend, a ping; no answer within `timeout` and the connection is
+// closed, ending its calls UNAVAILABLE. Finds a backend
 // that stopped answering without closing its connection (a frozen process, a
 // dropped network path). Zero `time`: no pings. gRPC sends no more than two
 // pings before hr-device next writes to the connection, so a quiet connection
