@@ -56,6 +56,11 @@ ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "stop sending after this 
           "time limit); requests in flight then finish");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(30), "deadline of each request");
 ABSL_FLAG(int, channels, 1, "gRPC connections to spread the requests over");
+ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
+          "--api cloud_stream: after this long a channel's new requests go on a new stream, "
+          "and the old one closes once its requests have ended, as hr-device renews a "
+          "shared stream (0: one stream a channel for the whole run, which a backend's "
+          "--max_connection_age ends under its requests)");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
           "how long to wait for the connections before giving up (exit 2)");
 ABSL_FLAG(bool, tls, false, "connect over TLS (a backend or load balancer that serves it)");
@@ -225,8 +230,10 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
   }
   void Start() { StartCall(); }
 
-  // Sends `call`; if the stream is ending, the call ends at once, UNAVAILABLE.
-  void Add(v1::CloudStreamCall call, AnswerTracker tracker, absl::Time deadline);
+  // Sends `call`, which ends as its answer arrives. False, with `call` and
+  // `tracker` left as they were, once the stream is closed or ending: the call
+  // needs another stream then.
+  bool Add(v1::CloudStreamCall& call, AnswerTracker& tracker, absl::Time deadline);
 
   // Ends, DEADLINE_EXCEEDED, the calls still waiting `grace` after their
   // deadline, and tells the backend to stop them.
@@ -239,10 +246,16 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
     WriteNextLocked();
   }
   void Cancel() { context_.TryCancel(); }
-  // False once the stream is ending: new calls need a new stream.
+  // False once the stream is closed or ending: new calls need a new stream.
   bool usable() {
     absl::MutexLock lock(&mu_);
-    return !releasing_;
+    return !closing_ && !releasing_;
+  }
+  // Why the stream takes no more calls.
+  std::string refusal() {
+    absl::MutexLock lock(&mu_);
+    if (!end_message_.empty()) return absl::StrCat("the stream ended: ", end_message_);
+    return closing_ ? "the stream is closed" : "the stream is ending";
   }
   // Waits for the stream to end; false after `timeout`.
   bool WaitDone(absl::Duration timeout) {
@@ -338,6 +351,7 @@ class Driver {
     }
     cloud_api_ = absl::GetFlag(FLAGS_api) != "router";
     streamed_ = absl::GetFlag(FLAGS_api) == "cloud_stream";
+    stream_max_age_ = absl::GetFlag(FLAGS_stream_max_age);
     closed_loop_ = absl::GetFlag(FLAGS_mode) == "closed";
     timeout_ = absl::GetFlag(FLAGS_timeout);
     max_requests_ = absl::GetFlag(FLAGS_requests);
@@ -452,7 +466,16 @@ class Driver {
       *call.mutable_request() = ToCloudRequest(request);
       call.set_timeout_micros(absl::ToInt64Microseconds(timeout_));
       AnswerTracker tracker(scheduled, request.request_id(), request.locale());
-      StreamOn(channel)->Add(std::move(call), std::move(tracker), deadline);
+      // A stream retired or broken since StreamOn gave it: once more on the
+      // channel's next stream; when that one will not take it either, the call
+      // ends UNAVAILABLE.
+      std::shared_ptr<CallStream> stream = StreamOn(channel);
+      if (!stream->Add(call, tracker, deadline)) {
+        stream = StreamOn(channel);
+        if (!stream->Add(call, tracker, deadline)) {
+          FinishedStreamed(tracker.End(grpc::StatusCode::UNAVAILABLE, stream->refusal()));
+        }
+      }
     } else if (cloud_api_) {
       auto* call = new Call<v1::CloudRequest, v1::CloudChunk>(
           this, scheduled, deadline, ToCloudRequest(request), request.locale());
@@ -469,25 +492,36 @@ class Driver {
   }
 
   // The open stream of `channel`; a new one, as a device opens, when the last
-  // one has ended.
+  // one has ended or is older than --stream_max_age. An old stream is closed:
+  // its calls finish on it.
   std::shared_ptr<CallStream> StreamOn(size_t channel) {
     std::shared_ptr<CallStream> fresh;
+    std::shared_ptr<CallStream> retired;
     {
       absl::MutexLock lock(&streams_mu_);
       if (current_streams_.size() <= channel) current_streams_.resize(channel + 1);
-      const std::shared_ptr<CallStream>& open = current_streams_[channel];
-      if (open != nullptr && open->usable()) return open;
+      OpenStream& open = current_streams_[channel];
+      const absl::Time now = absl::Now();
+      if (open.stream != nullptr && open.stream->usable()) {
+        if (stream_max_age_ <= absl::ZeroDuration() || now - open.opened < stream_max_age_) {
+          return open.stream;
+        }
+        retired = open.stream;
+      }
       // Streams that ended are gone: against a backend that is down, a closed
       // loop opens one stream per attempt.
       all_streams_.erase(std::remove_if(all_streams_.begin(), all_streams_.end(),
                                         [](const auto& s) { return s.expired(); }),
                          all_streams_.end());
-      fresh = current_streams_[channel] = std::make_shared<CallStream>(this);
+      fresh = open.stream = std::make_shared<CallStream>(this);
+      open.opened = now;
       all_streams_.push_back(fresh);
       fresh->Bind(cloud_stubs_[channel].get(), fresh);  // before another thread can add to it
     }
-    // Outside the lock: a stream that fails at once may call back from here.
+    // Outside the lock: a stream that fails at once, or one whose close lets it
+    // end, may call back from here.
     fresh->Start();
+    if (retired != nullptr) retired->Close();
     return fresh;
   }
 
@@ -500,6 +534,11 @@ class Driver {
     }
     return out;
   }
+
+  struct OpenStream {
+    std::shared_ptr<CallStream> stream;
+    absl::Time opened;
+  };
 
   void Track(grpc::ClientContext* context) {
     absl::MutexLock lock(&mu_);
@@ -542,6 +581,7 @@ class Driver {
   std::atomic<uint64_t> next_call_id_{1};
   bool cloud_api_ = false;
   bool streamed_ = false;
+  absl::Duration stream_max_age_;
   bool closed_loop_ = true;
   absl::Duration timeout_;
   int64_t max_requests_ = 0;
@@ -558,24 +598,18 @@ class Driver {
   // --api cloud_stream: the stream of each channel, and every stream gRPC is
   // not done with yet (each owns itself until its OnDone), to expire and close.
   absl::Mutex streams_mu_;
-  std::vector<std::shared_ptr<CallStream>> current_streams_ ABSL_GUARDED_BY(streams_mu_);
+  std::vector<OpenStream> current_streams_ ABSL_GUARDED_BY(streams_mu_);
   std::vector<std::weak_ptr<CallStream>> all_streams_ ABSL_GUARDED_BY(streams_mu_);
 };
 
-void CallStream::Add(v1::CloudStreamCall call, AnswerTracker tracker, absl::Time deadline) {
-  std::string why;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!releasing_) {
-      waiting_.emplace(call.call_id(), Waiting{std::move(tracker), deadline});
-      *queued_.add_calls() = std::move(call);
-      WriteNextLocked();
-      return;
-    }
-    why = end_message_.empty() ? "the stream is ending"
-                               : absl::StrCat("the stream ended: ", end_message_);
-  }
-  driver_->FinishedStreamed(tracker.End(grpc::StatusCode::UNAVAILABLE, std::move(why)));
+bool CallStream::Add(v1::CloudStreamCall& call, AnswerTracker& tracker, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  // Closed: what is queued now may already be behind the close.
+  if (closing_ || releasing_) return false;
+  waiting_.emplace(call.call_id(), Waiting{std::move(tracker), deadline});
+  *queued_.add_calls() = std::move(call);
+  WriteNextLocked();
+  return true;
 }
 
 void CallStream::Expire(absl::Duration grace) {
@@ -672,7 +706,8 @@ with no report, for bad flags or input or a target it cannot connect to.
 workload; each request carries the residency claim --policy gives its locale.
 --api cloud_stream sends those requests over one GenerateStream a channel
 (--channels), as hr-device does for a shared_stream backend; a stream that ends
-ends its requests (UNAVAILABLE) and the next request opens a new one.)";
+ends its requests (UNAVAILABLE) and the next request opens a new one. After
+--stream_max_age new requests go on a new stream, as hr-device's do.)";
 
 int RealMain() {
   const std::string mode = absl::GetFlag(FLAGS_mode);
@@ -693,6 +728,8 @@ int RealMain() {
                 "--concurrency must be at least 1");
   check.Require(mode != "open" || absl::GetFlag(FLAGS_rps) > 0, "--rps must be positive");
   check.Require(absl::GetFlag(FLAGS_channels) >= 1, "--channels must be at least 1");
+  check.Require(absl::GetFlag(FLAGS_stream_max_age) >= absl::ZeroDuration(),
+                "--stream_max_age must not be negative");
   check.Require(absl::GetFlag(FLAGS_timeout) > absl::ZeroDuration(), "--timeout must be positive");
   check.Require(absl::GetFlag(FLAGS_connect_timeout) > absl::ZeroDuration(),
                 "--connect_timeout must be positive");

@@ -272,6 +272,43 @@ TEST(LoadTest, CloudStreamApiOpensANewStreamWhenTheBackendComesBack) {
   EXPECT_GE(codes["OK"], served_by_second) << run.output;
 }
 
+// hr-cloud sends a connection's client a GOAWAY after --max_connection_age and
+// closes it after the grace, ending the calls still on it. Without renewing its
+// streams, hr-load keeps one on that connection for the whole run; with
+// --stream_max_age well inside the grace, its calls finish on a stream that
+// closed in time, and new ones go on a new stream over a new connection.
+TEST(LoadTest, CloudStreamApiRenewsItsStreamsBeforeTheBackendClosesTheirConnection) {
+  BackendSpec eu{"eu-west-1-a", "eu-west-1"};
+  eu.flags = {"--max_connection_age=1s", "--max_connection_age_grace=500ms",
+              "--log_level=debug"};  // logs each stream opened
+  Topology t({eu}, kFastLocal);
+  auto run_with = [&](const std::string& name, const std::string& max_age) {
+    return RunLoad(
+        t.dir(), name, R"pb(locales { locale: "fr-FR" } prompts: "un deux")pb",
+        {absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")), "--api=cloud_stream",
+         "--concurrency=8", "--duration=3s", "--timeout=5s", "--stream_max_age=" + max_age});
+  };
+  auto streams_opened = [&] {
+    const std::string log = ReadFile(t.dir() + "/eu-west-1-a.log");
+    return std::vector<absl::string_view>(absl::StrSplit(log, "stream opened")).size() - 1;
+  };
+
+  LoadRun kept = run_with("kept", "0");
+  ASSERT_EQ(kept.exit_code, 0) << kept.output;
+  EXPECT_GT(Codes(kept.report)["UNAVAILABLE"], 0) << kept.output;
+  const size_t opened_before = streams_opened();
+
+  LoadRun renewed = run_with("renewed", "200ms");
+  ASSERT_EQ(renewed.exit_code, 0) << renewed.output;
+  const tools::LoadReport& r = renewed.report;
+  EXPECT_GT(r.requests(), 0);
+  EXPECT_EQ(Codes(r)["OK"], r.requests()) << renewed.output;
+  EXPECT_EQ(r.residency_violations(), 0);
+  // About one stream every 200 ms over 3 s. (The first run opened one at the
+  // start and another each time the backend ended the last.)
+  EXPECT_GE(streams_opened() - opened_before, 8u);
+}
+
 TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
@@ -410,12 +447,14 @@ TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
   EXPECT_THAT(run.output, HasSubstr("--channels must be at least 1"));
   // Every bad flag is named at once.
   run = RunLoad(dir, "several", R"pb(locales { locale: "en-US" } prompts: "x")pb",
-                {"--timeout=0s", "--requests=-1", "--duration=-1s", "--connect_timeout=-1s"});
+                {"--timeout=0s", "--requests=-1", "--duration=-1s", "--connect_timeout=-1s",
+                 "--stream_max_age=-1s"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_THAT(run.output, HasSubstr("--timeout must be positive"));
   EXPECT_THAT(run.output, HasSubstr("--requests must not be negative"));
   EXPECT_THAT(run.output, HasSubstr("--duration must not be negative"));
   EXPECT_THAT(run.output, HasSubstr("--connect_timeout must be positive"));
+  EXPECT_THAT(run.output, HasSubstr("--stream_max_age must not be negative"));
 }
 
 // How many requests backend `name` of `t` has received so far.
