@@ -1,8 +1,12 @@
 #include "tests/integration/harness.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -239,6 +243,76 @@ Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
   }
   a.status = reader->Finish();
   return a;
+}
+
+TestDnsServer::TestDnsServer() {
+  fd_ = socket(AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  EXPECT_EQ(getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length), 0);
+  port_ = ntohs(address.sin_port);
+  thread_ = std::thread([this] { Serve(); });
+}
+
+TestDnsServer::~TestDnsServer() {
+  stop_ = true;
+  thread_.join();
+  close(fd_);
+}
+
+void TestDnsServer::SetAddresses(std::vector<std::string> ipv4) {
+  absl::MutexLock lock(&mu_);
+  addresses_ = std::move(ipv4);
+}
+
+int TestDnsServer::a_queries() {
+  absl::MutexLock lock(&mu_);
+  return a_queries_;
+}
+
+void TestDnsServer::Serve() {
+  while (!stop_) {
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    unsigned char query[512];
+    sockaddr_in peer{};
+    socklen_t peer_length = sizeof(peer);
+    const ssize_t n =
+        recvfrom(fd_, query, sizeof(query), 0, reinterpret_cast<sockaddr*>(&peer), &peer_length);
+    if (n < 12) continue;
+    // The question: a header of 12 bytes, the name as labels up to a zero
+    // byte, then its type and class.
+    size_t end = 12;
+    while (end < static_cast<size_t>(n) && query[end] != 0) end += 1 + query[end];
+    end += 5;
+    if (end > static_cast<size_t>(n)) continue;
+    const bool type_a = query[end - 4] == 0 && query[end - 3] == 1;
+    std::string response(reinterpret_cast<const char*>(query), end);
+    response[2] = static_cast<char>(0x81);  // a response to a recursive query
+    response[3] = static_cast<char>(0x80);  // recursion available, no error
+    response[6] = response[7] = response[8] = response[9] = response[10] = response[11] = 0;
+    int answers = 0;
+    if (type_a) {
+      absl::MutexLock lock(&mu_);
+      ++a_queries_;
+      for (const std::string& a : addresses_) {
+        in_addr ip{};
+        if (inet_pton(AF_INET, a.c_str(), &ip) != 1) continue;
+        // The question's name (a pointer to offset 12), type A, class IN, a
+        // TTL of one second, four bytes of address.
+        const unsigned char record[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4};
+        response.append(reinterpret_cast<const char*>(record), sizeof(record));
+        response.append(reinterpret_cast<const char*>(&ip.s_addr), 4);
+        ++answers;
+      }
+    }
+    response[7] = static_cast<char>(answers);
+    sendto(fd_, response.data(), response.size(), 0, reinterpret_cast<sockaddr*>(&peer),
+           peer_length);
+  }
 }
 
 }  // namespace hr::testing

@@ -3,13 +3,16 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <csignal>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
@@ -113,6 +116,35 @@ Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
 
 // A fresh directory for one test's files.
 std::string MakeTestDir();
+
+// A DNS server on loopback (UDP, a port of its own) that answers every A query
+// with the IPv4 addresses given last and every other query with no record.
+// gRPC asks it for a target that names it as the authority,
+// `dns://127.0.0.1:<port>/name:port`, so a test can change what a name
+// resolves to as a region's replicas come and go.
+class TestDnsServer {
+ public:
+  TestDnsServer();
+  ~TestDnsServer();
+  TestDnsServer(const TestDnsServer&) = delete;
+  TestDnsServer& operator=(const TestDnsServer&) = delete;
+
+  int port() const { return port_; }
+  void SetAddresses(std::vector<std::string> ipv4);
+  // How many A queries it has answered.
+  int a_queries();
+
+ private:
+  void Serve();
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  absl::Mutex mu_;
+  std::vector<std::string> addresses_ ABSL_GUARDED_BY(mu_);
+  int a_queries_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread thread_;
+};
 
 // Test certificates, made with openssl (fails the test if it cannot): a
 // certificate authority `ca` (dir/<ca>.pem, key dir/<ca>.key), and a certificate

@@ -1052,6 +1052,69 @@ TEST(TopologyTest, BackendClosesTheConnectionOfAnIdleDeviceThatVanished) {
   EXPECT_TRUE(closed);
 }
 
+// Scaling a region out: a replica added behind the backend's name after the
+// device connected gets its share of the device's requests. gRPC looks the name
+// up again when a connection closes, and hr-cloud's --max_connection_age closes
+// each one in time. gRPC looks a name up at most every 30 s, so this test takes
+// that long.
+TEST(TopologyTest, DevicesReachAReplicaAddedBehindTheBackendsName) {
+  TestDnsServer dns;
+  dns.SetAddresses({"127.0.0.1"});
+  const std::string dir = MakeTestDir();
+  auto start_replica = [&](const std::string& name, const std::string& listen) {
+    return std::make_unique<Process>(
+        std::vector<std::string>{HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--engine=synthetic",
+                                 "--synthetic_tokens_per_second=0", "--listen=" + listen,
+                                 "--port_file=" + dir + "/" + name + ".port",
+                                 "--record_requests=" + dir + "/" + name + ".received",
+                                 "--max_connection_age=1s", "--max_connection_age_grace=3s"},
+        dir + "/" + name + ".log");
+  };
+  std::unique_ptr<Process> first = start_replica("first", "127.0.0.1:0");
+  const int port = WaitForPort(*first, dir + "/first.port");
+  // The second replica's address, not yet behind the name.
+  std::unique_ptr<Process> second = start_replica("second", absl::StrCat("127.0.0.2:", port));
+  WaitForPort(*second, dir + "/second.port");
+  std::ofstream(dir + "/backends.textproto")
+      << "backends { name: \"us-east-1-a\" address: \"dns://127.0.0.1:" << dns.port()
+      << "/replicas.test:" << port << "\" region: \"us-east-1\" model_family: \"qwen\" }\n";
+  Process device(
+      {HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/device.port",
+       "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+       "--backends=" + dir + "/backends.textproto", "--local_engine=synthetic",
+       "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"},
+      dir + "/device.log");
+  auto stub = v1::Router::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(device, dir + "/device.port")),
+                          grpc::InsecureChannelCredentials()));
+  auto served_by = [&](const std::string& name) {
+    const std::string received = ReadFile(dir + "/" + name + ".received");
+    return std::count(received.begin(), received.end(), '\n');
+  };
+  int requests = 0;
+  auto ask = [&] {
+    Answer a = Generate(
+        stub.get(), Request("en-US", absl::StrCat("hello ", requests++), true, v1::PREFER_CLOUD, 4),
+        absl::Seconds(10));
+    EXPECT_TRUE(a.status.ok()) << a.status.error_message();
+    EXPECT_EQ(a.route.target(), v1::CLOUD) << a.route.DebugString();
+    EXPECT_FALSE(a.route.fell_back()) << a.route.DebugString();
+  };
+  for (int i = 0; i < 5; ++i) ask();
+  EXPECT_EQ(served_by("first"), 5);
+  EXPECT_EQ(served_by("second"), 0);
+
+  dns.SetAddresses({"127.0.0.1", "127.0.0.2"});
+  for (const absl::Time end = absl::Now() + absl::Seconds(60);
+       absl::Now() < end && served_by("second") < 5 && !::testing::Test::HasFailure();) {
+    ask();
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_GE(served_by("second"), 5) << "the device never reached the new replica";
+  EXPECT_GT(dns.a_queries(), 1);
+  EXPECT_EQ(served_by("first") + served_by("second"), requests);
+}
+
 TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
   const std::string dir = MakeTestDir();
   struct Case {
