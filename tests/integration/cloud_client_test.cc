@@ -65,13 +65,8 @@ TEST(CloudClientTest, ACallWhoseBackendAReloadDropsBeforeItsStreamEndsUnavailabl
   backend.set_region("eu-central-1");
   backend.set_address(absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")));
   backend.set_shared_stream(true);
-  v1::CloudRequest request;
+  v1::CloudRequest request = CloudRequestTo("", {"eu-central-1"}, "one two three", 16);
   request.set_request_id("r1");
-  request.mutable_claim()->add_allowed_regions("eu-central-1");
-  auto* message = request.add_messages();
-  message->set_role("user");
-  message->set_content("one two three");
-  request.mutable_options()->set_max_tokens(16);
 
   QueueThread queue;
   // The reload lands while the next call starts: after the call took its

@@ -228,6 +228,19 @@ v1::GenerateRequest Request(const std::string& locale, const std::string& prompt
   return r;
 }
 
+v1::CloudRequest CloudRequestTo(const std::string& jurisdiction,
+                                const std::vector<std::string>& regions, const std::string& prompt,
+                                int max_tokens) {
+  v1::CloudRequest r;
+  r.mutable_claim()->set_jurisdiction(jurisdiction);
+  for (const std::string& region : regions) r.mutable_claim()->add_allowed_regions(region);
+  auto* m = r.add_messages();
+  m->set_role("user");
+  m->set_content(prompt);
+  if (max_tokens > 0) r.mutable_options()->set_max_tokens(max_tokens);
+  return r;
+}
+
 Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
                 absl::Duration timeout) {
   Answer a;

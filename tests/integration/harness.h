@@ -114,6 +114,13 @@ v1::GenerateRequest Request(const std::string& locale, const std::string& prompt
 Answer Generate(v1::Router::Stub* stub, const v1::GenerateRequest& request,
                 absl::Duration timeout = absl::Seconds(60));
 
+// A CloudRequest as a device sends one straight to a backend: a claim for
+// `jurisdiction` ("" for none) allowing `regions`, and `prompt` as the user's
+// message; `max_tokens` 0 leaves the backend's default.
+v1::CloudRequest CloudRequestTo(const std::string& jurisdiction,
+                                const std::vector<std::string>& regions, const std::string& prompt,
+                                int max_tokens = 0);
+
 // A fresh directory for one test's files.
 std::string MakeTestDir();
 

@@ -137,13 +137,8 @@ TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndBadRequests) {
     EXPECT_EQ(chunks, 0);
     return reader->Finish();
   };
-  v1::CloudRequest r;
-  r.mutable_claim()->set_jurisdiction("cn");
-  r.mutable_claim()->add_allowed_regions("cn-north-1");
-  r.mutable_claim()->add_allowed_regions("cn-east-1");
-  auto* m = r.add_messages();
-  m->set_role("user");
-  m->set_content("hello");
+  v1::CloudRequest r = CloudRequestTo("cn", {"cn-north-1", "cn-east-1"}, "hello");
+  v1::ChatMessage* m = r.mutable_messages(0);
   grpc::Status s = send(r);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
   EXPECT_TRUE(absl::StrContains(s.error_message(), "eu-central-1")) << s.error_message();
@@ -181,13 +176,9 @@ TEST(TopologyTest, BackendWithThePolicyRefusesClaimsThePolicyDoesNotAllow) {
   Topology t({us});
   auto stub = t.BackendStub("us-east-1-a");
   auto send = [&stub](const std::string& jurisdiction, const std::string& country) {
-    v1::CloudRequest r;
-    r.mutable_claim()->set_jurisdiction(jurisdiction);
+    // us-east-1 is what a wrong device would claim.
+    v1::CloudRequest r = CloudRequestTo(jurisdiction, {"us-east-1"}, "hello");
     r.mutable_claim()->set_country(country);
-    r.mutable_claim()->add_allowed_regions("us-east-1");  // what a wrong device would claim
-    auto* m = r.add_messages();
-    m->set_role("user");
-    m->set_content("hello");
     grpc::ClientContext ctx;
     auto reader = stub->Generate(&ctx, r);
     v1::CloudChunk chunk;
@@ -502,13 +493,7 @@ class SyntheticCloud {
 
   // A request whose claim allows `region`, asking for `max_tokens`.
   static v1::CloudRequest Request(const std::string& region, int max_tokens) {
-    v1::CloudRequest req;
-    req.mutable_claim()->add_allowed_regions(region);
-    auto* m = req.add_messages();
-    m->set_role("user");
-    m->set_content("one two three");
-    req.mutable_options()->set_max_tokens(max_tokens);
-    return req;
+    return CloudRequestTo("", {region}, "one two three", max_tokens);
   }
 
   v1::CloudInference::Stub* stub() { return stub_.get(); }
@@ -934,13 +919,7 @@ void ExpectFrozenDeviceFreesItsSlot(bool shared_stream) {
   ASSERT_TRUE(Freeze(device));
 
   // Straight to the backend, whose only slot the frozen device's answer holds.
-  v1::CloudRequest r;
-  r.mutable_claim()->set_jurisdiction("us");
-  r.mutable_claim()->add_allowed_regions("us-east-1");
-  auto* m = r.add_messages();
-  m->set_role("user");
-  m->set_content("hello");
-  r.mutable_options()->set_max_tokens(2);
+  const v1::CloudRequest r = CloudRequestTo("us", {"us-east-1"}, "hello", 2);
   auto stub = t.BackendStub("us-east-1-a");
   grpc::ClientContext waiting;
   waiting.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
