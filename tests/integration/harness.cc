@@ -178,8 +178,9 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
   for (const BackendSpec& b : specs) {
     ports_[b.name] = WaitForPort(*backends_[b.name], dir_ + "/" + b.name + ".port");
     absl::StrAppend(&backends_file, "backends { name: \"", b.name,
-                    "\" address: \"127.0.0.1:", ports_[b.name], "\" region: \"", b.region,
-                    "\" model_family: \"", b.model_family, "\"",
+                    "\" address: \"127.0.0.1:", ports_[b.name], "\" region: \"",
+                    b.listed_region.empty() ? b.region : b.listed_region, "\" model_family: \"",
+                    b.model_family, "\"",
                     b.device_tls == "-" ? "" : absl::StrCat(" tls { ", b.device_tls, " }"),
                     b.shared_stream ? " shared_stream: true" : "", " }\n");
   }

@@ -68,6 +68,9 @@ struct BackendSpec {
   bool shared_stream = false;
   // More hr-cloud flags, after the harness's own (a later flag wins).
   std::vector<std::string> flags = {};
+  // The region hr-device's backends file gives it, when not `region` (a
+  // misconfigured file).
+  std::string listed_region = "";
 };
 
 // A topology on loopback: hr-cloud backends (synthetic echo engine, recording what

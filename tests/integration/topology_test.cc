@@ -124,6 +124,32 @@ TEST(TopologyTest, EuBackendsDownFallsBackToTheLocalModel) {
   }
 }
 
+// The backends file lists as cn-north-1 and eu-central-1 two processes that
+// serve us-east-1 (an operator's slip). The device sends them its requests, and
+// each backend, checking the claim against its own region, serves none: China
+// fails closed and the EU falls back to the local model, as their rules say.
+TEST(TopologyTest, BackendsListedUnderAnotherRegionServeNoneOfItsRequests) {
+  BackendSpec cn{"cn-north-1-a", "us-east-1"};
+  cn.listed_region = "cn-north-1";
+  BackendSpec eu{"eu-central-1-a", "us-east-1"};
+  eu.listed_region = "eu-central-1";
+  Topology t({cn, eu});
+  Answer zh = Generate(t.device(), Request("zh-CN", "你好，请帮我写一首诗"));
+  EXPECT_EQ(zh.status.error_code(), grpc::StatusCode::UNAVAILABLE) << zh.status.error_message();
+  EXPECT_TRUE(absl::StrContains(zh.status.error_message(), "FAIL_CLOSED"))
+      << zh.status.error_message();
+  EXPECT_EQ(zh.messages, 0);
+  Answer de = Generate(t.device(), Request("de-DE", "Wie spät ist es?", /*consent=*/true));
+  ASSERT_TRUE(de.status.ok()) << de.status.error_message();
+  EXPECT_EQ(de.route.target(), v1::LOCAL);
+  EXPECT_TRUE(de.route.fell_back());
+  for (const char* name : {"cn-north-1-a", "eu-central-1-a"}) {
+    EXPECT_EQ(t.Received(name), "") << name;
+    // The device did ask, and was refused.
+    EXPECT_TRUE(WaitForLog(t.dir() + "/" + name + ".log", "code=FAILED_PRECONDITION")) << name;
+  }
+}
+
 TEST(TopologyTest, BackendRefusesAClaimWithoutItsRegionAndBadRequests) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"eu-central-1-a", "eu-central-1"}});
   auto stub = t.BackendStub("eu-central-1-a");
