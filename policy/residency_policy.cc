@@ -14,6 +14,7 @@
 #include "re2/re2.h"
 #include "util/log_format.h"
 #include "util/pem.h"
+#include "util/proto_enum.h"
 #include "util/text_proto.h"
 
 namespace hr::policy {
@@ -37,19 +38,6 @@ std::string Where(const std::string& file, const Positions* tree, const char* fi
   if (file.empty()) return "";
   const Positions::Location at = tree != nullptr ? tree->Get(field, index) : Positions::Location{};
   return absl::StrCat(util::FileAndLine(file, at), ": ");
-}
-
-// Text and JSON configs may give an enum by number, and proto3 keeps numbers
-// that name no value. Returns why `value` is not one of `e`'s values, or "" when
-// it is.
-std::string NotAnEnumValue(const google::protobuf::EnumDescriptor* e, int value) {
-  if (e->FindValueByNumber(value) != nullptr) return "";
-  std::vector<std::string> names;
-  for (int i = 0; i < e->value_count(); ++i) {
-    if (e->value(i)->number() != 0) names.push_back(e->value(i)->name());
-  }
-  return absl::StrCat(value, " is not a", absl::StrContains("AEIOU", e->name()[0]) ? "n " : " ",
-                      e->name(), " (one of ", absl::StrJoin(names, ", "), ")");
 }
 
 }  // namespace
@@ -188,7 +176,9 @@ class PolicyBuilder {
         Problem(where, cpath + ".category", "is required");
         continue;
       }
-      if (std::string why = NotAnEnumValue(v1::SensitiveCategory_descriptor(), cr.category());
+      // The zero values are not named: they are refused above as missing.
+      if (std::string why = util::NotAnEnumValue(v1::SensitiveCategory_descriptor(), cr.category(),
+                                                 /*list_zero=*/false);
           !why.empty()) {
         Problem(where, cpath + ".category", why);
         continue;
@@ -197,7 +187,8 @@ class PolicyBuilder {
         Problem(where, cpath + ".action", "is required");
         continue;
       }
-      if (std::string why = NotAnEnumValue(v1::CategoryAction_descriptor(), cr.action());
+      if (std::string why = util::NotAnEnumValue(v1::CategoryAction_descriptor(), cr.action(),
+                                                 /*list_zero=*/false);
           !why.empty()) {
         Problem(where, cpath + ".action", why);
         continue;
@@ -245,7 +236,8 @@ class PolicyBuilder {
     if (cloud.when_unavailable() == v1::UNAVAILABLE_ACTION_UNSPECIFIED) {
       Problem(cwhere, cpath + ".when_unavailable", "is required: FALLBACK_LOCAL or FAIL_CLOSED");
     } else if (std::string why =
-                   NotAnEnumValue(v1::UnavailableAction_descriptor(), cloud.when_unavailable());
+                   util::NotAnEnumValue(v1::UnavailableAction_descriptor(),
+                                        cloud.when_unavailable(), /*list_zero=*/false);
                !why.empty()) {
       Problem(cwhere, cpath + ".when_unavailable", why);
     }

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "util/proto_enum.h"
 #include "util/utf8.h"
 
 namespace hr::router {
@@ -95,11 +96,10 @@ absl::StatusOr<policy::Locale> ValidateGenerateRequest(const v1::GenerateRequest
   if (absl::Status options = ValidateGenerationOptions(r.options(), limits); !options.ok()) {
     return options;
   }
-  if (!v1::RouteHint_IsValid(r.hint())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hint: ", r.hint(),
-                     " is not a RouteHint (ROUTE_HINT_UNSPECIFIED, PREFER_LOCAL or "
-                     "PREFER_CLOUD)"));
+  if (std::string why =
+          util::NotAnEnumValue(v1::RouteHint_descriptor(), r.hint(), /*list_zero=*/true);
+      !why.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("hint: ", why));
   }
   return locale;
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "policy/locale.h"
 #include "records.pb.h"
+#include "util/proto_enum.h"
 #include "util/text_proto.h"
 
 namespace hr::load {
@@ -76,10 +77,11 @@ absl::StatusOr<Workload> ParseWorkload(absl::string_view text, const std::string
       return absl::InvalidArgumentError(FieldError(
           path, absl::StrCat("locales[", i, "].weight: must be positive (0 means 1)")));
     }
-    if (!v1::RouteHint_IsValid(mix.hint())) {
-      return absl::InvalidArgumentError(FieldError(
-          path, absl::StrCat("locales[", i, "].hint: ", mix.hint(),
-                             " is not a RouteHint (PREFER_LOCAL, PREFER_CLOUD or none)")));
+    if (std::string why =
+            util::NotAnEnumValue(v1::RouteHint_descriptor(), mix.hint(), /*list_zero=*/true);
+        !why.empty()) {
+      return absl::InvalidArgumentError(
+          FieldError(path, absl::StrCat("locales[", i, "].hint: ", why)));
     }
   }
   for (const std::string& p : w.spec.prompts()) {

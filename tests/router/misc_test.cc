@@ -81,7 +81,7 @@ TEST(ValidateTest, NamesWhatIsWrong) {
   r = Valid();
   r.set_hint(static_cast<v1::RouteHint>(7));
   EXPECT_EQ(ErrorOf(r),
-            "hint: 7 is not a RouteHint (ROUTE_HINT_UNSPECIFIED, PREFER_LOCAL or "
+            "hint: 7 is not a RouteHint (one of ROUTE_HINT_UNSPECIFIED, PREFER_LOCAL, "
             "PREFER_CLOUD)");
   r.set_hint(v1::PREFER_CLOUD);
   EXPECT_EQ(ErrorOf(r), "OK");
