@@ -56,14 +56,11 @@ device::CloudCallbacks RecordInto(Outcome& out) {
 }
 
 TEST(CloudClientTest, ACallWhoseBackendAReloadDropsBeforeItsStreamEndsUnavailable) {
-  const std::string dir = MakeTestDir();
-  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
-                 "--port_file=" + dir + "/port", "--engine=synthetic", "--synthetic_echo"},
-                dir + "/cloud.log");
+  CloudProcess cloud("eu-central-1", {"--synthetic_echo"});
   v1::Backend backend;
   backend.set_name("eu-central-1-a");
   backend.set_region("eu-central-1");
-  backend.set_address(absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")));
+  backend.set_address(cloud.address());
   backend.set_shared_stream(true);
   v1::CloudRequest request = CloudRequestTo("", {"eu-central-1"}, "one two three", 16);
   request.set_request_id("r1");

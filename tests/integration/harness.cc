@@ -138,6 +138,48 @@ void MakeCertificate(const std::string& dir, const std::string& ca, const std::s
                           ".ext -out ", base, ".pem"));
 }
 
+namespace {
+
+std::vector<std::string> CloudArgv(const std::string& region, const std::string& listen,
+                                   const std::string& dir, std::vector<std::string> flags) {
+  std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud", "--region=" + region,
+                                   "--listen=" + listen, "--port_file=" + dir + "/port",
+                                   "--engine=synthetic"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return argv;
+}
+
+std::vector<std::string> DeviceArgv(const std::string& backends_file, const std::string& dir,
+                                    std::vector<std::string> flags) {
+  std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",
+                                   "--listen=127.0.0.1:0",
+                                   "--port_file=" + dir + "/port",
+                                   "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+                                   "--backends=" + backends_file,
+                                   "--local_engine=synthetic",
+                                   "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return argv;
+}
+
+}  // namespace
+
+CloudProcess::CloudProcess(const std::string& region, std::vector<std::string> flags,
+                           const std::string& listen)
+    : dir_(MakeTestDir()),
+      process_(CloudArgv(region, listen, dir_, std::move(flags)), dir_ + "/cloud.log"),
+      port_(WaitForPort(process_, dir_ + "/port")),
+      address_(absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port_)),
+      stub_(v1::CloudInference::NewStub(
+          grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()))) {}
+
+DeviceProcess::DeviceProcess(const std::string& backends_file, std::vector<std::string> flags)
+    : dir_(MakeTestDir()),
+      process_(DeviceArgv(backends_file, dir_, std::move(flags)), dir_ + "/device.log"),
+      port_(WaitForPort(process_, dir_ + "/port")),
+      stub_(v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                                    grpc::InsecureChannelCredentials()))) {}
+
 BackendSpec TlsBackend(const std::string& name, const std::string& region, const std::string& dir,
                        const std::string& certificate) {
   BackendSpec b{name, region};

@@ -54,6 +54,50 @@ bool WaitForLog(const std::string& path, absl::string_view text,
 // process exits first or `timeout` passes.
 int WaitForPort(Process& p, const std::string& path, absl::Duration timeout = absl::Seconds(60));
 
+// One hr-cloud with the synthetic engine, talked to directly, its files in a
+// directory of its own: `hr-cloud --region=<region> --listen=<listen>
+// --port_file=... --engine=synthetic`, then `flags` (a later flag wins). Waits
+// until it serves; the destructor stops it.
+class CloudProcess {
+ public:
+  explicit CloudProcess(const std::string& region, std::vector<std::string> flags = {},
+                        const std::string& listen = "127.0.0.1:0");
+
+  v1::CloudInference::Stub* stub() { return stub_.get(); }
+  Process& process() { return process_; }
+  int port() const { return port_; }
+  // "127.0.0.1:<port>", or the host `listen` named with the port it bound.
+  const std::string& address() const { return address_; }
+  std::string log_path() const { return process_.log_path(); }
+
+ private:
+  std::string dir_;
+  Process process_;
+  int port_;
+  std::string address_;
+  std::unique_ptr<v1::CloudInference::Stub> stub_;
+};
+
+// One hr-device serving on loopback, talked to directly, its files in a
+// directory of its own: the shipped policy and complexity model, the synthetic
+// local engine and the backends file `backends_file`, then `flags` (a later flag
+// wins). Waits until it serves; the destructor stops it.
+class DeviceProcess {
+ public:
+  explicit DeviceProcess(const std::string& backends_file, std::vector<std::string> flags = {});
+
+  v1::Router::Stub* stub() { return stub_.get(); }
+  Process& process() { return process_; }
+  int port() const { return port_; }
+  std::string log_path() const { return process_.log_path(); }
+
+ private:
+  std::string dir_;
+  Process process_;
+  int port_;
+  std::unique_ptr<v1::Router::Stub> stub_;
+};
+
 struct BackendSpec {
   std::string name;
   std::string region;

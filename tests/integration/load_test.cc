@@ -239,23 +239,20 @@ TEST(LoadTest, CloudStreamApiCountsTheCallsOfAStreamThatBreaks) {
 
 TEST(LoadTest, CloudStreamApiOpensANewStreamWhenTheBackendComesBack) {
   const std::string dir = MakeTestDir();
-  auto start_backend = [&](const std::string& name, const std::string& listen) {
-    return std::make_unique<Process>(
-        std::vector<std::string>{HR_BIN_DIR "/hr-cloud", "--region=eu-west-1", "--engine=synthetic",
-                                 "--synthetic_tokens_per_second=0", "--slots=64",
-                                 "--listen=" + listen, "--port_file=" + dir + "/" + name + ".port"},
-        dir + "/" + name + ".log");
+  auto start_backend = [](const std::string& listen) {
+    return std::make_unique<CloudProcess>(
+        "eu-west-1", std::vector<std::string>{"--synthetic_tokens_per_second=0", "--slots=64"},
+        listen);
   };
-  std::unique_ptr<Process> first = start_backend("first", "127.0.0.1:0");
-  const std::string address = absl::StrCat("127.0.0.1:", WaitForPort(*first, dir + "/first.port"));
+  std::unique_ptr<CloudProcess> first = start_backend("127.0.0.1:0");
+  const std::string address = first->address();
   LoadProcess load(dir, "reopen", R"pb(locales { locale: "fr-FR" } prompts: "un deux")pb",
                    {"--target=" + address, "--api=cloud_stream", "--mode=open", "--rps=50",
                     "--requests=150", "--duration=0", "--timeout=2s"});
   absl::SleepFor(absl::Milliseconds(800));
-  first->Stop(SIGKILL);
+  first->process().Stop(SIGKILL);
   // The same address again, as a restarted backend has it.
-  std::unique_ptr<Process> second = start_backend("second", address);
-  WaitForPort(*second, dir + "/second.port");
+  std::unique_ptr<CloudProcess> second = start_backend(address);
   LoadRun run = load.Finish();
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(run.report.requests(), 150) << run.output;

@@ -62,20 +62,10 @@ TEST(SharedStreamTest, ManyConcurrentRequestsEachGetTheirOwnAnswer) {
 
 // An hr-cloud for driving GenerateStream directly: synthetic, echoing its
 // prompt at 40 tokens a second, 4 slots.
-struct EchoBackend {
-  EchoBackend()
-      : dir(MakeTestDir()),
-        cloud({HR_BIN_DIR "/hr-cloud", "--region=eu-central-1", "--listen=127.0.0.1:0",
-               "--port_file=" + dir + "/port", "--engine=synthetic",
-               "--synthetic_tokens_per_second=40", "--synthetic_echo", "--slots=4"},
-              dir + "/cloud.log"),
-        stub(v1::CloudInference::NewStub(
-            grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(cloud, dir + "/port")),
-                                grpc::InsecureChannelCredentials()))) {}
-  std::string dir;
-  Process cloud;
-  std::unique_ptr<v1::CloudInference::Stub> stub;
-};
+CloudProcess EchoBackend() {
+  return CloudProcess("eu-central-1",
+                      {"--synthetic_tokens_per_second=40", "--synthetic_echo", "--slots=4"});
+}
 
 // Call `id` of a stream, claiming `region`. The backend echoes: more than 100
 // `max_tokens` asks for a long answer (about 6 s at 40 tokens/s), 0 sends no
@@ -101,9 +91,8 @@ v1::CloudStreamCall StreamCall(uint64_t id, const std::string& region, int max_t
 // The backend's side, driven directly: each call has its own checks, status,
 // deadline and cancellation, and none of them ends the stream.
 TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
-  EchoBackend backend;
-  const std::string& dir = backend.dir;
-  auto& stub = backend.stub;
+  CloudProcess backend = EchoBackend();
+  v1::CloudInference::Stub* stub = backend.stub();
   grpc::ClientContext ctx;
   auto stream = stub->GenerateStream(&ctx);
   v1::CloudStreamRequests first;
@@ -145,11 +134,11 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
   EXPECT_EQ(codes[5], grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_EQ(codes[6], 0);
   // Call 4 stops: the backend logs it cancelled, long before its 6 s.
-  EXPECT_TRUE(WaitForLog(dir + "/cloud.log",
+  EXPECT_TRUE(WaitForLog(backend.log_path(),
                          "served request_id=r4 via=stream client=- "
                          "jurisdiction= device_policy= region=eu-central-1 code=CANCELLED",
                          absl::Seconds(5)))
-      << ReadFile(dir + "/cloud.log");
+      << ReadFile(backend.log_path());
   // The caller closes its side; with no call left, the stream ends OK.
   ASSERT_TRUE(stream->WritesDone());
   while (stream->Read(&in)) {
@@ -162,10 +151,10 @@ TEST(SharedStreamTest, BackendEndsEachCallOnItsOwn) {
 // answers apart: the stream ends INVALID_ARGUMENT, naming the id, and the
 // backend stops the work it was doing for it.
 TEST(SharedStreamTest, BackendEndsAStreamThatReusesARunningCallsId) {
-  EchoBackend backend;
+  CloudProcess backend = EchoBackend();
   grpc::ClientContext ctx;
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(30)));
-  auto stream = backend.stub->GenerateStream(&ctx);
+  auto stream = backend.stub()->GenerateStream(&ctx);
   v1::CloudStreamRequests first;
   *first.add_calls() = StreamCall(1, "eu-central-1", 400, 0);  // about 6 s
   *first.add_calls() = StreamCall(2, "eu-central-1", 50, 0);   // done at once
@@ -203,11 +192,11 @@ TEST(SharedStreamTest, BackendEndsAStreamThatReusesARunningCallsId) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(status.error_message(), "call id 1 was sent again while that call was still running");
   EXPECT_LT(absl::Now() - sent, absl::Seconds(4)) << "the stream ran until call 1 was over";
-  EXPECT_TRUE(WaitForLog(backend.dir + "/cloud.log",
+  EXPECT_TRUE(WaitForLog(backend.log_path(),
                          "served request_id=r1 via=stream client=- "
                          "jurisdiction= device_policy= region=eu-central-1 code=CANCELLED",
                          absl::Seconds(5)))
-      << ReadFile(backend.dir + "/cloud.log");
+      << ReadFile(backend.log_path());
 }
 
 TEST(SharedStreamTest, ABrokenStreamEndsItsCallsAndTheNextGoElsewhere) {

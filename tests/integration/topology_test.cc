@@ -379,43 +379,33 @@ TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
 // test may rewrite (policy_path()).
 class DeviceOnOwnPolicy {
  public:
-  explicit DeviceOnOwnPolicy(const std::vector<std::string>& flags)
+  explicit DeviceOnOwnPolicy(std::vector<std::string> flags)
       : dir_(MakeTestDir()), policy_(ReadFile(HR_SOURCE_DIR "/deploy/local/policy.textproto")) {
     std::ofstream(policy_path()) << policy_;
     std::ofstream(dir_ + "/backends.textproto") << "";
-    std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",
-                                     "--listen=127.0.0.1:0",
-                                     "--port_file=" + dir_ + "/port",
-                                     "--policy=" + policy_path(),
-                                     "--backends=" + dir_ + "/backends.textproto",
-                                     "--local_engine=synthetic",
-                                     "--complexity_model="};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    process_ = std::make_unique<Process>(argv, dir_ + "/device.log");
-    int port = WaitForPort(*process_, dir_ + "/port");
-    stub_ = v1::Router::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
+    flags.insert(flags.begin(), {"--policy=" + policy_path(), "--complexity_model="});
+    device_ = std::make_unique<DeviceProcess>(dir_ + "/backends.textproto", std::move(flags));
   }
 
   const std::string& dir() const { return dir_; }
   const std::string& shipped_policy() const { return policy_; }
   std::string policy_path() const { return dir_ + "/policy.textproto"; }
-  std::string log() const { return ReadFile(dir_ + "/device.log"); }
-  Process& process() { return *process_; }
+  std::string log_path() const { return device_->log_path(); }
+  std::string log() const { return ReadFile(log_path()); }
+  Process& process() { return device_->process(); }
 
   // The policy version a decision names now.
   std::string PolicyVersion() {
     grpc::ClientContext ctx;
     v1::RouteInfo info;
-    EXPECT_TRUE(stub_->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
+    EXPECT_TRUE(device_->stub()->Explain(&ctx, Request("zh-CN", "hi"), &info).ok());
     return info.policy_version();
   }
 
  private:
   std::string dir_;
   std::string policy_;
-  std::unique_ptr<Process> process_;
-  std::unique_ptr<v1::Router::Stub> stub_;
+  std::unique_ptr<DeviceProcess> device_;
 };
 
 TEST(TopologyTest, SighupWithABrokenPolicyKeepsTheOldOne) {
@@ -447,7 +437,7 @@ TEST(TopologyTest, ChangedPolicyFileIsReloadedWithoutASignal) {
 
   // A broken edit in place is refused and the last good version stays.
   std::ofstream(d.policy_path()) << "version: \"broken\"\nnot_a_field: 1\n";
-  EXPECT_TRUE(WaitForLog(d.dir() + "/device.log", "reload failed", absl::Seconds(5))) << d.log();
+  EXPECT_TRUE(WaitForLog(d.log_path(), "reload failed", absl::Seconds(5))) << d.log();
   EXPECT_EQ(d.PolicyVersion(), "2026-11-example-2");
 
   // Fixed again: picked up without a signal.
@@ -506,47 +496,16 @@ class IdleConnection {
   const int fd_;
 };
 
-// One synthetic hr-cloud in `region` at 40 tokens/s, talked to directly.
-class SyntheticCloud {
- public:
-  // `extra_flags` go after the usual ones.
-  explicit SyntheticCloud(const std::string& region, std::vector<std::string> extra_flags = {})
-      : dir_(MakeTestDir()),
-        process_(Argv(region, dir_, std::move(extra_flags)), dir_ + "/cloud.log"),
-        port_(WaitForPort(process_, dir_ + "/port")),
-        stub_(v1::CloudInference::NewStub(grpc::CreateChannel(
-            absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials()))) {}
-
-  // A request whose claim allows `region`, asking for `max_tokens`.
-  static v1::CloudRequest Request(const std::string& region, int max_tokens) {
-    return CloudRequestTo("", {region}, "one two three", max_tokens);
-  }
-
-  v1::CloudInference::Stub* stub() { return stub_.get(); }
-  Process& process() { return process_; }
-  int port() const { return port_; }
-  std::string log_path() const { return dir_ + "/cloud.log"; }
-
- private:
-  static std::vector<std::string> Argv(const std::string& region, const std::string& dir,
-                                       std::vector<std::string> extra_flags) {
-    std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud", "--region=" + region,
-                                     "--listen=127.0.0.1:0", "--port_file=" + dir + "/port",
-                                     "--engine=synthetic",   "--synthetic_tokens_per_second=40"};
-    argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-    return argv;
-  }
-
-  std::string dir_;
-  Process process_;
-  int port_;
-  std::unique_ptr<v1::CloudInference::Stub> stub_;
-};
+// A request straight to a backend whose claim allows `region`, asking for
+// `max_tokens`.
+v1::CloudRequest Ask(const std::string& region, int max_tokens) {
+  return CloudRequestTo("", {region}, "one two three", max_tokens);
+}
 
 TEST(TopologyTest, CloudBackendSendsStartWithTheFirstTextAndDoneWithTheLast) {
-  SyntheticCloud cloud("eu-central-1");
+  CloudProcess cloud("eu-central-1", {"--synthetic_tokens_per_second=40"});
   grpc::ClientContext ctx;
-  auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("eu-central-1", 3));
+  auto reader = cloud.stub()->Generate(&ctx, Ask("eu-central-1", 3));
   std::vector<v1::CloudChunk> chunks;
   for (v1::CloudChunk c; reader->Read(&c);) chunks.push_back(c);
   ASSERT_TRUE(reader->Finish().ok());
@@ -568,11 +527,11 @@ TEST(TopologyTest, CloudBackendSendsStartWithTheFirstTextAndDoneWithTheLast) {
 TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
   // The answer under way is finished, and hr-cloud exits once it is, though a
   // client connection stays open and the drain deadline is far off.
-  SyntheticCloud cloud("us-east-1", {"--drain_timeout=120s"});
+  CloudProcess cloud("us-east-1", {"--synthetic_tokens_per_second=40", "--drain_timeout=120s"});
   IdleConnection idle(cloud.port());
   grpc::ClientContext ctx;
   // 30 tokens: about 0.75 s at 40 tokens/s.
-  auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("us-east-1", 30));
+  auto reader = cloud.stub()->Generate(&ctx, Ask("us-east-1", 30));
   v1::CloudChunk chunk;
   ASSERT_TRUE(reader->Read(&chunk));  // the start, with the first token
   ASSERT_TRUE(chunk.has_start());
@@ -592,9 +551,9 @@ TEST(TopologyTest, CloudBackendDrainsInFlightStreamsOnSigterm) {
 TEST(TopologyTest, CloudBackendCancelsWhatIsLeftAtTheDrainDeadline) {
   // 30 tokens at 40 tokens/s outlast a 200 ms drain: the call is cut off with a
   // status, not left hanging, and hr-cloud exits 0 saying so.
-  SyntheticCloud cloud("us-east-1", {"--drain_timeout=200ms"});
+  CloudProcess cloud("us-east-1", {"--synthetic_tokens_per_second=40", "--drain_timeout=200ms"});
   grpc::ClientContext ctx;
-  auto reader = cloud.stub()->Generate(&ctx, SyntheticCloud::Request("us-east-1", 30));
+  auto reader = cloud.stub()->Generate(&ctx, Ask("us-east-1", 30));
   v1::CloudChunk chunk;
   ASSERT_TRUE(reader->Read(&chunk));
   kill(cloud.process().pid(), SIGTERM);
@@ -679,7 +638,7 @@ TEST(TopologyTest, DeviceSocketFileTakesItsModeAndABadModeIsRefused) {
 TEST(TopologyTest, ASecondServerOnAnAddressInUseRefusesToStart) {
   const std::string dir = MakeTestDir();
   // A port: gRPC would share it (SO_REUSEPORT) and split the connections.
-  SyntheticCloud cloud("us-east-1");
+  CloudProcess cloud("us-east-1", {"--synthetic_tokens_per_second=40"});
   const std::string taken = absl::StrCat("127.0.0.1:", cloud.port());
   Process second(
       {HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--engine=synthetic", "--listen=" + taken},
@@ -773,23 +732,13 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
   // calls; the device must still exit 0 (no operation started on its shut-down
   // completion queues by a backend call that ended late).
   std::string dir = MakeTestDir();
-  Process cloud({HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--listen=127.0.0.1:0",
-                 "--port_file=" + dir + "/cloud.port", "--engine=synthetic",
-                 "--synthetic_tokens_per_second=20", "--slots=8"},
-                dir + "/cloud.log");
-  int cloud_port = WaitForPort(cloud, dir + "/cloud.port");
+  CloudProcess cloud("us-east-1", {"--synthetic_tokens_per_second=20", "--slots=8"});
   std::ofstream(dir + "/backends.textproto")
-      << "backends { name: \"us\" address: \"127.0.0.1:" << cloud_port
+      << "backends { name: \"us\" address: \"" << cloud.address()
       << "\" region: \"us-east-1\" model_family: \"llama\" }\n";
-  Process device({HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0",
-                  "--port_file=" + dir + "/device.port",
-                  "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
-                  "--backends=" + dir + "/backends.textproto", "--local_engine=synthetic",
-                  "--complexity_model=", "--drain_timeout=200ms"},
-                 dir + "/device.log");
-  int port = WaitForPort(device, dir + "/device.port");
-  auto stub = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                                      grpc::InsecureChannelCredentials()));
+  DeviceProcess device(dir + "/backends.textproto",
+                       {"--complexity_model=", "--drain_timeout=200ms"});
+  v1::Router::Stub* stub = device.stub();
   constexpr int kCalls = 4;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
   std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>>> readers;
@@ -804,15 +753,15 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
     ASSERT_TRUE(r.has_route());
     ASSERT_EQ(r.route().target(), v1::CLOUD);
   }
-  kill(device.pid(), SIGTERM);
+  kill(device.process().pid(), SIGTERM);
   for (auto& reader : readers) {
     v1::GenerateResponse r;
     while (reader->Read(&r)) {
     }
     EXPECT_FALSE(reader->Finish().ok());
   }
-  EXPECT_EQ(device.WaitExit(absl::Seconds(15)), 0) << ReadFile(dir + "/device.log");
-  EXPECT_FALSE(absl::StrContains(ReadFile(dir + "/device.log"), "still running"));
+  EXPECT_EQ(device.process().WaitExit(absl::Seconds(15)), 0) << ReadFile(device.log_path());
+  EXPECT_FALSE(absl::StrContains(ReadFile(device.log_path()), "still running"));
 }
 
 // Stops `pid` (SIGSTOP) and waits until every one of its threads has: kill()
@@ -1067,31 +1016,22 @@ TEST(TopologyTest, DevicesReachAReplicaAddedBehindTheBackendsName) {
   dns.SetAddresses({"127.0.0.1"});
   const std::string dir = MakeTestDir();
   auto start_replica = [&](const std::string& name, const std::string& listen) {
-    return std::make_unique<Process>(
-        std::vector<std::string>{HR_BIN_DIR "/hr-cloud", "--region=us-east-1", "--engine=synthetic",
-                                 "--synthetic_tokens_per_second=0", "--listen=" + listen,
-                                 "--port_file=" + dir + "/" + name + ".port",
+    return std::make_unique<CloudProcess>(
+        "us-east-1",
+        std::vector<std::string>{"--synthetic_tokens_per_second=0",
                                  "--record_requests=" + dir + "/" + name + ".received",
                                  "--max_connection_age=1s", "--max_connection_age_grace=3s"},
-        dir + "/" + name + ".log");
+        listen);
   };
-  std::unique_ptr<Process> first = start_replica("first", "127.0.0.1:0");
-  const int port = WaitForPort(*first, dir + "/first.port");
+  std::unique_ptr<CloudProcess> first = start_replica("first", "127.0.0.1:0");
+  const int port = first->port();
   // The second replica's address, not yet behind the name.
-  std::unique_ptr<Process> second = start_replica("second", absl::StrCat("127.0.0.2:", port));
-  WaitForPort(*second, dir + "/second.port");
+  std::unique_ptr<CloudProcess> second = start_replica("second", absl::StrCat("127.0.0.2:", port));
   std::ofstream(dir + "/backends.textproto")
       << "backends { name: \"us-east-1-a\" address: \"dns://127.0.0.1:" << dns.port()
       << "/replicas.test:" << port << "\" region: \"us-east-1\" model_family: \"qwen\" }\n";
-  Process device(
-      {HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--port_file=" + dir + "/device.port",
-       "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
-       "--backends=" + dir + "/backends.textproto", "--local_engine=synthetic",
-       "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"},
-      dir + "/device.log");
-  auto stub = v1::Router::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", WaitForPort(device, dir + "/device.port")),
-                          grpc::InsecureChannelCredentials()));
+  DeviceProcess device(dir + "/backends.textproto");
+  v1::Router::Stub* stub = device.stub();
   auto served_by = [&](const std::string& name) {
     const std::string received = ReadFile(dir + "/" + name + ".received");
     return std::count(received.begin(), received.end(), '\n');
@@ -1099,7 +1039,7 @@ TEST(TopologyTest, DevicesReachAReplicaAddedBehindTheBackendsName) {
   int requests = 0;
   auto ask = [&] {
     Answer a = Generate(
-        stub.get(), Request("en-US", absl::StrCat("hello ", requests++), true, v1::PREFER_CLOUD, 4),
+        stub, Request("en-US", absl::StrCat("hello ", requests++), true, v1::PREFER_CLOUD, 4),
         absl::Seconds(10));
     EXPECT_TRUE(a.status.ok()) << a.status.error_message();
     EXPECT_EQ(a.route.target(), v1::CLOUD) << a.route.DebugString();
