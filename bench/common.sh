@@ -102,12 +102,19 @@ free_port() {
 
 # start_nginx (after start_proxy_pair): nginx (Debian's package; one worker per
 # core, upstream keepalive) relaying gRPC with grpc_pass to the same backend, on a
-# free loopback port, config and logs in $OUT/nginx. Sets NGINX_PID (the master)
-# and NGINX_PORT; nginx_workers lists the workers' pids.
+# free loopback port or, with NGINX_LISTEN=unix:PATH, on that Unix socket; config
+# and logs in $OUT/nginx. Sets NGINX_PID (the master) and NGINX_TARGET (what hr-load
+# calls); nginx_workers lists the workers' pids.
 start_nginx() {
   mkdir -p "$OUT/nginx"
-  NGINX_PORT=$(free_port)
   local dir; dir=$(cd "$OUT/nginx" && pwd)
+  local listen socket=
+  if [[ ${NGINX_LISTEN:-} == unix:* ]]; then
+    listen=$NGINX_LISTEN socket=${NGINX_LISTEN#unix:} NGINX_TARGET=$NGINX_LISTEN
+  else
+    local port; port=$(free_port)
+    listen=127.0.0.1:$port NGINX_TARGET=127.0.0.1:$port
+  fi
   cat >"$dir/nginx.conf" <<EOC
 worker_processes auto;
 daemon off;
@@ -118,7 +125,7 @@ http {
   access_log off;
   upstream backend { server 127.0.0.1:$BACKEND_PORT; keepalive 64; }
   server {
-    listen 127.0.0.1:$NGINX_PORT http2;
+    listen $listen http2;
     location / { grpc_pass grpc://backend; }
   }
 }
@@ -127,7 +134,11 @@ EOC
   NGINX_PID=$!
   PIDS+=("$NGINX_PID")
   for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && return 0
+    if [[ -n $socket ]]; then
+      [[ -S $socket ]] && return 0
+    else
+      (exec 3<>"/dev/tcp/${NGINX_TARGET/://}") 2>/dev/null && return 0
+    fi
     kill -0 "$NGINX_PID" 2>/dev/null || break
     sleep 0.05
   done

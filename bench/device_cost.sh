@@ -41,7 +41,7 @@ esac
 start_proxy_pair
 if [[ $PROXY == nginx ]]; then
   start_nginx
-  TARGET=(--target "127.0.0.1:$NGINX_PORT" --api cloud)
+  TARGET=(--target "$NGINX_TARGET" --api cloud)
   COUNTED=$(nginx_workers | paste -sd,) NAME="nginx (workers)"
 else
   TARGET=(--target "$DEVICE_TARGET" --api router)

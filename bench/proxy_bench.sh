@@ -16,6 +16,8 @@
 #   bench/proxy_bench.sh            (after scripts/setup.sh; installs nginx and jq if missing)
 #   ROUNDS=3 DURATION=10s CONCURRENCY=16 RPS=500 bench/proxy_bench.sh
 #   DEVICE_FLAGS=--io_threads=2 bench/proxy_bench.sh     (extra hr-device flags)
+#   UNIX_SOCKETS=1 bench/proxy_bench.sh   (the hr-devices and nginx serve the client on
+#                                          Unix sockets; the backend stays on TCP)
 #
 # Everything runs on this machine: client, router, proxy and backend share its
 # cores. Results and logs go to build/bench/proxy/.
@@ -35,11 +37,20 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 source bench/common.sh
 need_binaries hr-cloud hr-device hr-load
 need_commands nginx jq
-SHARED_STREAM=1 start_proxy_pair
-start_device device-call 127.0.0.1:0 false
+if [[ ${UNIX_SOCKETS:-0} == 1 ]]; then
+  # The proxies serve on Unix sockets, as apps on a phone reach hr-device; the
+  # backend stays on loopback TCP, as a remote one is reached over the network.
+  SOCKETS=$(cd "$OUT" && pwd)
+  DEVICE_LISTEN=unix:$SOCKETS/device.sock SHARED_STREAM=1 start_proxy_pair
+  start_device device-call "unix:$SOCKETS/device-call.sock" false
+  NGINX_LISTEN=unix:$SOCKETS/nginx.sock start_nginx
+else
+  SHARED_STREAM=1 start_proxy_pair
+  start_device device-call 127.0.0.1:0 false
+  NGINX_LISTEN='' start_nginx
+fi
 CALL_DEVICE_PID=$STARTED_PID
 CALL_DEVICE_TARGET=$STARTED_TARGET
-start_nginx
 
 # CPU time (user + system, in clock ticks) of a process and its children threads;
 # for nginx, the master and its workers.
@@ -61,7 +72,7 @@ HZ=$(getconf CLK_TCK)
 declare -A TARGET=([direct]="127.0.0.1:$BACKEND_PORT --api cloud"
                    [device]="$DEVICE_TARGET --api router"
                    [device-call]="$CALL_DEVICE_TARGET --api router"
-                   [nginx]="127.0.0.1:$NGINX_PORT --api cloud")
+                   [nginx]="$NGINX_TARGET --api cloud")
 NAMES=(direct device device-call nginx)
 
 load() {  # name json-out extra-flags...
