@@ -98,6 +98,11 @@ int64_t MicrosSince(absl::Time t) { return absl::ToInt64Microseconds(absl::Now()
 // end it (it should, DEADLINE_EXCEEDED) before ending it itself.
 constexpr absl::Duration kStreamedCallGrace = absl::Seconds(1);
 
+// How many of a channel's streams a call is offered before it ends UNAVAILABLE.
+// Another thread may retire the stream a call was given before the call is added
+// to it; with a short --stream_max_age that can happen to the next one too.
+constexpr int kStreamAttempts = 3;
+
 class Driver;
 
 // What one request's answer said, checked against the API's message order
@@ -466,16 +471,16 @@ class Driver {
       *call.mutable_request() = ToCloudRequest(request);
       call.set_timeout_micros(absl::ToInt64Microseconds(timeout_));
       AnswerTracker tracker(scheduled, request.request_id(), request.locale());
-      // A stream retired or broken since StreamOn gave it: once more on the
-      // channel's next stream; when that one will not take it either, the call
-      // ends UNAVAILABLE.
+      // A stream retired or broken since StreamOn gave it: the call goes on the
+      // channel's next stream; when kStreamAttempts streams in a row will not
+      // take it, it ends UNAVAILABLE.
       std::shared_ptr<CallStream> stream = StreamOn(channel);
-      if (!stream->Add(call, tracker, deadline)) {
+      bool added = stream->Add(call, tracker, deadline);
+      for (int attempt = 1; !added && attempt < kStreamAttempts; ++attempt) {
         stream = StreamOn(channel);
-        if (!stream->Add(call, tracker, deadline)) {
-          FinishedStreamed(tracker.End(grpc::StatusCode::UNAVAILABLE, stream->refusal()));
-        }
+        added = stream->Add(call, tracker, deadline);
       }
+      if (!added) FinishedStreamed(tracker.End(grpc::StatusCode::UNAVAILABLE, stream->refusal()));
     } else if (cloud_api_) {
       auto* call = new Call<v1::CloudRequest, v1::CloudChunk>(
           this, scheduled, deadline, ToCloudRequest(request), request.locale());
