@@ -98,10 +98,9 @@ int64_t MicrosSince(absl::Time t) { return absl::ToInt64Microseconds(absl::Now()
 // end it (it should, DEADLINE_EXCEEDED) before ending it itself.
 constexpr absl::Duration kStreamedCallGrace = absl::Seconds(1);
 
-// How many of a channel's streams a call is offered before it ends UNAVAILABLE.
-// Another thread may retire the stream a call was given before the call is added
-// to it; with a short --stream_max_age that can happen to the next one too.
-constexpr int kStreamAttempts = 3;
+// How many of a channel's streams a call is offered before it ends UNAVAILABLE:
+// the stream a call was given may break before the call is added to it.
+constexpr int kStreamAttempts = 2;
 
 class Driver;
 
@@ -235,16 +234,24 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
   }
   void Start() { StartCall(); }
 
-  // Sends `call`, which ends as its answer arrives. False, with `call` and
-  // `tracker` left as they were, once the stream is closed or ending: the call
-  // needs another stream then.
+  // Promises the stream one more call: Close() waits for it to be added, so a
+  // stream retired by another thread in between still takes it.
+  void HandOut() {
+    absl::MutexLock lock(&mu_);
+    ++handed_out_;
+  }
+
+  // Sends `call`, handed out before, which ends as its answer arrives. False,
+  // with `call` and `tracker` left as they were, once the stream is ending (it
+  // broke or the backend ended it): the call needs another stream then.
   bool Add(v1::CloudStreamCall& call, AnswerTracker& tracker, absl::Time deadline);
 
   // Ends, DEADLINE_EXCEEDED, the calls still waiting `grace` after their
   // deadline, and tells the backend to stop them.
   void Expire(absl::Duration grace);
 
-  // No more calls: closes the sending side once what is queued is written.
+  // No more calls but those handed out: closes the sending side once they are
+  // added and what is queued is written.
   void Close() {
     absl::MutexLock lock(&mu_);
     closing_ = true;
@@ -306,7 +313,7 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
       mu_.Unlock();
       StartWrite(&out_);
       mu_.Lock();
-    } else if (closing_) {
+    } else if (closing_ && handed_out_ == 0) {
       writing_ = true;
       mu_.Unlock();
       StartWritesDone();
@@ -327,6 +334,7 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
   v1::CloudStreamRequests queued_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;  // a write or the close is being started or in flight
   bool closing_ ABSL_GUARDED_BY(mu_) = false;  // Close() was called
+  int handed_out_ ABSL_GUARDED_BY(mu_) = 0;    // calls promised by HandOut, not yet added
   bool releasing_ ABSL_GUARDED_BY(mu_) = false;  // ending: no more writes, the hold goes
   bool held_ ABSL_GUARDED_BY(mu_) = true;        // the hold Bind() took is still there
   std::string end_message_ ABSL_GUARDED_BY(mu_);
@@ -368,7 +376,7 @@ class Driver {
       if (!c->WaitForConnected(absl::ToChronoTime(absl::Now() + timeout))) return false;
     }
     if (streamed_) {
-      for (size_t i = 0; i < channels_.size(); ++i) StreamOn(i);
+      for (size_t i = 0; i < channels_.size(); ++i) StreamOn(i, /*hand_out=*/false);
     }
     return true;
   }
@@ -471,9 +479,9 @@ class Driver {
       *call.mutable_request() = ToCloudRequest(request);
       call.set_timeout_micros(absl::ToInt64Microseconds(timeout_));
       AnswerTracker tracker(scheduled, request.request_id(), request.locale());
-      // A stream retired or broken since StreamOn gave it: the call goes on the
+      // A stream that broke since StreamOn gave it: the call goes on the
       // channel's next stream; when kStreamAttempts streams in a row will not
-      // take it, it ends UNAVAILABLE.
+      // take it, it ends UNAVAILABLE. (A stream retired in between still takes it.)
       std::shared_ptr<CallStream> stream = StreamOn(channel);
       bool added = stream->Add(call, tracker, deadline);
       for (int attempt = 1; !added && attempt < kStreamAttempts; ++attempt) {
@@ -498,8 +506,9 @@ class Driver {
 
   // The open stream of `channel`; a new one, as a device opens, when the last
   // one has ended or is older than --stream_max_age. An old stream is closed:
-  // its calls finish on it.
-  std::shared_ptr<CallStream> StreamOn(size_t channel) {
+  // its calls finish on it. With `hand_out`, the stream is promised the call the
+  // caller adds next (CallStream::HandOut), before another thread can retire it.
+  std::shared_ptr<CallStream> StreamOn(size_t channel, bool hand_out = true) {
     std::shared_ptr<CallStream> fresh;
     std::shared_ptr<CallStream> retired;
     {
@@ -509,6 +518,7 @@ class Driver {
       const absl::Time now = absl::Now();
       if (open.stream != nullptr && open.stream->usable()) {
         if (stream_max_age_ <= absl::ZeroDuration() || now - open.opened < stream_max_age_) {
+          if (hand_out) open.stream->HandOut();
           return open.stream;
         }
         retired = open.stream;
@@ -522,6 +532,7 @@ class Driver {
       open.opened = now;
       all_streams_.push_back(fresh);
       fresh->Bind(cloud_stubs_[channel].get(), fresh);  // before another thread can add to it
+      if (hand_out) fresh->HandOut();
     }
     // Outside the lock: a stream that fails at once, or one whose close lets it
     // end, may call back from here.
@@ -609,8 +620,11 @@ class Driver {
 
 bool CallStream::Add(v1::CloudStreamCall& call, AnswerTracker& tracker, absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  // Closed: what is queued now may already be behind the close.
-  if (closing_ || releasing_) return false;
+  if (handed_out_ > 0) --handed_out_;
+  if (releasing_) {
+    WriteNextLocked();  // the hold may go now
+    return false;
+  }
   waiting_.emplace(call.call_id(), Waiting{std::move(tracker), deadline});
   *queued_.add_calls() = std::move(call);
   WriteNextLocked();
