@@ -158,9 +158,9 @@ class StreamCall;
 // behind it leaves in one message), reads the chunks and hands each to its call.
 // When the stream ends, every call still on it ends UNAVAILABLE, so the router
 // can try another backend, and the next call opens a new stream. A retired
-// stream takes no new calls; once the ones on it have ended it closes its side,
-// and the backend ends it. Runs on one completion queue; keeps itself alive
-// (self_) until every tag is back.
+// stream takes no new calls but those handed out to it before (HandOut); once
+// the calls on it have ended it closes its side, and the backend ends it. Runs on one completion
+// queue; keeps itself alive (self_) until every tag is back.
 class CallStream final : public std::enable_shared_from_this<CallStream> {
  public:
   // Counted in `live` until the last tag is back.
@@ -173,10 +173,24 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
     stream_->Read(&in_, &read_tag_);
   }
 
-  // Sends `request` as call `id` with what is left of `deadline`. False when the
-  // stream has ended or is retired; the call is not taken then.
+  // Promises the stream one more call, which Add or Withdraw then settles: a
+  // stream retired in between (it grew old) still takes it, and does not close
+  // before. Given out under GrpcCloudClient's lock, which retiring needs.
+  void HandOut() {
+    absl::MutexLock lock(&mu_);
+    ++handed_out_;
+  }
+  // Sends `request` as call `id`, handed out before, with what is left of
+  // `deadline`. False when the stream has ended or its backend was dropped by a
+  // reload; the call is not taken then.
   bool Add(uint64_t id, std::shared_ptr<StreamCall> call, const v1::CloudRequest& request,
            absl::Time deadline);
+  // The call handed out will not be added after all.
+  void Withdraw() {
+    absl::MutexLock lock(&mu_);
+    --handed_out_;
+    WriteNextLocked();
+  }
   // The call gave up (cancelled, or out of time): the backend is told to stop it.
   void Forget(uint64_t id);
   uint64_t NextId() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
@@ -184,10 +198,13 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
     absl::MutexLock lock(&mu_);
     return ended_stream_;
   }
-  // Takes no new calls from now on; the stream closes once its calls have ended.
-  void Retire() {
+  // Takes no new calls from now on but those handed out already, none at all
+  // when `dropped` (a reload took its backend out); the stream closes once its
+  // calls have ended.
+  void Retire(bool dropped) {
     absl::MutexLock lock(&mu_);
     retired_ = true;
+    dropped_ = dropped_ || dropped;
     WriteNextLocked();
   }
   // For shutdown, once no call is left: ends the stream.
@@ -212,7 +229,8 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
       stream_->Write(*next, &write_tag_);
       return;
     }
-    if (retired_ && calls_.empty() && !out_.in_flight() && !ended_stream_ && !closing_) {
+    if (retired_ && calls_.empty() && handed_out_ == 0 && !out_.in_flight() && !ended_stream_ &&
+        !closing_) {
       closing_ = true;
       refs_.fetch_add(1, std::memory_order_relaxed);
       stream_->WritesDone(&writes_done_tag_);
@@ -263,6 +281,8 @@ class CallStream final : public std::enable_shared_from_this<CallStream> {
   bool starting_ ABSL_GUARDED_BY(mu_) = true;  // until the start is back
   bool ended_stream_ ABSL_GUARDED_BY(mu_) = false;
   bool retired_ ABSL_GUARDED_BY(mu_) = false;
+  bool dropped_ ABSL_GUARDED_BY(mu_) = false;  // retired by a reload: refuses every call
+  int handed_out_ ABSL_GUARDED_BY(mu_) = 0;    // calls promised by HandOut, not yet settled
   bool closing_ ABSL_GUARDED_BY(mu_) = false;  // WritesDone started
   // The start tag, the read-then-finish chain, and a write or WritesDone when in flight.
   std::atomic<int> refs_{2};
@@ -287,7 +307,8 @@ class StreamCall final : public CloudCall {
       : callbacks_(std::move(callbacks)), live_(std::in_place, live) {}
 
   // Starts the alarms, then hands the call to the stream `stream_for` returns.
-  // When that stream has ended or was retired in between, asks once more; when
+  // When that stream has ended or a reload dropped its backend in between (one
+  // that grew old still takes it), asks once more; when
   // the next one will not take it either, or there is none (null), the call ends
   // UNAVAILABLE (on the queue).
   void Begin(const std::function<std::shared_ptr<CallStream>()>& stream_for,
@@ -309,7 +330,10 @@ class StreamCall final : public CloudCall {
       std::shared_ptr<CallStream> stream = stream_for();
       if (stream == nullptr) break;  // the backend's connection was dropped
       absl::MutexLock lock(&mu_);
-      if (ended_call_) return;  // the deadline passed already
+      if (ended_call_) {  // the deadline passed already
+        stream->Withdraw();
+        return;
+      }
       stream_ = std::move(stream);
       id_ = stream_->NextId();
       if (stream_->Add(id_, self_, request, deadline)) return;
@@ -434,7 +458,11 @@ class StreamCall final : public CloudCall {
 bool CallStream::Add(uint64_t id, std::shared_ptr<StreamCall> call, const v1::CloudRequest& request,
                      absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  if (ended_stream_ || retired_) return false;
+  --handed_out_;
+  if (ended_stream_ || dropped_) {
+    WriteNextLocked();  // a retired stream may close now
+    return false;
+  }
   calls_.emplace(id, std::move(call));
   int64_t timeout = 0;
   if (deadline != absl::InfiniteFuture()) {
@@ -568,15 +596,15 @@ void GrpcCloudClient::KeepOnly(const v1::Backends& backends) {
       ++it;
       continue;
     }
-    RetireStreamLocked(*it->second);
+    RetireStreamLocked(*it->second, /*dropped=*/true);
     it->second->dropped = true;
     connections_.erase(it++);
   }
 }
 
-void GrpcCloudClient::RetireStreamLocked(Connection& connection) {
+void GrpcCloudClient::RetireStreamLocked(Connection& connection, bool dropped) {
   if (connection.stream == nullptr) return;
-  connection.stream->Retire();
+  connection.stream->Retire(dropped);
   retired_streams_.erase(
       std::remove_if(retired_streams_.begin(), retired_streams_.end(),
                      [](const std::weak_ptr<CallStream>& s) { return s.expired(); }),
@@ -608,17 +636,18 @@ std::shared_ptr<CallStream> GrpcCloudClient::StreamFor(Connection& connection) {
   // stay open, as nothing would retire or close it.
   if (connection.dropped) return nullptr;
   const absl::Time now = absl::Now();
-  if (connection.stream != nullptr && !connection.stream->ended()) {
-    if (options_.stream_max_age <= absl::ZeroDuration() ||
-        now - connection.stream_opened < options_.stream_max_age) {
-      return connection.stream;
-    }
+  if (connection.stream != nullptr && !connection.stream->ended() &&
+      options_.stream_max_age > absl::ZeroDuration() &&
+      now - connection.stream_opened >= options_.stream_max_age) {
     // Too old: its calls finish where they are; the next stream is placed anew.
-    RetireStreamLocked(connection);
+    RetireStreamLocked(connection, /*dropped=*/false);
   }
-  connection.stream = std::make_shared<CallStream>(&live_streams_);
-  connection.stream->Begin(connection.stub.get(), pick_queue_());
-  connection.stream_opened = now;
+  if (connection.stream == nullptr || connection.stream->ended()) {
+    connection.stream = std::make_shared<CallStream>(&live_streams_);
+    connection.stream->Begin(connection.stub.get(), pick_queue_());
+    connection.stream_opened = now;
+  }
+  connection.stream->HandOut();
   return connection.stream;
 }
 

@@ -139,11 +139,13 @@ class GrpcCloudClient : public CloudClient {
   };
   // The connection to `backend`'s address with its TLS settings, made on first use.
   std::shared_ptr<Connection> ConnectionFor(const v1::Backend& backend);
-  // The connection's open stream, opened when there is none or it ended; null
-  // once KeepOnly dropped the connection.
+  // The connection's open stream, opened when there is none or it ended, and
+  // handed out for one call (CallStream::HandOut); null once KeepOnly dropped
+  // the connection.
   std::shared_ptr<CallStream> StreamFor(Connection& connection);
-  // Takes no new calls on the connection's stream, which closes once its calls end.
-  void RetireStreamLocked(Connection& connection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes no new calls on the connection's stream (but those handed out, unless
+  // `dropped`), which closes once its calls end.
+  void RetireStreamLocked(Connection& connection, bool dropped) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::function<grpc::CompletionQueue*()> pick_queue_;
   const GrpcCloudClientOptions options_;

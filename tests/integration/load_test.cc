@@ -325,6 +325,44 @@ TEST(LoadTest, CloudStreamApiStreamRetiredUnderACallStillTakesIt) {
   EXPECT_GT(std::vector<absl::string_view>(absl::StrSplit(log, "stream opened")).size(), 100u);
 }
 
+// The same race in hr-device, whose threads (--io_threads=2) share a backend's
+// stream: with --stream_max_age=1us a stream is retired by the next request or
+// so, at times between the moment a call is given it and the moment the call is
+// added. The stream still takes the call, so no attempt fails and no request
+// falls back to the local model; and every retired stream closes once its calls
+// are done.
+TEST(LoadTest, DeviceStreamRetiredUnderACallStillTakesIt) {
+  BackendSpec us{"us-east-1-a", "us-east-1"};
+  us.shared_stream = true;
+  us.flags = {"--slots=64", "--log_level=debug"};  // logs each stream opened and ended
+  std::vector<std::string> device_flags = kFastLocal;
+  device_flags.insert(device_flags.end(), {"--io_threads=2", "--stream_max_age=1us"});
+  Topology t({us}, device_flags);
+  LoadRun run = RunLoad(t.dir(), "retired",
+                        R"pb(locales { locale: "en-US" hint: PREFER_CLOUD } prompts: "hello there" options {
+             max_tokens: 2
+           })pb",
+                        {absl::StrCat("--target=127.0.0.1:", t.device_port()), "--mode=closed",
+                         "--concurrency=32", "--requests=15000", "--duration=0"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(run.report.ok(), 15000) << run.output;
+  EXPECT_EQ(Routes(run.report), (std::map<std::string, int64_t>{{"cloud/us-east-1", 15000}}))
+      << run.output;
+  EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "attempt failed"));
+
+  auto count = [&](absl::string_view what) {
+    const std::string log = ReadFile(t.dir() + "/us-east-1-a.log");
+    return std::vector<absl::string_view>(absl::StrSplit(log, what)).size() - 1;
+  };
+  const size_t opened = count("stream opened");
+  EXPECT_GT(opened, 100u);
+  // All but the current stream end; a stream given a call it never took would not.
+  for (int i = 0; i < 100 && count("stream ended") + 1 < opened; ++i) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_GE(count("stream ended") + 1, opened);
+}
+
 TEST(LoadTest, CloudApiLoadsABackendOverTls) {
   const std::string certs = MakeTestDir();
   MakeCertificateAuthority(certs, "operator-ca");
