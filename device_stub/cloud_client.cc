@@ -159,8 +159,8 @@ class StreamCall;
 // When the stream ends, every call still on it ends UNAVAILABLE, so the router
 // can try another backend, and the next call opens a new stream. A retired
 // stream takes no new calls but those handed out to it before (HandOut); once
-// the calls on it have ended it closes its side, and the backend ends it. Runs on one completion
-// queue; keeps itself alive (self_) until every tag is back.
+// the calls on it have ended it closes its side, and the backend ends it. Runs
+// on one completion queue; keeps itself alive (self_) until every tag is back.
 class CallStream final : public std::enable_shared_from_this<CallStream> {
  public:
   // Counted in `live` until the last tag is back.
@@ -308,9 +308,9 @@ class StreamCall final : public CloudCall {
 
   // Starts the alarms, then hands the call to the stream `stream_for` returns.
   // When that stream has ended or a reload dropped its backend in between (one
-  // that grew old still takes it), asks once more; when
-  // the next one will not take it either, or there is none (null), the call ends
-  // UNAVAILABLE (on the queue).
+  // that grew old still takes it), asks once more; when the next one will not
+  // take it either, or there is none (null), the call ends UNAVAILABLE (on the
+  // queue).
   void Begin(const std::function<std::shared_ptr<CallStream>()>& stream_for,
              const v1::CloudRequest& request, grpc::CompletionQueue* queue, absl::Time deadline,
              absl::Duration first_text_timeout, std::shared_ptr<StreamCall> self) {
