@@ -263,11 +263,11 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
     absl::MutexLock lock(&mu_);
     return !closing_ && !releasing_;
   }
-  // Why the stream takes no more calls.
+  // Why Add refused a call: the stream is ending.
   std::string refusal() {
     absl::MutexLock lock(&mu_);
     if (!end_message_.empty()) return absl::StrCat("the stream ended: ", end_message_);
-    return closing_ ? "the stream is closed" : "the stream is ending";
+    return "the stream is ending";
   }
   // Waits for the stream to end; false after `timeout`.
   bool WaitDone(absl::Duration timeout) {
@@ -620,7 +620,7 @@ class Driver {
 
 bool CallStream::Add(v1::CloudStreamCall& call, AnswerTracker& tracker, absl::Time deadline) {
   absl::MutexLock lock(&mu_);
-  if (handed_out_ > 0) --handed_out_;
+  --handed_out_;
   if (releasing_) {
     WriteNextLocked();  // the hold may go now
     return false;

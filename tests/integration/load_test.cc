@@ -309,7 +309,7 @@ TEST(LoadTest, CloudStreamApiRenewsItsStreamsBeforeTheBackendClosesTheirConnecti
 // With a --stream_max_age far shorter than the run, a channel's stream is retired
 // by the next request or so, at times by another thread between the moment a call
 // is given the stream and the moment it is added to it. A retired stream still
-// takes the calls it was given, so none ends UNAVAILABLE ("the stream is closed").
+// takes the calls it was given, so none ends UNAVAILABLE.
 TEST(LoadTest, CloudStreamApiStreamRetiredUnderACallStillTakesIt) {
   CloudProcess backend("eu-west-1", {"--synthetic_tokens_per_second=0", "--slots=64",
                                      "--log_level=debug"});  // logs each stream opened
