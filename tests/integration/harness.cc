@@ -108,6 +108,12 @@ int WaitForPort(Process& p, const std::string& path, absl::Duration timeout) {
   return 0;
 }
 
+int CountLines(const std::string& log, const std::string& text) {
+  int n = 0;
+  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
+  return n;
+}
+
 std::string MakeTestDir() {
   std::string tmpl = ::testing::TempDir() + "/hr-it-XXXXXX";
   char* dir = mkdtemp(tmpl.data());

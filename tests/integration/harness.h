@@ -45,6 +45,10 @@ class Process {
 // Reads a whole file ("" when missing).
 std::string ReadFile(const std::string& path);
 
+// How many times `text` stands in `log`: the lines of one kind a log has, when
+// each says it once.
+int CountLines(const std::string& log, const std::string& text);
+
 // Waits until the file at `path` (a process's log, say) contains `text`; false
 // after `timeout`.
 bool WaitForLog(const std::string& path, absl::string_view text,

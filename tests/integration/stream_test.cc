@@ -24,13 +24,6 @@ BackendSpec Streamed(const std::string& name, const std::string& region,
   return b;
 }
 
-// How many lines of `log` contain `text`.
-int CountLines(const std::string& log, const std::string& text) {
-  int n = 0;
-  for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++n;
-  return n;
-}
-
 TEST(SharedStreamTest, ManyConcurrentRequestsEachGetTheirOwnAnswer) {
   // Room for all of them at once: what arrives together leaves together.
   Topology t({Streamed("us-east-1-a", "us-east-1", {"--slots=8", "--max_queue=64"})});
