@@ -146,26 +146,33 @@ void MakeCertificate(const std::string& dir, const std::string& ca, const std::s
 
 namespace {
 
+// hr-cloud in `region` on `listen`, its port written to `port_file`, then `flags`.
 std::vector<std::string> CloudArgv(const std::string& region, const std::string& listen,
-                                   const std::string& dir, std::vector<std::string> flags) {
+                                   const std::string& port_file,
+                                   const std::vector<std::string>& flags) {
   std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud", "--region=" + region,
-                                   "--listen=" + listen, "--port_file=" + dir + "/port",
-                                   "--engine=synthetic"};
+                                   "--listen=" + listen, "--port_file=" + port_file};
   argv.insert(argv.end(), flags.begin(), flags.end());
   return argv;
 }
 
-std::vector<std::string> DeviceArgv(const std::string& backends_file, const std::string& dir,
-                                    std::vector<std::string> flags) {
-  std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",
-                                   "--listen=127.0.0.1:0",
-                                   "--port_file=" + dir + "/port",
-                                   "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
-                                   "--backends=" + backends_file,
-                                   "--local_engine=synthetic",
-                                   "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"};
+// hr-device on a loopback port written to `port_file`, with the shipped policy
+// and complexity model and `backends_file`, then `flags`.
+std::vector<std::string> DeviceArgv(const std::string& backends_file, const std::string& port_file,
+                                    const std::vector<std::string>& flags) {
+  std::vector<std::string> argv = {
+      HR_BIN_DIR "/hr-device",       "--listen=127.0.0.1:0",
+      "--port_file=" + port_file,    "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+      "--backends=" + backends_file, "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb"};
   argv.insert(argv.end(), flags.begin(), flags.end());
   return argv;
+}
+
+// `first`, then `rest`.
+std::vector<std::string> Joined(std::vector<std::string> first,
+                                const std::vector<std::string>& rest) {
+  first.insert(first.end(), rest.begin(), rest.end());
+  return first;
 }
 
 }  // namespace
@@ -173,7 +180,8 @@ std::vector<std::string> DeviceArgv(const std::string& backends_file, const std:
 CloudProcess::CloudProcess(const std::string& region, std::vector<std::string> flags,
                            const std::string& listen)
     : dir_(MakeTestDir()),
-      process_(CloudArgv(region, listen, dir_, std::move(flags)), dir_ + "/cloud.log"),
+      process_(CloudArgv(region, listen, dir_ + "/port", Joined({"--engine=synthetic"}, flags)),
+               dir_ + "/cloud.log"),
       port_(WaitForPort(process_, dir_ + "/port")),
       address_(absl::StrCat(listen.substr(0, listen.rfind(':')), ":", port_)),
       stub_(v1::CloudInference::NewStub(
@@ -181,7 +189,9 @@ CloudProcess::CloudProcess(const std::string& region, std::vector<std::string> f
 
 DeviceProcess::DeviceProcess(const std::string& backends_file, std::vector<std::string> flags)
     : dir_(MakeTestDir()),
-      process_(DeviceArgv(backends_file, dir_, std::move(flags)), dir_ + "/device.log"),
+      process_(
+          DeviceArgv(backends_file, dir_ + "/port", Joined({"--local_engine=synthetic"}, flags)),
+          dir_ + "/device.log"),
       port_(WaitForPort(process_, dir_ + "/port")),
       stub_(v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
                                                     grpc::InsecureChannelCredentials()))) {}
@@ -205,22 +215,19 @@ BackendSpec MutualTlsBackend(const std::string& name, const std::string& region,
 Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> device_flags)
     : dir_(MakeTestDir()) {
   for (const BackendSpec& b : specs) {
-    std::vector<std::string> argv = {HR_BIN_DIR "/hr-cloud",
-                                     "--region=" + b.region,
-                                     "--listen=127.0.0.1:0",
-                                     "--port_file=" + dir_ + "/" + b.name + ".port",
-                                     "--record_requests=" + dir_ + "/" + b.name + ".received",
-                                     "--engine=" + b.engine,
-                                     "--model=" HR_TINY_MODEL,
-                                     "--synthetic_echo",
-                                     "--synthetic_tokens_per_second=0",
-                                     "--context_tokens=1024"};
+    std::vector<std::string> flags = {"--record_requests=" + dir_ + "/" + b.name + ".received",
+                                      "--engine=" + b.engine,
+                                      "--model=" HR_TINY_MODEL,
+                                      "--synthetic_echo",
+                                      "--synthetic_tokens_per_second=0",
+                                      "--context_tokens=1024"};
     if (!b.tls_cert_file.empty()) {
-      argv.push_back("--tls_cert_file=" + b.tls_cert_file);
-      argv.push_back("--tls_key_file=" + b.tls_key_file);
+      flags.push_back("--tls_cert_file=" + b.tls_cert_file);
+      flags.push_back("--tls_key_file=" + b.tls_key_file);
     }
-    argv.insert(argv.end(), b.flags.begin(), b.flags.end());
-    backends_[b.name] = std::make_unique<Process>(argv, dir_ + "/" + b.name + ".log");
+    backends_[b.name] = std::make_unique<Process>(
+        CloudArgv(b.region, "127.0.0.1:0", dir_ + "/" + b.name + ".port", Joined(flags, b.flags)),
+        dir_ + "/" + b.name + ".log");
   }
   std::string backends_file;
   for (const BackendSpec& b : specs) {
@@ -233,16 +240,10 @@ Topology::Topology(std::vector<BackendSpec> specs, std::vector<std::string> devi
                     b.shared_stream ? " shared_stream: true" : "", " }\n");
   }
   std::ofstream(dir_ + "/backends.textproto") << backends_file;
-  std::vector<std::string> argv = {HR_BIN_DIR "/hr-device",
-                                   "--listen=127.0.0.1:0",
-                                   "--port_file=" + dir_ + "/device.port",
-                                   "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
-                                   "--backends=" + dir_ + "/backends.textproto",
-                                   "--model=" HR_TINY_MODEL,
-                                   "--complexity_model=" HR_SOURCE_DIR "/models/complexity.pb",
-                                   "--local_threads=1"};
-  argv.insert(argv.end(), device_flags.begin(), device_flags.end());
-  device_ = std::make_unique<Process>(argv, dir_ + "/device.log");
+  device_ = std::make_unique<Process>(
+      DeviceArgv(dir_ + "/backends.textproto", dir_ + "/device.port",
+                 Joined({"--model=" HR_TINY_MODEL, "--local_threads=1"}, device_flags)),
+      dir_ + "/device.log");
   device_port_ = WaitForPort(*device_, dir_ + "/device.port");
   device_stub_ = v1::Router::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", device_port_),
                                                          grpc::InsecureChannelCredentials()));
