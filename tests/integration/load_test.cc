@@ -331,10 +331,12 @@ TEST(LoadTest, DeviceStreamRetiredUnderACallStillTakesIt) {
   std::vector<std::string> device_flags = kFastLocal;
   device_flags.insert(device_flags.end(), {"--io_threads=2", "--stream_max_age=1us"});
   Topology t({us}, device_flags);
-  LoadRun run = RunLoad(t.dir(), "retired",
-                        R"pb(locales { locale: "en-US" hint: PREFER_CLOUD } prompts: "hello there" options {
-             max_tokens: 2
-           })pb",
+  const std::string workload = R"pb(
+    locales { locale: "en-US" hint: PREFER_CLOUD }
+    prompts: "hello there"
+    options { max_tokens: 2 }
+  )pb";
+  LoadRun run = RunLoad(t.dir(), "retired", workload,
                         {absl::StrCat("--target=127.0.0.1:", t.device_port()), "--mode=closed",
                          "--concurrency=32", "--requests=15000", "--duration=0"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
