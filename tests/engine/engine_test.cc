@@ -9,6 +9,7 @@
 #include "engine/llama_engine.h"
 #include "engine/synthetic_engine.h"
 #include "gtest/gtest.h"
+#include "tests/eventually.h"
 #include "util/utf8.h"
 
 namespace hr::engine {
@@ -89,7 +90,8 @@ TEST(EnginePoolTest, ShutdownFailsQueuedJobsWithUnavailable) {
   ASSERT_TRUE(pool->Submit(JobFor(&a)).ok());
   ASSERT_TRUE(pool->Submit(JobFor(&b)).ok());
   // Wait until `a` is running, so that `b` is the queued one.
-  while (pool->running() == 0) absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(hr::testing::Eventually([&] { return pool->running() > 0; }, absl::Seconds(10),
+                                      absl::Milliseconds(1)));
   pool->Shutdown();
   b.done.WaitForNotification();
   EXPECT_EQ(b.status.code(), absl::StatusCode::kUnavailable);

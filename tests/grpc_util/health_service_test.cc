@@ -4,10 +4,11 @@
 #include <memory>
 #include <thread>
 
-#include "gtest/gtest.h"
 #include "grpc_util/cq_pool.h"
 #include "grpc_util/server_util.h"
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
+#include "gtest/gtest.h"
+#include "tests/eventually.h"
 
 namespace hr::grpc_util {
 namespace {
@@ -50,9 +51,8 @@ class HealthServiceTest : public ::testing::Test {
 
   // Waits until no watch is open (a hung-up one goes when gRPC says it is done).
   int WatchesLeft() {
-    for (int i = 0; i < 1000 && health_.WatchCount() > 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    hr::testing::Eventually([this] { return health_.WatchCount() == 0; }, absl::Seconds(10),
+                            absl::Milliseconds(10));
     return health_.WatchCount();
   }
 

@@ -83,12 +83,7 @@ std::string ReadFile(const std::string& path) {
 }
 
 bool WaitForLog(const std::string& path, absl::string_view text, absl::Duration timeout) {
-  const absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    if (absl::StrContains(ReadFile(path), text)) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return false;
+  return Eventually([&] { return absl::StrContains(ReadFile(path), text); }, timeout);
 }
 
 int WaitForPort(Process& p, const std::string& path, absl::Duration timeout) {

@@ -17,6 +17,7 @@
 #include "grpcpp/grpcpp.h"
 #include "hybridrouter/v1/cloud.grpc.pb.h"
 #include "hybridrouter/v1/router.grpc.pb.h"
+#include "tests/eventually.h"
 
 namespace hr::testing {
 

@@ -351,10 +351,9 @@ TEST(LoadTest, DeviceStreamRetiredUnderACallStillTakesIt) {
   const int opened = count("stream opened");
   EXPECT_GT(opened, 100);
   // All but the current stream end; a stream given a call it never took would not.
-  for (int i = 0; i < 100 && count("stream ended") + 1 < opened; ++i) {
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  EXPECT_GE(count("stream ended") + 1, opened);
+  EXPECT_TRUE(Eventually([&] { return count("stream ended") + 1 >= opened; }, absl::Seconds(5),
+                         absl::Milliseconds(50)))
+      << count("stream ended") << " of " << opened << " streams ended";
 }
 
 TEST(LoadTest, CloudApiLoadsABackendOverTls) {
@@ -570,10 +569,8 @@ TEST(LoadTest, NoAnswerLeavesItsRegionsWhileBackendsDieAndThePolicyNarrows) {
   std::ofstream(policy_dir + "/narrow.textproto") << narrow;
   std::ofstream(policy + ".next") << narrow;
   ASSERT_EQ(std::rename((policy + ".next").c_str(), policy.c_str()), 0);
-  for (int i = 0; i < 200 && policy_version() != "narrow"; ++i) {
-    absl::SleepFor(absl::Milliseconds(25));
-  }
-  ASSERT_EQ(policy_version(), "narrow") << ReadFile(t.dir() + "/device.log");
+  ASSERT_TRUE(Eventually([&] { return policy_version() == "narrow"; }, absl::Seconds(5)))
+      << ReadFile(t.dir() + "/device.log");
   absl::SleepFor(absl::Milliseconds(500));
   t.StopBackend("eu-central-1-a");  // the EU falls back to the local model
 

@@ -304,8 +304,7 @@ TEST(SharedStreamTest, OldStreamsGiveWayAndTheNextGoesToTheNextAddress) {
                       b = ReadFile(t.dir() + "/us-east-1-b.log");
     return CountLines(a, "stream ended") + CountLines(b, "stream ended") >= opened - 1;
   };
-  for (int i = 0; i < 100 && !all_ended(); ++i) absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_TRUE(all_ended()) << a_log << b_log;
+  EXPECT_TRUE(Eventually(all_ended, absl::Seconds(5), absl::Milliseconds(50))) << a_log << b_log;
   const std::string ends =
       ReadFile(t.dir() + "/us-east-1-a.log") + ReadFile(t.dir() + "/us-east-1-b.log");
   EXPECT_EQ(CountLines(ends, "stream ended"), CountLines(ends, "stream ended client=- code=OK"))
@@ -364,9 +363,9 @@ TEST(SharedStreamTest, ABackendTakenOutOfTheFileLosesItsStreamAndConnection) {
   const int port_a = t.backend_port("us-east-1-a");
   EXPECT_GT(ConnectionsTo(port_a), 0);
   only("us-east-1-b");
-  for (int i = 0; i < 200 && CountLines(ReadFile(t.dir() + "/device.log"), "backends=1") < 2; ++i) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  EXPECT_TRUE(
+      Eventually([&t] { return CountLines(ReadFile(t.dir() + "/device.log"), "backends=1") >= 2; },
+                 absl::Seconds(2), absl::Milliseconds(10)));
   // The reload is done and the answer still streams.
   EXPECT_EQ(CountLines(ReadFile(t.dir() + "/us-east-1-a.log"), "via=stream"), 0);
   caller.join();
@@ -379,8 +378,8 @@ TEST(SharedStreamTest, ABackendTakenOutOfTheFileLosesItsStreamAndConnection) {
   EXPECT_TRUE(
       WaitForLog(t.dir() + "/us-east-1-a.log", "stream ended client=- code=OK", absl::Seconds(10)))
       << ReadFile(t.dir() + "/us-east-1-a.log");
-  for (int i = 0; i < 100 && ConnectionsTo(port_a) > 0; ++i) absl::SleepFor(absl::Milliseconds(50));
-  EXPECT_EQ(ConnectionsTo(port_a), 0);
+  EXPECT_TRUE(Eventually([port_a] { return ConnectionsTo(port_a) == 0; }, absl::Seconds(5),
+                         absl::Milliseconds(50)));
   Answer next = Generate(t.device(), Request("en-US", "hi", true, v1::PREFER_CLOUD, 2));
   ASSERT_TRUE(next.status.ok()) << next.status.error_message();
   EXPECT_EQ(next.route.backend(), "us-east-1-b");

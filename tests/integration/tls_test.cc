@@ -29,11 +29,12 @@ void ReplaceFile(const std::string& from, const std::string& to) {
 // last answer.
 Answer GenerateUntilServed(Topology& t) {
   Answer a;
-  for (int i = 0; i < 100; ++i) {
-    a = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
-    if (a.status.ok()) break;
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  Eventually(
+      [&] {
+        a = Generate(t.device(), Request("zh-CN", "请介绍一下长城"));
+        return a.status.ok();
+      },
+      absl::Seconds(10), absl::Milliseconds(100));
   return a;
 }
 

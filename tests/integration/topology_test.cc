@@ -239,11 +239,12 @@ TEST(TopologyTest, BackendWithThePolicyRefusesClaimsThePolicyDoesNotAllow) {
                  "allowed_model_families: \"llama\""}});
   ASSERT_EQ(std::rename((dir + "/next").c_str(), policy.c_str()), 0);
   grpc::Status s;
-  for (int i = 0; i < 200; ++i) {
-    s = send("us", "US");
-    if (!s.ok()) break;
-    absl::SleepFor(absl::Milliseconds(25));
-  }
+  Eventually(
+      [&] {
+        s = send("us", "US");
+        return !s.ok();
+      },
+      absl::Seconds(5), absl::Milliseconds(25));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(absl::StrContains(s.error_message(),
                                 "(version v2) does not allow jurisdiction "
@@ -420,11 +421,7 @@ TEST(TopologyTest, SighupWithABrokenPolicyKeepsTheOldOne) {
 TEST(TopologyTest, ChangedPolicyFileIsReloadedWithoutASignal) {
   DeviceOnOwnPolicy d({"--watch_interval=50ms"});
   auto version_becomes = [&d](const std::string& want) {
-    for (int i = 0; i < 200; ++i) {
-      if (d.PolicyVersion() == want) return true;
-      absl::SleepFor(absl::Milliseconds(25));
-    }
-    return false;
+    return Eventually([&] { return d.PolicyVersion() == want; }, absl::Seconds(5));
   };
   ASSERT_EQ(d.PolicyVersion(), "2026-11-example-1");
 
@@ -464,13 +461,12 @@ TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   // 4096 tokens take the tiny model several seconds; a stopped generation frees
   // the slot within a token.
-  bool served = false;
-  for (int i = 0; i < 100 && !served; ++i) {
-    Answer a = Generate(t.device(), Request("en", "hi", false, v1::ROUTE_HINT_UNSPECIFIED, 1));
-    served = a.status.ok();
-    if (!served) absl::SleepFor(absl::Milliseconds(20));
-  }
-  EXPECT_TRUE(served);
+  EXPECT_TRUE(Eventually(
+      [&t] {
+        return Generate(t.device(), Request("en", "hi", false, v1::ROUTE_HINT_UNSPECIFIED, 1))
+            .status.ok();
+      },
+      absl::Seconds(5)));
   EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "code=CANCELLED"));
 }
 
@@ -780,11 +776,7 @@ bool Freeze(pid_t pid) {
     }
     return true;
   };
-  for (int i = 0; i < 500; ++i) {
-    if (all_stopped()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return false;
+  return Eventually(all_stopped, absl::Seconds(5), absl::Milliseconds(10));
 }
 
 // The only us-east-1 backend is frozen (SIGSTOP): its socket still accepts, but
@@ -994,13 +986,13 @@ TEST(TopologyTest, BackendClosesTheConnectionOfAnIdleDeviceThatVanished) {
   ASSERT_TRUE(Freeze(device));
   // The device's own connection: its gRPC client had it open when frozen.
   const std::set<int> frozen = EstablishedPeersOf(port);
-  bool closed = false;
-  for (const absl::Time end = absl::Now() + absl::Seconds(20); !closed && absl::Now() < end;) {
-    absl::SleepFor(absl::Milliseconds(100));
-    std::set<int> now = EstablishedPeersOf(port);
-    closed = std::none_of(frozen.begin(), frozen.end(),
-                          [&now](int peer) { return now.count(peer) > 0; });
-  }
+  const bool closed = Eventually(
+      [&] {
+        std::set<int> now = EstablishedPeersOf(port);
+        return std::none_of(frozen.begin(), frozen.end(),
+                            [&now](int peer) { return now.count(peer) > 0; });
+      },
+      absl::Seconds(20), absl::Milliseconds(100));
   kill(device, SIGCONT);
   EXPECT_FALSE(frozen.empty());
   EXPECT_TRUE(closed);
@@ -1050,11 +1042,12 @@ TEST(TopologyTest, DevicesReachAReplicaAddedBehindTheBackendsName) {
   EXPECT_EQ(served_by("second"), 0);
 
   dns.SetAddresses({"127.0.0.1", "127.0.0.2"});
-  for (const absl::Time end = absl::Now() + absl::Seconds(60);
-       absl::Now() < end && served_by("second") < 5 && !::testing::Test::HasFailure();) {
-    ask();
-    absl::SleepFor(absl::Milliseconds(100));
-  }
+  Eventually(
+      [&] {
+        ask();
+        return served_by("second") >= 5 || ::testing::Test::HasFailure();
+      },
+      absl::Seconds(60), absl::Milliseconds(100));
   EXPECT_GE(served_by("second"), 5) << "the device never reached the new replica";
   EXPECT_GT(dns.a_queries(), 1);
   EXPECT_EQ(served_by("first") + served_by("second"), requests);

@@ -14,6 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/eventually.h"
 
 namespace hr::util {
 namespace {
@@ -131,7 +132,8 @@ TEST_F(ConfigReloaderTest, WatchLooksByItselfUntilStopped) {
   ConfigReloader reloader({Path("a")}, Recording());
   reloader.Watch(absl::Milliseconds(10));
   Replace("a", "2");
-  for (int i = 0; i < 500 && Reasons().empty(); ++i) absl::SleepFor(absl::Milliseconds(10));
+  ASSERT_TRUE(hr::testing::Eventually([&] { return !Reasons().empty(); }, absl::Seconds(5),
+                                      absl::Milliseconds(10)));
   ASSERT_EQ(Reasons().size(), 1u);
   reloader.StopWatching();
   Replace("a", "3");
