@@ -224,7 +224,8 @@ TEST(LoadTest, CloudStreamApiCountsTheCallsOfAStreamThatBreaks) {
       t.dir(), "broken", R"pb(locales { locale: "fr-FR" } prompts: "un deux trois quatre cinq")pb",
       {absl::StrCat("--target=127.0.0.1:", t.backend_port("eu-west-1-a")), "--api=cloud_stream",
        "--mode=open", "--rps=40", "--requests=80", "--duration=0", "--timeout=5s"});
-  absl::SleepFor(absl::Milliseconds(700));
+  // Once a call has been answered: the run goes on for about two seconds more.
+  ASSERT_TRUE(WaitForLog(t.dir() + "/eu-west-1-a.log", "code=OK"));
   t.backend_process("eu-west-1-a").Stop(SIGKILL);
   LoadRun run = load.Finish();
   ASSERT_EQ(run.exit_code, 0) << run.output;
@@ -248,7 +249,8 @@ TEST(LoadTest, CloudStreamApiOpensANewStreamWhenTheBackendComesBack) {
   LoadProcess load(dir, "reopen", R"pb(locales { locale: "fr-FR" } prompts: "un deux")pb",
                    {"--target=" + address, "--api=cloud_stream", "--mode=open", "--rps=50",
                     "--requests=150", "--duration=0", "--timeout=2s"});
-  absl::SleepFor(absl::Milliseconds(800));
+  // Once it has answered: the run goes on for about three seconds more.
+  ASSERT_TRUE(WaitForLog(first->log_path(), "code=OK"));
   first->process().Stop(SIGKILL);
   // The same address again, as a restarted backend has it.
   std::unique_ptr<CloudProcess> second = start_backend(address);
@@ -552,8 +554,8 @@ TEST(LoadTest, NoAnswerLeavesItsRegionsWhileBackendsDieAndThePolicyNarrows) {
   LoadProcess during(
       t.dir(), "during", kWorkload,
       {target, "--mode=open", "--rps=150", "--duration=5s", "--requests=0", "--timeout=10s"});
-  absl::SleepFor(absl::Milliseconds(1500));
-  ASSERT_GT(ReceivedCount(t, "cn-north-1-a"), 0);
+  // Once it has work (its answers take 40 ms, so some is in flight).
+  ASSERT_TRUE(Eventually([&t] { return ReceivedCount(t, "cn-north-1-a") > 0; }));
   t.backend_process("cn-north-1-a").Stop(SIGKILL);
 
   absl::SleepFor(absl::Milliseconds(500));
