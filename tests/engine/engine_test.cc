@@ -49,6 +49,15 @@ std::shared_ptr<GenerationJob> JobFor(Outcome* out) {
   return job;
 }
 
+// Makes `job` a `max_tokens` job that cancels itself when its `n`th piece of
+// text comes; counts the pieces in `pieces`.
+void CancelAtPiece(GenerationJob& job, int max_tokens, int n, int* pieces) {
+  job.max_tokens = max_tokens;
+  job.on_text = [&job, n, pieces](absl::string_view) {
+    if (++*pieces == n) job.cancelled.store(true);
+  };
+}
+
 TEST(EnginePoolTest, RefusesWithResourceExhaustedWhenWorkersAndQueueAreFull) {
   absl::Notification release;
   std::vector<std::unique_ptr<Generator>> gens;
@@ -141,11 +150,8 @@ TEST(SyntheticTest, CountsTheTokensOfAJobCancelledMidway) {
   auto g = NewSyntheticGenerator({0, false});
   Outcome a;
   auto job = JobFor(&a);
-  job->max_tokens = 100;
   int pieces = 0;
-  job->on_text = [&](absl::string_view) {
-    if (++pieces == 5) job->cancelled.store(true);
-  };
+  CancelAtPiece(*job, 100, 5, &pieces);
   auto r = g->Generate(*job);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(job->tokens_generated.load(), 5);
@@ -205,11 +211,8 @@ TEST_F(LlamaTest, StopsBetweenTokensWhenCancelled) {
   ASSERT_TRUE(g.ok());
   Outcome a;
   auto job = JobFor(&a);
-  job->max_tokens = 400;
   int pieces = 0;
-  job->on_text = [&](absl::string_view) {
-    if (++pieces == 3) job->cancelled.store(true);
-  };
+  CancelAtPiece(*job, 400, 3, &pieces);
   auto r = (*g)->Generate(*job);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled);
   EXPECT_LE(pieces, 4);
