@@ -219,6 +219,9 @@ std::shared_ptr<engine::GenerationJob> InferenceService::Serve(const v1::CloudRe
     } else if (std::shared_ptr<engine::GenerationJob> j = weak_job.lock(); j != nullptr) {
       tokens = j->tokens_generated.load(std::memory_order_relaxed);
     }
+    // Logged before the answer leaves, unlike hr-device's line: every answer a
+    // backend gives has its served line (region, jurisdiction), even if the
+    // process dies just after.
     spdlog::info(
         "served request_id={} via={} client={} jurisdiction={} device_policy={} region={} code={} "
         "completion_tokens={} micros={}",

@@ -404,6 +404,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   // Ends the call with `status`; with `last` (its `done` filled in but for the
   // timings) when the answer is complete.
   void Complete(const absl::Status& status, v1::GenerateResponse* last) {
+    const std::shared_ptr<RequestRun> self = shared_from_this();  // alive to the log line
     absl::Time now = absl::Now();
     int failed;
     v1::ExecutionTarget target;
@@ -431,18 +432,21 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       t->set_total_micros(absl::ToInt64Microseconds(now - arrival_));
       t->set_failed_attempts(failed);
     }
-    spdlog::info(
-        "request_id={} jurisdiction={} target={} region={} backend={} code={} micros={} "
-        "failed_attempts={} fell_back={} rules={}",
-        p_.info.request_id(), p_.rule ? p_.rule->id : "-",
-        target == v1::EXECUTION_TARGET_UNSPECIFIED ? "-" : v1::ExecutionTarget_Name(target), region,
-        backend, absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
-        failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
+    const absl::StatusCode code = status.code();
     if (last != nullptr) {
       stream_->FinishWith(std::move(*last), status);
     } else {
       stream_->Finish(status);
     }
+    // Logged once the answer is on its way: the line (a write to the log file)
+    // is not on the request's path.
+    spdlog::info(
+        "request_id={} jurisdiction={} target={} region={} backend={} code={} micros={} "
+        "failed_attempts={} fell_back={} rules={}",
+        p_.info.request_id(), p_.rule ? p_.rule->id : "-",
+        target == v1::EXECUTION_TARGET_UNSPECIFIED ? "-" : v1::ExecutionTarget_Name(target), region,
+        backend, absl::StatusCodeToString(code), absl::ToInt64Microseconds(now - arrival_), failed,
+        p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
   }
 
   bool IsCancelled() {

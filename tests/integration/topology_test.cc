@@ -466,7 +466,7 @@ TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
             .status.ok();
       },
       absl::Seconds(5)));
-  EXPECT_TRUE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "code=CANCELLED"));
+  EXPECT_TRUE(WaitForLog(t.dir() + "/device.log", "code=CANCELLED"));
 }
 
 // An HTTP/2 connection to 127.0.0.1:`port` that says hello (the client preface
