@@ -563,9 +563,9 @@ void DeviceRouter::Generate(const v1::GenerateRequest& request, absl::Time deadl
   deadline = std::min(deadline, arrival + options_.default_deadline);
   absl::StatusOr<Prepared> p = Prepare(request, policy(), classifier_, options_);
   if (!p.ok()) {
+    stream->Finish(p.status());  // the answer first, the log line after, as in Complete
     spdlog::info("request_id={} code={} rejected=\"{}\"", request.request_id().substr(0, 128),
                  absl::StatusCodeToString(p.status().code()), p.status().message());
-    stream->Finish(p.status());
     return;
   }
   auto run = std::make_shared<RequestRun>(this, request, *std::move(p), arrival, deadline,
