@@ -350,6 +350,13 @@ TEST(TopologyTest, InvalidRequestsGetInvalidArgumentSayingWhat) {
               grpc::StatusCode::INVALID_ARGUMENT);
   }
   EXPECT_EQ(t.Received("us-east-1-a"), "");
+  // Each refused Generate leaves a line saying why; the text is not in it.
+  const std::string log_path = t.dir() + "/device.log";
+  EXPECT_TRUE(Eventually([&] {
+    return CountLines(ReadFile(log_path), "code=INVALID_ARGUMENT rejected=") >= 5;
+  })) << ReadFile(log_path);
+  EXPECT_TRUE(absl::StrContains(ReadFile(log_path), "not valid UTF-8 at byte 3"));
+  EXPECT_FALSE(absl::StrContains(ReadFile(log_path), std::string(64, 'a')));
 }
 
 TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
