@@ -57,12 +57,7 @@ bool Process::Running() {
 }
 
 int Process::WaitExit(absl::Duration timeout) {
-  absl::Time end = absl::Now() + timeout;
-  while (Running()) {
-    if (absl::Now() > end) return -1;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return exit_code_;
+  return Eventually([this] { return !Running(); }, timeout) ? exit_code_ : -1;
 }
 
 int Process::Stop(int sig) {
@@ -87,20 +82,24 @@ bool WaitForLog(const std::string& path, absl::string_view text, absl::Duration 
 }
 
 int WaitForPort(Process& p, const std::string& path, absl::Duration timeout) {
-  absl::Time end = absl::Now() + timeout;
-  while (absl::Now() < end) {
-    int port = 0;
-    if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(path)), &port) && port > 0) {
-      return port;
-    }
-    if (!p.Running()) {
-      ADD_FAILURE() << "process exited before serving; log:\n" << ReadFile(p.log_path());
-      return 0;
-    }
-    absl::SleepFor(absl::Milliseconds(20));
+  int port = 0;
+  bool exited = false;
+  Eventually(
+      [&] {
+        if (absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(path)), &port) && port > 0) {
+          return true;
+        }
+        port = 0;
+        exited = !p.Running();
+        return exited;
+      },
+      timeout);
+  if (exited) {
+    ADD_FAILURE() << "process exited before serving; log:\n" << ReadFile(p.log_path());
+  } else if (port == 0) {
+    ADD_FAILURE() << "no port in " << path << " after " << timeout;
   }
-  ADD_FAILURE() << "no port in " << path << " after " << timeout;
-  return 0;
+  return port;
 }
 
 int CountLines(const std::string& log, const std::string& text) {

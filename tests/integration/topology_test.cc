@@ -355,8 +355,9 @@ TEST(TopologyTest, InvalidRequestsGetInvalidArgumentSayingWhat) {
   EXPECT_TRUE(Eventually([&] {
     return CountLines(ReadFile(log_path), "code=INVALID_ARGUMENT rejected=") >= 5;
   })) << ReadFile(log_path);
-  EXPECT_TRUE(absl::StrContains(ReadFile(log_path), "not valid UTF-8 at byte 3"));
-  EXPECT_FALSE(absl::StrContains(ReadFile(log_path), std::string(64, 'a')));
+  const std::string log = ReadFile(log_path);
+  EXPECT_TRUE(absl::StrContains(log, "not valid UTF-8 at byte 3"));
+  EXPECT_FALSE(absl::StrContains(log, std::string(64, 'a')));
 }
 
 TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
