@@ -432,7 +432,6 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       t->set_total_micros(absl::ToInt64Microseconds(now - arrival_));
       t->set_failed_attempts(failed);
     }
-    const absl::StatusCode code = status.code();
     if (last != nullptr) {
       stream_->FinishWith(std::move(*last), status);
     } else {
@@ -445,8 +444,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         "failed_attempts={} fell_back={} rules={}",
         p_.info.request_id(), p_.rule ? p_.rule->id : "-",
         target == v1::EXECUTION_TARGET_UNSPECIFIED ? "-" : v1::ExecutionTarget_Name(target), region,
-        backend, absl::StatusCodeToString(code), absl::ToInt64Microseconds(now - arrival_), failed,
-        p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
+        backend, absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
+        failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
   }
 
   bool IsCancelled() {
