@@ -8,12 +8,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cloud_backend/inference_service.h"
 #include "engine/engine_factory.h"
@@ -71,7 +68,7 @@ ABSL_FLAG(absl::Duration, max_connection_age, absl::Minutes(30),
 ABSL_FLAG(absl::Duration, max_connection_age_grace, absl::Minutes(5),
           "how long the calls on a connection told to move may still run before it is closed; "
           "give it more than hr-device's --stream_max_age plus the longest request deadline");
-ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
 
 namespace {
 
@@ -108,26 +105,16 @@ std::shared_ptr<const hr::policy::ResidencyPolicy> LoadPolicyOrLog(
 
 }  // namespace
 
+constexpr char kUsage[] =
+    "A region-pinned cloud backend: serves hybridrouter.v1.CloudInference and refuses\n"
+    "(FAILED_PRECONDITION) every request whose residency claim does not list --region,\n"
+    "and with --policy every claim the residency policy does not allow here.\n"
+    "SIGHUP, or a change to the file, reloads --policy (an invalid file keeps the old one).\n"
+    "Usage: hr-cloud --region cn-north-1 [--policy FILE --model_family qwen] "
+    "[--listen 127.0.0.1:50061] [--engine llama --model m.gguf | --engine synthetic]";
+
 int main(int argc, char** argv) {
-  hr::grpc_util::KeepTlsAliveUntilExit();
-  hr::grpc_util::BlockTerminationSignals();
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(
-      "A region-pinned cloud backend: serves hybridrouter.v1.CloudInference and refuses\n"
-      "(FAILED_PRECONDITION) every request whose residency claim does not list --region,\n"
-      "and with --policy every claim the residency policy does not allow here.\n"
-      "SIGHUP, or a change to the file, reloads --policy (an invalid file keeps the old one).\n"
-      "Usage: hr-cloud --region cn-north-1 [--policy FILE --model_family qwen] "
-      "[--listen 127.0.0.1:50061] [--engine llama --model m.gguf | --engine synthetic]");
-  absl::ParseCommandLine(argc, argv);
-  if (absl::Status logging = hr::grpc_util::InitLogging("hr-cloud", absl::GetFlag(FLAGS_log_level));
-      !logging.ok()) {
-    spdlog::error("{}", logging.message());
-    return 2;
-  }
-  // Debian's Abseil checks every mutex acquisition for lock-order cycles; that
-  // costs more than the locking itself on the request path. Tests keep it on.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (!hr::grpc_util::StartServerProcess("hr-cloud", kUsage, argc, argv, FLAGS_log_level)) return 2;
 
   const std::string region = absl::GetFlag(FLAGS_region);
   const int slots = absl::GetFlag(FLAGS_slots);

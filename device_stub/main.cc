@@ -11,12 +11,9 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "device_stub/cloud_client.h"
 #include "device_stub/device_router.h"
@@ -86,7 +83,7 @@ ABSL_FLAG(absl::Duration, watch_interval, absl::Seconds(2),
 ABSL_FLAG(std::string, port_file, "",
           "write the bound port to this file once serving (1 for a unix: address)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10), "on SIGTERM, time for running calls");
-ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn or error");
+ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error or off");
 
 namespace {
 
@@ -149,27 +146,17 @@ std::optional<std::set<std::string>> ReloadInto(hr::device::DeviceRouter* router
 
 }  // namespace
 
+constexpr char kUsage[] =
+    "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
+    "model or on a cloud backend in a region its locale's policy allows.\n"
+    "SIGHUP, or a change to either file or to a CA file the backends name, reloads\n"
+    "--policy and --backends (an invalid file keeps the old config).\n"
+    "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
+    "[--model FILE.gguf]";
+
 int main(int argc, char** argv) {
-  hr::grpc_util::KeepTlsAliveUntilExit();
-  hr::grpc_util::BlockTerminationSignals();
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(
-      "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
-      "model or on a cloud backend in a region its locale's policy allows.\n"
-      "SIGHUP, or a change to either file or to a CA file the backends name, reloads\n"
-      "--policy and --backends (an invalid file keeps the old config).\n"
-      "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
-      "[--model FILE.gguf]");
-  absl::ParseCommandLine(argc, argv);
-  if (absl::Status logging =
-          hr::grpc_util::InitLogging("hr-device", absl::GetFlag(FLAGS_log_level));
-      !logging.ok()) {
-    spdlog::error("{}", logging.message());
+  if (!hr::grpc_util::StartServerProcess("hr-device", kUsage, argc, argv, FLAGS_log_level))
     return 2;
-  }
-  // Debian's Abseil checks every mutex acquisition for lock-order cycles; that
-  // costs more than the locking itself on the request path. Tests keep it on.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   const int slots = absl::GetFlag(FLAGS_local_slots);
   const std::string listen = absl::GetFlag(FLAGS_listen);

@@ -15,14 +15,18 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "grpc/grpc.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "openssl/crypto.h"
 #include "spdlog/sinks/stdout_sinks.h"
 #include "spdlog/spdlog.h"
+#include "util/flags.h"
 #include "util/pem.h"
 #include "util/text_proto.h"
 
@@ -213,6 +217,21 @@ absl::Status InitLogging(const std::string& program, const std::string& level) {
   }
   logger->set_level(parsed);
   return absl::OkStatus();
+}
+
+bool StartServerProcess(const std::string& program, const char* usage, int argc, char** argv,
+                        const absl::Flag<std::string>& log_level) {
+  KeepTlsAliveUntilExit();
+  BlockTerminationSignals();
+  util::ListOwnFlagsInHelp();
+  absl::SetProgramUsageMessage(usage);
+  absl::ParseCommandLine(argc, argv);
+  if (absl::Status logging = InitLogging(program, absl::GetFlag(log_level)); !logging.ok()) {
+    spdlog::error("{}", std::string(logging.message()));
+    return false;
+  }
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  return true;
 }
 
 }  // namespace hr::grpc_util

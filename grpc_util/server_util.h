@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -90,6 +91,16 @@ void KeepTlsAliveUntilExit();
 // InvalidArgument for another level, after setting up the log at info (so the
 // error can be logged).
 absl::Status InitLogging(const std::string& program, const std::string& level);
+
+// The start of a server's main (hr-device, hr-cloud), in order: OpenSSL kept
+// until exit, termination signals blocked (for WaitForTermination), --help
+// listing the program's own flags under `usage`, the command line parsed,
+// logging set up at the level of the `log_level` flag, and Abseil's lock-order
+// checks switched off: Debian's Abseil runs them on every mutex acquisition,
+// which costs more than the locking itself on the request path (tests keep
+// them). False, with the reason logged, when the log level is not one we know.
+bool StartServerProcess(const std::string& program, const char* usage, int argc, char** argv,
+                        const absl::Flag<std::string>& log_level);
 
 }  // namespace hr::grpc_util
 

@@ -1081,6 +1081,8 @@ TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
         "--backend_keepalive_timeout must be positive"}},
       {{HR_BIN_DIR "/hr-device", "--listen=127.0.0.1:0", "--log_level=loud"},
        {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
+      {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--region=us-east-1", "--log_level=loud"},
+       {"--log_level must be trace, debug, info, warn, error or off, not 'loud'"}},
       {{HR_BIN_DIR "/hr-cloud", "--listen=127.0.0.1:0", "--engine=synthetic",
         "--synthetic_tokens_per_second=-3", "--threads=0", "--drain_timeout=-1s",
         "--watch_interval=-1s", "--client_keepalive_time=-1s", "--client_keepalive_timeout=0s",
