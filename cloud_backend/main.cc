@@ -103,8 +103,6 @@ std::shared_ptr<const hr::policy::ResidencyPolicy> LoadPolicyOrLog(
   return *policy;
 }
 
-}  // namespace
-
 constexpr char kUsage[] =
     "A region-pinned cloud backend: serves hybridrouter.v1.CloudInference and refuses\n"
     "(FAILED_PRECONDITION) every request whose residency claim does not list --region,\n"
@@ -112,6 +110,8 @@ constexpr char kUsage[] =
     "SIGHUP, or a change to the file, reloads --policy (an invalid file keeps the old one).\n"
     "Usage: hr-cloud --region cn-north-1 [--policy FILE --model_family qwen] "
     "[--listen 127.0.0.1:50061] [--engine llama --model m.gguf | --engine synthetic]";
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (!hr::grpc_util::StartServerProcess("hr-cloud", kUsage, argc, argv, FLAGS_log_level)) return 2;

@@ -144,8 +144,6 @@ std::optional<std::set<std::string>> ReloadInto(hr::device::DeviceRouter* router
   return files;
 }
 
-}  // namespace
-
 constexpr char kUsage[] =
     "The device router: serves hybridrouter.v1.Router, runs each request on the local\n"
     "model or on a cloud backend in a region its locale's policy allows.\n"
@@ -153,6 +151,8 @@ constexpr char kUsage[] =
     "--policy and --backends (an invalid file keeps the old config).\n"
     "Usage: hr-device [--listen 127.0.0.1:50051] [--policy FILE] [--backends FILE] "
     "[--model FILE.gguf]";
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (!hr::grpc_util::StartServerProcess("hr-device", kUsage, argc, argv, FLAGS_log_level))
