@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What one request costs hr-device, counted rather than timed: the CPU
-# instructions (user and kernel), cycles and socket system calls its threads
-# spend per request while hr-load drives a fixed number of requests of
+# instructions (user and kernel), cycles, socket system calls and context
+# switches (waiting, or preempted while it could run) its threads spend per
+# request while hr-load drives a fixed number of requests of
 # bench/workloads/cloud_us.textproto through it to one synthetic hr-cloud backend
 # (16 closed-loop streams, or an open loop at RPS requests/s).
 # Instruction counts hardly move with the load of the machine, so they show a
@@ -62,10 +63,19 @@ if perf list 2>/dev/null | grep -c syscalls:sys_enter_sendmsg >/dev/null; then
   # nginx writes with writev and reads with recv.
   [[ $PROXY == nginx ]] && EVENTS+=,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom
 fi
+# switches KIND: the context switches of the counted processes' threads, from
+# /proc: voluntary (it waited for something) or nonvoluntary (preempted while it
+# could still run).
+switches() {
+  for p in ${COUNTED//,/ }; do cat /proc/"$p"/task/*/status; done |
+    awk -v key="$1_ctxt_switches:" '$1 == key { s += $2 } END { print s + 0 }'
+}
 perf stat -x, -e "$EVENTS" -p "$COUNTED" -o "$OUT/perf.txt" &
 PERF_PID=$!
 sleep 0.5  # perf attaches
+vol0=$(switches voluntary) invol0=$(switches nonvoluntary)
 load "${MODE[@]}" --requests "$REQUESTS" --json "$OUT/load.json" >/dev/null
+vol1=$(switches voluntary) invol1=$(switches nonvoluntary)
 kill -INT "$PERF_PID"; wait "$PERF_PID" || true
 ok=$(sed -n 's/.*"ok": *"\{0,1\}\([0-9]*\).*/\1/p' "$OUT/load.json" | head -1)
 [[ $ok == "$REQUESTS" ]] || { echo "error: only $ok of $REQUESTS requests succeeded" >&2; exit 1; }
@@ -89,3 +99,5 @@ awk -F, -v n="$REQUESTS" -v proxy="$NAME" '
       printf "\n"
     }
   }' "$OUT/perf.txt"
+awk -v n="$REQUESTS" -v v=$((vol1 - vol0)) -v i=$((invol1 - invol0)) \
+  'BEGIN { printf "  context switches  %.2f waiting  %.2f preempted\n", v / n, i / n }'
