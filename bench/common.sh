@@ -16,6 +16,16 @@ need_commands() {
 # mid: the median of the numbers on stdin, one per line.
 mid() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
+# thread_switches KIND PID...: the context switches of every thread of the
+# processes so far, from /proc: voluntary (a thread waited for something),
+# nonvoluntary (preempted while it could still run) or all (both).
+thread_switches() {
+  local kind=$1; shift
+  for p in "$@"; do cat /proc/"$p"/task/*/status; done |
+    awk -v kind="$kind" '$1 ~ /ctxt_switches:$/ && (kind == "all" || $1 == kind "_ctxt_switches:") { s += $2 }
+      END { print s + 0 }'
+}
+
 PIDS=()
 cleanup() {
   trap - EXIT INT TERM

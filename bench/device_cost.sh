@@ -63,13 +63,9 @@ if perf list 2>/dev/null | grep -c syscalls:sys_enter_sendmsg >/dev/null; then
   # nginx writes with writev and reads with recv.
   [[ $PROXY == nginx ]] && EVENTS+=,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom
 fi
-# switches KIND: the context switches of the counted processes' threads, from
-# /proc: voluntary (it waited for something) or nonvoluntary (preempted while it
-# could still run).
-switches() {
-  for p in ${COUNTED//,/ }; do cat /proc/"$p"/task/*/status; done |
-    awk -v key="$1_ctxt_switches:" '$1 == key { s += $2 } END { print s + 0 }'
-}
+# switches KIND: thread_switches of the counted processes.
+# shellcheck disable=SC2086
+switches() { thread_switches "$1" ${COUNTED//,/ }; }
 perf stat -x, -e "$EVENTS" -p "$COUNTED" -o "$OUT/perf.txt" &
 PERF_PID=$!
 sleep 0.5  # perf attaches

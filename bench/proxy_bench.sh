@@ -55,10 +55,6 @@ CALL_DEVICE_TARGET=$STARTED_TARGET
 # CPU time (user + system, in clock ticks) of a process and its children threads;
 # for nginx, the master and its workers.
 ticks() { for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{s+=$1} END {print s+0}'; }
-# Context switches (voluntary and not) of every thread of the processes.
-switches() {
-  for p in "$@"; do cat /proc/"$p"/task/*/status; done | awk '/ctxt_switches/ {s+=$2} END {print s+0}'
-}
 proxy_pids() {  # name
   case $1 in
     direct) ;;
@@ -88,10 +84,10 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "==> round $r/$ROUNDS: closed loop ($CONCURRENCY streams), open loop ($RPS/s), $DURATION each"
   for n in "${NAMES[@]}"; do
     # shellcheck disable=SC2046
-    b0=$(ticks "$BACKEND_PID"); p0=$(ticks $(proxy_pids "$n")); s0=$(switches $(proxy_pids "$n"))
+    b0=$(ticks "$BACKEND_PID"); p0=$(ticks $(proxy_pids "$n")); s0=$(thread_switches all $(proxy_pids "$n"))
     load "$n" "$OUT/closed-$r-$n.json" --mode closed --concurrency "$CONCURRENCY" --duration "$DURATION"
     # shellcheck disable=SC2046
-    b1=$(ticks "$BACKEND_PID"); p1=$(ticks $(proxy_pids "$n")); s1=$(switches $(proxy_pids "$n"))
+    b1=$(ticks "$BACKEND_PID"); p1=$(ticks $(proxy_pids "$n")); s1=$(thread_switches all $(proxy_pids "$n"))
     ok=$(jq -r '.ok|tonumber' "$OUT/closed-$r-$n.json")
     awk -v b=$((b1 - b0)) -v p=$((p1 - p0)) -v s=$((s1 - s0)) -v ok="$ok" -v hz="$HZ" \
       'BEGIN { printf "%.1f %.1f %.2f\n", p * 1e6 / hz / ok, b * 1e6 / hz / ok, s / ok }' \
