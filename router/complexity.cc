@@ -11,9 +11,13 @@
 namespace hr::router {
 namespace {
 
+// The English words and their Chinese counterparts: step by step 一步一步 逐步,
+// prove 证明, derive 推导, (explain) why 为什么, justify 论证, calculate 计算,
+// solve 求解, how many or much 多少, compare 比较, analyse 分析, evaluate 评估,
+// optimise 优化, algorithm 算法, steps 步骤, first 首先, then 然后, finally 最后.
 const RE2& MultiStepMarkers() {
   static const RE2* re = new RE2(
-      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后)");
+      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后|一步一步|逐步|多少|论证|评估|优化|算法)");
   return *re;
 }
 
@@ -23,13 +27,14 @@ const RE2& CodeMarkers() {
   return *re;
 }
 
-int CountMatches(const RE2& re, absl::string_view text) {
+// The score stops growing at this many markers of each kind (see
+// HeuristicComplexityScore), so counting stops there too.
+constexpr int kMaxCodeMarkers = 8, kMaxMultiStepMarkers = 3;
+
+int CountMatches(const RE2& re, absl::string_view text, int limit) {
   re2::StringPiece input(text.data(), text.size());
   int n = 0;
-  while (RE2::FindAndConsume(&input, re)) {
-    ++n;
-    if (n >= 64) break;  // enough to saturate the score
-  }
+  while (n < limit && RE2::FindAndConsume(&input, re)) ++n;
   return n;
 }
 
@@ -47,26 +52,30 @@ ComplexityFeatures ExtractComplexityFeatures(absl::string_view prompt) {
       if (absl::ascii_isdigit(c)) ++digits;
       if (IsMathSymbol(c)) ++f.math_markers;
       if (c == '?') ++f.questions;
-    } else if ((c & 0xC0) != 0x80) {  // the first byte of a multi-byte character
+    } else if (c >= 0xE3 && c <= 0xE9 && i + 2 < prompt.size()) {
       ++non_space;
-      if (c >= 0xE3 && c <= 0xE9) ++cjk;  // U+3000..U+9FFF: CJK and punctuation
+      ++cjk;  // U+3000..U+9FFF: CJK characters and punctuation
+      i += 2;
+    } else {  // another multi-byte character, taken whole
+      ++non_space;
       uint32_t cp;
-      DecodeUtf8(prompt, i, &cp);
+      i += DecodeUtf8(prompt, i, &cp) - 1;
       if (IsMathSymbol(cp)) ++f.math_markers;
       if (cp == 0xFF1F) ++f.questions;  // ？
     }
   }
   f.approx_tokens = ascii_bytes / 4.0 + cjk;
   f.digit_share = non_space == 0 ? 0 : static_cast<double>(digits) / non_space;
-  f.code_markers = CountMatches(CodeMarkers(), prompt);
-  f.multi_step_markers = CountMatches(MultiStepMarkers(), prompt);
+  f.code_markers = CountMatches(CodeMarkers(), prompt, kMaxCodeMarkers);
+  f.multi_step_markers = CountMatches(MultiStepMarkers(), prompt, kMaxMultiStepMarkers);
   return f;
 }
 
 double HeuristicComplexityScore(const ComplexityFeatures& f) {
   double z = -2.2 + 0.9 * std::log1p(f.approx_tokens / 40.0) + 2.5 * f.digit_share +
-             0.35 * std::min(f.math_markers, 8) + 0.25 * std::min(f.code_markers, 8) +
-             0.8 * std::min(f.multi_step_markers, 3) + 0.2 * std::min(f.questions, 3);
+             0.35 * std::min(f.math_markers, 8) + 0.25 * std::min(f.code_markers, kMaxCodeMarkers) +
+             0.8 * std::min(f.multi_step_markers, kMaxMultiStepMarkers) +
+             0.2 * std::min(f.questions, 3);
   return 1.0 / (1.0 + std::exp(-z));
 }
 

@@ -1,4 +1,7 @@
 // Complexity score, request validation, UTF-8 helpers and backend health.
+#include <utility>
+#include <vector>
+
 #include "gtest/gtest.h"
 #include "router/backend_health.h"
 #include "router/complexity.h"
@@ -18,6 +21,27 @@ TEST(ComplexityTest, MultiStepMathScoresAboveAGreeting) {
   EXPECT_GT(zh_hard, 0.7);
   EXPECT_GE(easy, 0.0);
   EXPECT_LE(hard, 1.0);
+}
+
+TEST(ComplexityTest, ChineseMarkersCountLikeTheirEnglishCounterparts) {
+  const std::vector<std::pair<const char*, const char*>> pairs = {
+      {"step by step", "一步一步"}, {"step by step", "逐步"},
+      {"how many", "多少"},         {"prove", "证明"},
+      {"justify", "论证"},          {"evaluate", "评估"},
+      {"optimize", "优化"},         {"algorithm", "算法"},
+      {"calculate", "计算"}};
+  for (const auto& [en, zh] : pairs) {
+    EXPECT_EQ(ExtractComplexityFeatures(en).multi_step_markers, 1) << en;
+    EXPECT_EQ(ExtractComplexityFeatures(zh).multi_step_markers, 1) << zh;
+  }
+  // The same word problem, asked in each language, goes the same way.
+  const double en = HeuristicComplexityScore(
+      "A farm has 35 chickens and rabbits with 94 legs in all. How many chickens and how "
+      "many rabbits are there? Calculate step by step.");
+  const double zh = HeuristicComplexityScore(
+      "一个农场有鸡和兔共35只，脚共有94只。鸡和兔各有多少只？请一步一步计算。");
+  EXPECT_GT(en, 0.5);
+  EXPECT_GT(zh, 0.5);
 }
 
 TEST(ComplexityTest, FeaturesCountWhatTheySay) {
