@@ -20,7 +20,8 @@ Classification Classifier::Classify(const std::vector<MessageView>& messages) co
   }
   c.counts[v1::HEALTH] = health ? 1 : 0;
   c.counts[v1::FINANCIAL] = finance ? 1 : 0;
-  c.complexity = model_ != nullptr ? model_->Score(last_user) : HeuristicComplexityScore(last_user);
+  c.complexity = model_ != nullptr ? model_->Score(last_user, &c.complexity_by_heuristic_fallback)
+                                   : HeuristicComplexityScore(last_user);
   return c;
 }
 

@@ -21,6 +21,9 @@ struct Classification {
   // Complexity of the last user message, in [0, 1]; higher means harder: the
   // learned model's score when there is one, else the heuristic's.
   double complexity = 0;
+  // The heuristic scored it although there is a model: the message is mostly CJK
+  // text, which the model was not trained on (ComplexityModel::Score).
+  bool complexity_by_heuristic_fallback = false;
 };
 
 struct MessageView {

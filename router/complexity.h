@@ -24,7 +24,8 @@ ComplexityFeatures ExtractComplexityFeatures(absl::string_view prompt);
 //   z = -2.2 + 0.9*ln(1 + tokens/40) + 2.5*digit_share + 0.35*min(math, 8)
 //       + 0.25*min(code, 8) + 0.8*min(multi_step, 3) + 0.2*min(questions, 3)
 // so a short greeting scores about 0.1, a multi-step word problem with numbers
-// well above 0.5. The learned model replaces it (router/complexity_model.h).
+// well above 0.5. The learned model replaces it (router/complexity_model.h),
+// except on mostly-CJK text the model was not trained on.
 // Cost: one pass over the text, and one per kind of marker (RE2).
 double HeuristicComplexityScore(absl::string_view prompt);
 double HeuristicComplexityScore(const ComplexityFeatures& f);

@@ -1,11 +1,13 @@
 #include "router/complexity_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "router/complexity.h"
 #include "util/text_proto.h"
 
 namespace hr::router {
@@ -83,10 +85,19 @@ double ComplexityModel::Score(const TextFeatures& f) const {
   return 1.0 / (1.0 + std::exp(-Logit(f)));
 }
 
-double ComplexityModel::Score(absl::string_view prompt) const {
+double ComplexityModel::Score(absl::string_view prompt, bool* heuristic) const {
   thread_local TextFeatures features;
   ExtractTextFeatures(prompt, &features);
-  return Score(features);
+  const bool fallback = !covers_cjk() && MostlyCjk(features);
+  if (heuristic != nullptr) *heuristic = fallback;
+  if (!fallback) return Score(features);
+  // Clamped so that a threshold of 0 or 1, and a saturated heuristic, stay finite.
+  auto logit = [](double p) {
+    p = std::clamp(p, 1e-9, 1 - 1e-9);
+    return std::log(p / (1 - p));
+  };
+  const double z = logit(HeuristicComplexityScore(prompt)) + logit(threshold());
+  return 1.0 / (1.0 + std::exp(-z));
 }
 
 absl::Status CheckThresholdOverride(double threshold_override) {

@@ -1,6 +1,7 @@
 #ifndef HYBRID_ROUTER_ROUTER_COMPLEXITY_MODEL_H_
 #define HYBRID_ROUTER_ROUTER_COMPLEXITY_MODEL_H_
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,9 +18,19 @@ namespace hr::router {
 inline constexpr int kMinHashBits = 8;
 inline constexpr int kMaxHashBits = 24;
 
+// A model scores prompts that are mostly CJK text (router/text_features.h,
+// MostlyCjk) itself only if at least this many of its training prompts were.
+inline constexpr int64_t kMinCjkTrainingPrompts = 100;
+
 // The learned complexity model: logistic regression over TextFeatures. Its score
 // in [0, 1] estimates how likely the small local model is to fail on a prompt;
 // prompts scoring at least threshold() prefer the cloud. Immutable; thread-safe.
+//
+// A model trained on too little CJK text (covers_cjk() false) has learned
+// nothing about it, and would score all of it alike. Such prompts get the
+// heuristic score of router/complexity.h instead, placed on the model's scale:
+// logit(score) = logit(heuristic) + logit(threshold()), so that the heuristic's
+// own threshold of 0.5 falls on the model's calibrated one.
 //
 // Example:
 //   auto model = ComplexityModel::Load("models/complexity.pb");
@@ -32,12 +43,17 @@ class ComplexityModel {
   static absl::StatusOr<std::unique_ptr<ComplexityModel>> FromWeights(
       hybridrouter::v1::ComplexityModelWeights weights);
 
-  double Score(absl::string_view prompt) const;
+  // The score hr-device routes by. `*heuristic` (when given) is set to whether it
+  // is the heuristic's, for a prompt the model has not learned to score.
+  double Score(absl::string_view prompt, bool* heuristic = nullptr) const;
+  // The model's own score of the features, whatever their script.
   double Score(const TextFeatures& features) const;
   // The raw logit, for training.
   double Logit(const TextFeatures& features) const;
 
   double threshold() const { return weights_.threshold(); }
+  // Whether the model was trained on enough mostly-CJK prompts to score them.
+  bool covers_cjk() const { return weights_.cjk_training_prompts() >= kMinCjkTrainingPrompts; }
   const hybridrouter::v1::ComplexityModelWeights& weights() const { return weights_; }
 
  private:

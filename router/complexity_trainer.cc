@@ -86,6 +86,9 @@ v1::ComplexityModelWeights TrainComplexityModel(const std::vector<TrainingExampl
   out.mutable_dense_weights()->Add(dw.begin(), dw.end());
   out.set_bias(bias);
   out.set_threshold(0.5);
+  out.set_cjk_training_prompts(
+      std::count_if(examples.begin(), examples.end(),
+                    [](const TrainingExample& e) { return MostlyCjk(e.features); }));
   return out;
 }
 

@@ -37,7 +37,8 @@ void ShrinkTowardGroupMeans(const std::vector<std::string>& groups, double weigh
                             std::vector<TrainingExample>* examples);
 
 // Trains logistic regression with Adagrad. Deterministic for the same examples,
-// options and seed. The result has threshold 0.5 (calibrate it afterwards).
+// options and seed. The result has threshold 0.5 (calibrate it afterwards) and
+// counts the examples that are mostly CJK text (cjk_training_prompts).
 hybridrouter::v1::ComplexityModelWeights TrainComplexityModel(
     const std::vector<TrainingExample>& examples, const TrainOptions& options);
 

@@ -54,16 +54,22 @@ Decision Decide(const policy::JurisdictionRule& rule, const Classification& c,
   if (facts.hint == v1::PREFER_CLOUD) {
     d.route = Route::kCloud;
     Because(&d, absl::StrCat(rule.id, ".cloud"), "the app asked for the cloud model");
-  } else if (c.complexity >= facts.complexity_threshold) {
-    d.route = Route::kCloud;
-    Because(&d, absl::StrCat(rule.id, ".cloud"),
-            absl::StrFormat("complexity %.3f >= threshold %.3f", c.complexity,
-                            facts.complexity_threshold));
   } else {
-    Because(&d, "complexity.local",
-            absl::StrFormat("complexity %.3f < threshold %.3f: the local model suffices",
-                            c.complexity, facts.complexity_threshold));
-    return d;
+    // Says when the score is the heuristic's (ComplexityModel::Score).
+    const char* scorer = c.complexity_by_heuristic_fallback
+                             ? " (heuristic: the model was not trained on CJK text)"
+                             : "";
+    if (c.complexity >= facts.complexity_threshold) {
+      d.route = Route::kCloud;
+      Because(&d, absl::StrCat(rule.id, ".cloud"),
+              absl::StrFormat("complexity %.3f >= threshold %.3f%s", c.complexity,
+                              facts.complexity_threshold, scorer));
+    } else {
+      Because(&d, "complexity.local",
+              absl::StrFormat("complexity %.3f < threshold %.3f%s: the local model suffices",
+                              c.complexity, facts.complexity_threshold, scorer));
+      return d;
+    }
   }
   for (int cat = 1; cat < policy::kNumCategories; ++cat) {
     auto category = static_cast<v1::SensitiveCategory>(cat);

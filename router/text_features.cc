@@ -104,7 +104,7 @@ void ExtractTextFeatures(absl::string_view prompt, TextFeatures* out) {
   const auto* text = reinterpret_cast<const unsigned char*>(prompt.data());
   const size_t n = prompt.size();
   uint64_t prev_word = 0, prev_cjk = 0;
-  int words = 0, word_chars = 0, numbers = 0;
+  int words = 0, word_chars = 0, numbers = 0, letters = 0;  // letters: ASCII ones
   int chars = 0, non_space = 0, digits = 0, cjk_chars = 0, math = 0, questions = 0, lines = 0;
 
   // Token by token: a word (ASCII letters and digits), a run of ASCII
@@ -141,6 +141,7 @@ void ExtractTextFeatures(absl::string_view prompt, TextFeatures* out) {
       } while (i < n && text[i] < 0x80 && (kByteClass[text[i]] & (kLetter | kDigit)));
       const int len = static_cast<int>(i - start);
       digits += word_digits;
+      letters += len - word_digits;
       uint64_t h;
       if (word_digits == len) {
         // Numbers by length class only: "7" and "9" are the same feature.
@@ -183,6 +184,8 @@ void ExtractTextFeatures(absl::string_view prompt, TextFeatures* out) {
                 static_cast<float>(std::log1p(numbers) / 3.0),
                 squash(lines, 16),
                 words == 0 ? 0.0f : squash(static_cast<double>(word_chars) / words, 10)};
+  out->cjk_share_of_letters =
+      cjk_chars == 0 ? 0.0f : static_cast<float>(cjk_chars) / (cjk_chars + letters);
 }
 
 }  // namespace hr::router

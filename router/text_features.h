@@ -26,7 +26,17 @@ struct TextFeatures {
   // ∫ √ ≤), questions (? and ？), CJK share, ln(1+numbers), lines, mean word
   // length: each scaled to about [0, 1].
   std::array<float, kNumDenseFeatures> dense{};
+  // CJK characters (Chinese, Japanese kana, Korean hangul) over them and the ASCII
+  // letters: which script the prompt is written in, whatever its digits, symbols
+  // and spaces. Not a model input (MostlyCjk below).
+  float cjk_share_of_letters = 0;
 };
+
+// A prompt at least half of whose letters (CJK characters and ASCII letters) are
+// CJK is "mostly CJK": the model scores it itself only if it was trained on
+// enough such prompts (router/complexity_model.h).
+inline constexpr float kMostlyCjkShare = 0.5f;
+inline bool MostlyCjk(const TextFeatures& f) { return f.cjk_share_of_letters >= kMostlyCjkShare; }
 
 // Decodes the UTF-8 character at s[i] into *cp and returns its length in bytes;
 // for a truncated or stray byte, U+FFFD and 1. Expects UTF-8 that has been

@@ -247,7 +247,33 @@ int Train() {
       o.seed));
   if (auto s = hr::router::SaveComplexityWeights(w, out); !s.ok()) return Die(s);
   std::fprintf(stderr, "wrote %s\n", out.c_str());
+  std::fprintf(stderr, "%lld of the %zu prompts are mostly CJK text%s\n",
+               static_cast<long long>(w.cjk_training_prompts()), examples.size(),
+               w.cjk_training_prompts() >= hr::router::kMinCjkTrainingPrompts
+                   ? ": the model scores such prompts itself"
+                   : absl::StrCat(" (under ", hr::router::kMinCjkTrainingPrompts,
+                                  "): the heuristic scores such prompts in the model's place")
+                         .c_str());
   return 0;
+}
+
+// Scores `r` as hr-device would, counting in *heuristic the prompts the model
+// left to the heuristic.
+double ScoreAsDevice(const hr::router::ComplexityModel& model, const Record& r, int* heuristic) {
+  bool by_heuristic = false;
+  const double score = model.Score(r.prompt, &by_heuristic);
+  *heuristic += by_heuristic;
+  return score;
+}
+
+// Says how many prompts the heuristic scored, if any.
+void NoteHeuristic(int heuristic, size_t n) {
+  if (heuristic == 0) return;
+  std::fprintf(stderr,
+               "note: %d of the %zu prompts are mostly CJK text, which the model was not trained "
+               "on; the heuristic scored them, and they go to the cloud at its 0.5 whatever the "
+               "model's threshold\n",
+               heuristic, n);
 }
 
 std::map<std::string, std::vector<Outcome>> ScoreByFamily(
@@ -304,8 +330,10 @@ int Eval() {
   const std::vector<Record>& records = *in_split;
   auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return Die(model.status());
-  auto families =
-      ScoreByFamily(records, [&](const Record& r) { return (*model)->Score(r.prompt); });
+  int heuristic = 0;
+  auto families = ScoreByFamily(
+      records, [&](const Record& r) { return ScoreAsDevice(**model, r, &heuristic); });
+  NoteHeuristic(heuristic, records.size());
   const SourcePrior source_prior(InSplit(*all, "train"));
   auto prior =
       ScoreByFamily(records, [&](const Record& r) { return source_prior.Score(r); });
@@ -444,8 +472,10 @@ int Calibrate() {
   if (!records.ok()) return Die(records.status());
   auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return Die(model.status());
-  std::vector<Outcome> outcomes =
-      ScoreByFamily(*records, [&](const Record& r) { return (*model)->Score(r.prompt); })["all"];
+  int heuristic = 0;
+  std::vector<Outcome> outcomes = ScoreByFamily(
+      *records, [&](const Record& r) { return ScoreAsDevice(**model, r, &heuristic); })["all"];
+  NoteHeuristic(heuristic, outcomes.size());
   std::vector<double> scores;
   for (const Outcome& o : outcomes) scores.push_back(o.score);
   double threshold;

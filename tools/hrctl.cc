@@ -69,7 +69,9 @@ Commands:
       Send each case of a case list and print a table of the decisions.
   hrctl score    [--complexity_model FILE] < prompts.jsonl
       For each line {"prompt": ...}: the complexity score, the threshold and the
-      decision it implies, computed exactly as hr-device computes them.
+      decision it implies, computed exactly as hr-device computes them, and which
+      scorer gave it: "model", or "heuristic" (no model file, or mostly-CJK text
+      that the model was not trained on).
   hrctl detect   < prompts.jsonl
       For each line {"prompt": ...}: the sensitive spans (type, start and end in
       bytes, text).
@@ -420,9 +422,12 @@ int Score() {
   const double threshold = complexity->threshold;
   hr::router::Classifier classifier(complexity->model.get());
   return ForEachPrompt([&](const std::string& prompt) {
-    double score = classifier.Classify({{"user", prompt}}).complexity;
-    return absl::StrFormat("{\"score\":%.6f,\"threshold\":%.6f,\"decision\":\"%s\"}", score,
-                           threshold, score >= threshold ? "cloud" : "local");
+    const hr::router::Classification c = classifier.Classify({{"user", prompt}});
+    const bool heuristic = complexity->model == nullptr || c.complexity_by_heuristic_fallback;
+    return absl::StrFormat(
+        "{\"score\":%.6f,\"threshold\":%.6f,\"decision\":\"%s\",\"scorer\":\"%s\"}", c.complexity,
+        threshold, c.complexity >= threshold ? "cloud" : "local",
+        heuristic ? "heuristic" : "model");
   });
 }
 

@@ -1170,6 +1170,14 @@ TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
         << lines[i];
     EXPECT_EQ(absl::StrContains(lines[i], "\"decision\":\"cloud\""), info.target() == v1::CLOUD)
         << lines[i];
+    // The shipped model learned no Chinese: the heuristic scores the last prompt,
+    // and both say so.
+    const bool heuristic = i == 2;
+    EXPECT_TRUE(absl::StrContains(lines[i],
+                                  heuristic ? "\"scorer\":\"heuristic\"" : "\"scorer\":\"model\""))
+        << lines[i];
+    ASSERT_FALSE(info.reasons().empty());
+    EXPECT_EQ(absl::StrContains(info.reasons(0), "heuristic"), heuristic) << info.reasons(0);
   }
 }
 

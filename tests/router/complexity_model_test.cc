@@ -6,6 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "router/complexity.h"
 #include "router/complexity_trainer.h"
 #include "router/routing_eval.h"
 #include "router/text_features.h"
@@ -111,6 +112,97 @@ TEST(TrainerTest, ShrinkTowardGroupMeansMixesEachLabelWithItsGroupsMean) {
   EXPECT_FLOAT_EQ(examples[3].label, 0.75f * 0.5f);
   ShrinkTowardGroupMeans(groups, 1, &examples);  // weight 1: the group's mean
   EXPECT_FLOAT_EQ(examples[0].label, examples[1].label);
+}
+
+// Chinese prompts with the heuristic's verdicts (router/complexity.h): a
+// greeting, and a word problem asked step by step.
+constexpr char kZhEasy[] = "你好，今天天气怎么样？";
+constexpr char kZhHard[] = "一个农场有鸡和兔共35只，脚共有94只。鸡和兔各有多少只？请一步一步计算。";
+
+TEST(TrainerTest, CountsTheTrainingPromptsThatAreMostlyCjk) {
+  std::vector<TrainingExample> examples = ToyExamples();  // 200 English prompts
+  for (const char* text : {kZhEasy, kZhHard,
+                           // CJK characters are 3 of the 4 letters; digits, symbols
+                           // and spaces do not count
+                           "请计算 3x + 7 = 22",
+                           // half of the letters: counted
+                           "abc 你好吗",
+                           // fewer, or none: not counted
+                           "abcd 你好吗", "compute 12 + 7"}) {
+    TrainingExample e;
+    ExtractTextFeatures(text, &e.features);
+    examples.push_back(std::move(e));
+  }
+  TrainOptions o;
+  o.hash_bits = 10;
+  o.epochs = 1;
+  EXPECT_EQ(TrainComplexityModel(examples, o).cjk_training_prompts(), 4);
+}
+
+TEST(ComplexityModelTest, MostlyCjkTextItWasNotTrainedOnGetsTheHeuristicOnItsScale) {
+  TrainOptions o;
+  o.hash_bits = 10;
+  o.epochs = 3;
+  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), o);
+  ASSERT_EQ(w.cjk_training_prompts(), 0);
+  w.set_threshold(0.2);
+  auto model = ComplexityModel::FromWeights(w);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_FALSE((*model)->covers_cjk());
+  auto logit = [](double p) { return std::log(p / (1 - p)); };
+  const double h_easy = HeuristicComplexityScore(kZhEasy),
+               h_hard = HeuristicComplexityScore(kZhHard);
+  ASSERT_LT(h_easy, 0.5);
+  ASSERT_GE(h_hard, 0.5);
+  for (const char* text : {kZhEasy, kZhHard}) {
+    bool heuristic = false;
+    const double score = (*model)->Score(text, &heuristic);
+    EXPECT_TRUE(heuristic) << text;
+    EXPECT_NEAR(logit(score), logit(HeuristicComplexityScore(text)) + logit(0.2), 1e-9) << text;
+  }
+  // The heuristic's own verdict, at the model's threshold.
+  EXPECT_LT((*model)->Score(kZhEasy), 0.2);
+  EXPECT_GE((*model)->Score(kZhHard), 0.2);
+  // English text is the model's to score.
+  bool heuristic = true;
+  TextFeatures f;
+  ExtractTextFeatures("compute the integral of this", &f);
+  EXPECT_DOUBLE_EQ((*model)->Score("compute the integral of this", &heuristic), (*model)->Score(f));
+  EXPECT_FALSE(heuristic);
+
+  // Thresholds of 0 and 1 keep their meaning: all to the cloud, nothing to it.
+  for (double t : {0.0, 1.0}) {
+    w.set_threshold(t);
+    auto edge = ComplexityModel::FromWeights(w);
+    ASSERT_TRUE(edge.ok());
+    for (const char* text : {kZhEasy, kZhHard}) {
+      const double score = (*edge)->Score(text);
+      EXPECT_TRUE(std::isfinite(score));
+      EXPECT_EQ(score >= t, t == 0.0) << text << " at threshold " << t;
+    }
+  }
+}
+
+TEST(ComplexityModelTest, AModelTrainedOnEnoughCjkTextScoresItItself) {
+  TrainOptions o;
+  o.hash_bits = 10;
+  o.epochs = 3;
+  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), o);
+  w.set_cjk_training_prompts(kMinCjkTrainingPrompts);
+  auto model = ComplexityModel::FromWeights(w);
+  ASSERT_TRUE(model.ok());
+  EXPECT_TRUE((*model)->covers_cjk());
+  bool heuristic = true;
+  TextFeatures f;
+  ExtractTextFeatures(kZhHard, &f);
+  EXPECT_DOUBLE_EQ((*model)->Score(kZhHard, &heuristic), (*model)->Score(f));
+  EXPECT_FALSE(heuristic);
+  // One fewer, and the heuristic scores it.
+  w.set_cjk_training_prompts(kMinCjkTrainingPrompts - 1);
+  model = ComplexityModel::FromWeights(w);
+  ASSERT_TRUE(model.ok());
+  (*model)->Score(kZhHard, &heuristic);
+  EXPECT_TRUE(heuristic);
 }
 
 TEST(ComplexityModelTest, RefusesWeightsOfAnotherShape) {

@@ -40,6 +40,24 @@ TEST(DecideTest, EasyPromptStaysLocal) {
   EXPECT_EQ(d.rule_ids.front(), "complexity.local");
 }
 
+TEST(DecideTest, TheReasonSaysWhenTheHeuristicScoredForTheModel) {
+  for (double complexity : {0.1, 0.9}) {
+    Classification c;
+    c.complexity = complexity;
+    Decision by_model = Decide(CloudRule(), c, {true, v1::ROUTE_HINT_UNSPECIFIED, 0.5});
+    c.complexity_by_heuristic_fallback = true;
+    Decision by_heuristic = Decide(CloudRule(), c, {true, v1::ROUTE_HINT_UNSPECIFIED, 0.5});
+    EXPECT_EQ(by_heuristic.route, by_model.route);
+    EXPECT_EQ(by_heuristic.rule_ids, by_model.rule_ids);
+    ASSERT_FALSE(by_heuristic.reasons.empty());
+    EXPECT_NE(
+        by_heuristic.reasons.front().find("(heuristic: the model was not trained on CJK text)"),
+        std::string::npos)
+        << by_heuristic.reasons.front();
+    EXPECT_EQ(by_model.reasons.front().find("heuristic"), std::string::npos);
+  }
+}
+
 TEST(DecideTest, MissingConsentKeepsItLocal) {
   Decision d = Decide(CloudRule(), Hard(), {false, v1::PREFER_CLOUD, 0.5});
   EXPECT_EQ(d.route, Route::kLocal);

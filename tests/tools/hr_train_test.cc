@@ -118,6 +118,47 @@ TEST_F(HrTrainTest, LearnsWhatTheWordsTellAndReportsTheSourcePriorApart) {
   }
 }
 
+// As WriteOutcomes, in Chinese: the cloud model helps on the prompts that ask
+// for an integral (积分).
+std::string WriteChineseOutcomes(const std::string& path) {
+  const std::vector<std::string> words = {"苹果", "河流", "七个", "蓝色", "石头", "音乐",
+                                          "快速", "云朵", "纸张", "光线", "北方", "绿色"};
+  std::mt19937 rng(5);
+  std::ofstream out(path);
+  for (int i = 0; i < 400; ++i) {
+    const bool hard = i % 2 == 0;
+    std::string prompt = absl::StrCat("第", i, "题：");
+    for (int k = 0; k < 6; ++k) absl::StrAppend(&prompt, words[rng() % words.size()]);
+    if (hard) absl::StrAppend(&prompt, "的积分");
+    out << "{\"prompt\": \"" << prompt << "\", \"weak_correct\": " << (hard ? "false" : "true")
+        << ", \"strong_correct\": true}\n";
+  }
+  return path;
+}
+
+TEST_F(HrTrainTest, AModelScoresChineseItselfOnlyOnceTrainedOnEnoughOfIt) {
+  const std::string zh = WriteChineseOutcomes(dir_ + "/zh.jsonl");
+  // Trained on English only: the heuristic scores the Chinese prompts, and eval
+  // says so.
+  const std::string en = WriteOutcomes(dir_ + "/en.jsonl", true);
+  ToolRun train = HrTrain({"train", "--data=" + en, "--out=" + dir_ + "/m.pb", "--epochs=3"});
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_THAT(train.output, HasSubstr("0 of the "));
+  EXPECT_THAT(train.output, HasSubstr("the heuristic scores such prompts in the model's place"));
+  ToolRun eval = HrTrain({"eval", "--data=" + zh, "--model=" + dir_ + "/m.pb"});
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_THAT(eval.output, HasSubstr("prompts are mostly CJK text, which the model was not "
+                                     "trained on; the heuristic scored them"));
+  // Trained on the Chinese outcomes: the model scores them, and learns what the
+  // words tell (a perfect order scores about 0.75 here).
+  train = HrTrain({"train", "--data=" + zh, "--out=" + dir_ + "/m.pb", "--epochs=3"});
+  ASSERT_EQ(train.exit_code, 0) << train.output;
+  EXPECT_THAT(train.output, HasSubstr("the model scores such prompts itself"));
+  eval = HrTrain({"eval", "--data=" + zh, "--model=" + dir_ + "/m.pb"});
+  EXPECT_THAT(eval.output, ::testing::Not(HasSubstr("the heuristic scored them")));
+  EXPECT_GT(Field(EvalRow(zh, "all"), "apgr"), 0.7);
+}
+
 TEST_F(HrTrainTest, CalibrateWritesTheThresholdForTheLocalShare) {
   std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
   ASSERT_EQ(HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb"}).exit_code, 0);
