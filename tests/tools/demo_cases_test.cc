@@ -1,6 +1,7 @@
-// The demo's classifier rows and the shipped complexity model agree: the case the
-// demo calls easy scores below the model's threshold and the hard one at or above
-// it, through the classifier hr-device uses.
+// The demo's classifier rows and the shipped complexity model agree: the cases the
+// demo calls easy score below the model's threshold and the hard ones at or above
+// it, through the classifier hr-device uses. The Chinese ones are scored by the
+// heuristic in the model's place, the English ones by the model.
 #include <string>
 
 #include "demo_cases.pb.h"
@@ -29,12 +30,14 @@ TEST(DemoCasesTest, ShippedModelKeepsTheEasyCaseLocalAndSendsTheHardOneToTheClou
     if (!easy && !hard) continue;
     std::vector<router::MessageView> messages;
     for (const auto& m : c.request().messages()) messages.push_back({m.role(), m.content()});
-    const double score = classifier.Classify(messages).complexity;
-    if (easy) EXPECT_LT(score, (*model)->threshold()) << c.label();
-    if (hard) EXPECT_GE(score, (*model)->threshold()) << c.label();
+    const router::Classification classified = classifier.Classify(messages);
+    if (easy) EXPECT_LT(classified.complexity, (*model)->threshold()) << c.label();
+    if (hard) EXPECT_GE(classified.complexity, (*model)->threshold()) << c.label();
+    EXPECT_EQ(classified.complexity_by_heuristic_fallback, c.label().rfind("zh-", 0) == 0)
+        << c.label();
     ++checked;
   }
-  EXPECT_EQ(checked, 2);
+  EXPECT_EQ(checked, 4);
 }
 
 }  // namespace
