@@ -61,6 +61,12 @@ ABSL_FLAG(absl::Duration, stream_max_age, absl::Seconds(30),
           "and the old one closes once its requests have ended, as hr-device renews a "
           "shared stream (0: one stream a channel for the whole run, which a backend's "
           "--max_connection_age ends under its requests)");
+ABSL_FLAG(int64_t, break_streams_every, 0,
+          "--api cloud_stream, fault injection: before every Nth call is added to the stream "
+          "it was handed, break that stream (cancel it, as a lost connection would) unless "
+          "other calls are waiting on it; the call then goes on a new stream, as after a "
+          "real break. Tests hr-load's retry and a backend's handling of cancelled streams "
+          "(0: never)");
 ABSL_FLAG(absl::Duration, connect_timeout, absl::Seconds(10),
           "how long to wait for the connections before giving up (exit 2)");
 ABSL_FLAG(bool, tls, false, "connect over TLS (a backend or load balancer that serves it)");
@@ -258,6 +264,19 @@ class CallStream : public grpc::ClientBidiReactor<v1::CloudStreamRequests, v1::C
     WriteNextLocked();
   }
   void Cancel() { context_.TryCancel(); }
+  // --break_streams_every: unless a call is waiting on the stream, or it is
+  // ending already, ends it as a failed write does (Add refuses calls from now
+  // on) and cancels it. True if it did.
+  bool BreakIfIdle() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!waiting_.empty() || releasing_) return false;
+      releasing_ = true;
+      WriteNextLocked();
+    }
+    context_.TryCancel();
+    return true;
+  }
   // False once the stream is closed or ending: new calls need a new stream.
   bool usable() {
     absl::MutexLock lock(&mu_);
@@ -368,6 +387,7 @@ class Driver {
     closed_loop_ = absl::GetFlag(FLAGS_mode) == "closed";
     timeout_ = absl::GetFlag(FLAGS_timeout);
     max_requests_ = absl::GetFlag(FLAGS_requests);
+    break_streams_every_ = absl::GetFlag(FLAGS_break_streams_every);
   }
 
   // Waits for every channel to connect (the first requests should not pay for it).
@@ -451,6 +471,8 @@ class Driver {
     absl::MutexLock lock(&mu_);
     return (end_ == absl::InfinitePast() ? absl::Now() : end_) - start_;
   }
+  // The streams --break_streams_every broke.
+  int64_t broken_streams() const { return broken_streams_.load(std::memory_order_relaxed); }
   int64_t in_flight() const {
     absl::MutexLock lock(&mu_);
     return static_cast<int64_t>(in_flight_.size()) + streamed_in_flight_;
@@ -483,6 +505,10 @@ class Driver {
       // channel's next stream; when kStreamAttempts streams in a row will not
       // take it, it ends UNAVAILABLE. (A stream retired in between still takes it.)
       std::shared_ptr<CallStream> stream = StreamOn(channel);
+      if (break_streams_every_ > 0 && call.call_id() % break_streams_every_ == 0 &&
+          stream->BreakIfIdle()) {
+        broken_streams_.fetch_add(1, std::memory_order_relaxed);
+      }
       bool added = stream->Add(call, tracker, deadline);
       for (int attempt = 1; !added && attempt < kStreamAttempts; ++attempt) {
         stream = StreamOn(channel);
@@ -595,6 +621,8 @@ class Driver {
   std::vector<std::unique_ptr<v1::Router::Stub>> router_stubs_;
   std::vector<std::unique_ptr<v1::CloudInference::Stub>> cloud_stubs_;
   std::atomic<uint64_t> next_call_id_{1};
+  int64_t break_streams_every_ = 0;
+  std::atomic<int64_t> broken_streams_{0};
   bool cloud_api_ = false;
   bool streamed_ = false;
   absl::Duration stream_max_age_;
@@ -749,6 +777,10 @@ int RealMain() {
   check.Require(absl::GetFlag(FLAGS_channels) >= 1, "--channels must be at least 1");
   check.Require(absl::GetFlag(FLAGS_stream_max_age) >= absl::ZeroDuration(),
                 "--stream_max_age must not be negative");
+  check.Require(absl::GetFlag(FLAGS_break_streams_every) >= 0,
+                "--break_streams_every must not be negative");
+  check.Require(absl::GetFlag(FLAGS_break_streams_every) == 0 || api == "cloud_stream",
+                "--break_streams_every needs --api cloud_stream");
   check.Require(absl::GetFlag(FLAGS_timeout) > absl::ZeroDuration(), "--timeout must be positive");
   check.Require(absl::GetFlag(FLAGS_connect_timeout) > absl::ZeroDuration(),
                 "--connect_timeout must be positive");
@@ -847,6 +879,10 @@ int RealMain() {
   finished.Notify();
   signal_thread.join();
   progress_thread.join();
+  if (absl::GetFlag(FLAGS_break_streams_every) > 0) {
+    std::cerr << "broke " << driver.broken_streams()
+              << " streams before adding a call to them (--break_streams_every)\n";
+  }
 
   tools::LoadReport r = report.Build(driver.elapsed());
   r.set_target(absl::GetFlag(FLAGS_target));

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
@@ -320,6 +321,34 @@ TEST(LoadTest, CloudStreamApiStreamRetiredUnderACallStillTakesIt) {
   EXPECT_GE(CountLines(ReadFile(backend.log_path()), "stream opened"), 100);
 }
 
+// A stream that breaks between the moment a call is given it and the moment the
+// call is added refuses the call, which then goes on a new stream. Real breaks
+// rarely land in that window; --break_streams_every puts one there every few
+// calls. No call is lost or fails for it.
+TEST(LoadTest, CloudStreamApiCallRefusedByAStreamThatBrokeGoesOnANewOne) {
+  CloudProcess backend("eu-west-1", {"--synthetic_tokens_per_second=0", "--slots=64"});
+  const std::string dir = MakeTestDir();
+  for (const char* mode : {"--mode=open", "--mode=closed"}) {
+    SCOPED_TRACE(mode);
+    LoadRun run =
+        RunLoad(dir, "broken", R"pb(locales { locale: "fr-FR" } prompts: "un deux")pb",
+                {"--target=" + backend.address(), "--api=cloud_stream", mode, "--rps=200",
+                 "--concurrency=4", "--requests=300", "--duration=0", "--break_streams_every=10"});
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_EQ(run.report.requests(), 300);
+    EXPECT_EQ(Codes(run.report)["OK"], 300) << run.output;
+    // How many streams were broken under a call (some so young that the backend
+    // never saw them).
+    int broken = -1;
+    const size_t at = run.output.find("broke ");
+    ASSERT_NE(at, std::string::npos) << run.output;
+    ASSERT_TRUE(
+        absl::SimpleAtoi(run.output.substr(at + 6, run.output.find(' ', at + 6) - at - 6), &broken))
+        << run.output;
+    EXPECT_GE(broken, 5) << run.output;
+  }
+}
+
 // The same race in hr-device, whose threads (--io_threads=2) share a backend's
 // stream: with --stream_max_age=1us a stream is retired by the next request or
 // so, at times between the moment a call is given it and the moment the call is
@@ -504,6 +533,10 @@ TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
   EXPECT_THAT(run.output, HasSubstr("--duration must not be negative"));
   EXPECT_THAT(run.output, HasSubstr("--connect_timeout must be positive"));
   EXPECT_THAT(run.output, HasSubstr("--stream_max_age must not be negative"));
+  run = RunLoad(dir, "break", R"pb(locales { locale: "en-US" } prompts: "x")pb",
+                {"--break_streams_every=5"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("--break_streams_every needs --api cloud_stream"));
 }
 
 // How many requests backend `name` of `t` has received so far.
