@@ -14,10 +14,11 @@ namespace {
 // The English words and their Chinese counterparts: step by step 一步一步 逐步,
 // prove 证明, derive 推导, (explain) why 为什么, justify 论证, calculate 计算,
 // solve 求解, how many or much 多少, compare 比较, analyse 分析, evaluate 评估,
-// optimise 优化, algorithm 算法, steps 步骤, first 首先, then 然后, finally 最后.
+// optimise 优化, algorithm 算法, steps 步骤, first 首先, then 然后, finally 最后;
+// in traditional characters too where they differ (證明, 計算, 為什麼 ...).
 const RE2& MultiStepMarkers() {
   static const RE2* re = new RE2(
-      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后|一步一步|逐步|多少|论证|评估|优化|算法)");
+      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后|一步一步|逐步|多少|论证|评估|优化|算法|證明|推導|計算|為什麼|比較|步驟|然後|最後|論證|評估|優化)");
   return *re;
 }
 
@@ -60,6 +61,7 @@ ComplexityFeatures ExtractComplexityFeatures(absl::string_view prompt) {
       ++non_space;
       uint32_t cp;
       i += DecodeUtf8(prompt, i, &cp) - 1;
+      if (cp >= 0xAC00 && cp <= 0xD7AF) ++cjk;  // a Korean syllable, a token like a CJK one
       if (IsMathSymbol(cp)) ++f.math_markers;
       if (cp == 0xFF1F) ++f.questions;  // ？
     }

@@ -7,7 +7,7 @@ namespace hr::router {
 
 // The cheap text features the heuristic score is made of. Exposed for tests.
 struct ComplexityFeatures {
-  double approx_tokens = 0;      // bytes / 4 for ASCII, 1 per CJK character
+  double approx_tokens = 0;      // bytes / 4 for ASCII, 1 per CJK character or hangul syllable
   double digit_share = 0;        // digits / non-space characters
   int math_markers = 0;          // = + * / ^ % and symbols such as ∫ √ ≤
   int code_markers = 0;          // ``` { } ; () == -> def class #include ..., up to 8

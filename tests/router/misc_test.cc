@@ -34,6 +34,11 @@ TEST(ComplexityTest, ChineseMarkersCountLikeTheirEnglishCounterparts) {
     EXPECT_EQ(ExtractComplexityFeatures(en).multi_step_markers, 1) << en;
     EXPECT_EQ(ExtractComplexityFeatures(zh).multi_step_markers, 1) << zh;
   }
+  // Traditional characters count as the simplified ones do.
+  for (const char* zh_hant :
+       {"證明", "推導", "計算", "為什麼", "比較", "步驟", "然後", "最後", "論證", "評估", "優化"}) {
+    EXPECT_EQ(ExtractComplexityFeatures(zh_hant).multi_step_markers, 1) << zh_hant;
+  }
   // The same word problem, asked in each language, goes the same way.
   const double en = HeuristicComplexityScore(
       "A farm has 35 chickens and rabbits with 94 legs in all. How many chickens and how "
@@ -42,6 +47,14 @@ TEST(ComplexityTest, ChineseMarkersCountLikeTheirEnglishCounterparts) {
       "一个农场有鸡和兔共35只，脚共有94只。鸡和兔各有多少只？请一步一步计算。");
   EXPECT_GT(en, 0.5);
   EXPECT_GT(zh, 0.5);
+}
+
+TEST(ComplexityTest, ACjkCharacterOrHangulSyllableIsATokenAndFourAsciiBytesAreOne) {
+  EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("你好世界").approx_tokens, 4);
+  EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("こんにちは").approx_tokens, 5);
+  EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("안녕하세요").approx_tokens, 5);
+  EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("abcdefgh").approx_tokens, 2);
+  EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("é").approx_tokens, 0);
 }
 
 TEST(ComplexityTest, FeaturesCountWhatTheySay) {
