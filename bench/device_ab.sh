@@ -74,12 +74,15 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 failed=$(for f in "$OUT"/open-*.json "$OUT"/closed-*.json; do
-  [[ -e $f ]] && jq -r '(.failed|tonumber) + (.residency_violations|tonumber)' "$f"
+  [[ -e $f ]] || continue  # no closed-loop files without CLOSED=1
+  jq -r '(.failed|tonumber) + (.residency_violations|tonumber)' "$f"
 done | awk '{s+=$1} END {print s+0}')
 declare -A P50 TPUT
 for n in direct A B; do
   P50[$n]=$(for f in "$OUT"/open-*-"$n".json; do p50 "$f"; done | mid)
-  [[ ${CLOSED:-0} == 1 ]] && TPUT[$n]=$(for f in "$OUT"/closed-*-"$n".json; do rps "$f"; done | mid)
+  if [[ ${CLOSED:-0} == 1 ]]; then
+    TPUT[$n]=$(for f in "$OUT"/closed-*-"$n".json; do rps "$f"; done | mid)
+  fi
 done
 echo
 echo "medians of $ROUNDS rounds, open loop at $RPS/s: p50 direct ${P50[direct]} us, A ${P50[A]} us ($((P50[A] - P50[direct])) over direct), B ${P50[B]} us ($((P50[B] - P50[direct])) over direct); B - A: $((P50[B] - P50[A])) us"
