@@ -7,7 +7,7 @@
 # SHARED_STREAM=0 gives hr-device a call to them per request instead.
 #
 #   bench/soak.sh                    (after scripts/setup.sh)
-#   SOAK=5m RPS=200 bench/soak.sh
+#   SOAK=5m RPS=200 bench/soak.sh   (WARMUP=20s before the start's RSS)
 #   SHARED_STREAM=0 SOAK=5m RPS=200 bench/soak.sh
 #
 # Prints the RSS at the start (after a warm-up), at the end and its maximum, and
@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 BIN=${HR_BIN:-build/bin}
 OUT=build/bench/soak
 SOAK=${SOAK:-5m}
+WARMUP=${WARMUP:-20s}
 RPS=${RPS:-200}
 TOKENS_PER_SECOND=${TOKENS_PER_SECOND:-1000}
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -47,9 +48,9 @@ TARGET=127.0.0.1:$(cat "$OUT/device.port")
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$DEVICE/status"; }
 
-echo "==> warm-up (20 s at $RPS/s)"
+echo "==> warm-up ($WARMUP at $RPS/s)"
 "$BIN/hr-load" --target "$TARGET" --workload bench/workloads/mixed_regions.textproto \
-  --mode open --rps "$RPS" --duration 20s --progress=false >"$OUT/warmup.txt"
+  --mode open --rps "$RPS" --duration "$WARMUP" --progress=false >"$OUT/warmup.txt"
 START_RSS=$(rss_kb)
 echo "==> soak: $SOAK at $RPS/s; hr-device RSS at start ${START_RSS} kB"
 echo "seconds,rss_kb" >"$OUT/rss.csv"

@@ -15,7 +15,8 @@ PACKAGES=(build-essential cmake ninja-build pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libgmock-dev libre2-dev libbenchmark-dev
   libjemalloc-dev libssl-dev nlohmann-json3-dev
-  python3 python3-yaml)
+  python3 python3-yaml
+  nginx jq)  # the benchmark scripts: the proxy they compare with, their reports
 
 missing=()
 for p in "${PACKAGES[@]}"; do
