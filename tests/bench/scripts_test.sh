@@ -51,4 +51,16 @@ if run local_bench DURATION=2s bench/local_bench.sh; then
     cat "$LOG/local_bench"; status=1
   fi
 fi
+# The perf-based ones only where perf is installed and may trace system calls (it
+# is not part of scripts/setup.sh).
+if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_sendmsg -o /dev/null true 2>/dev/null; then
+  if run device_cost REQUESTS=500 bench/device_cost.sh; then
+    expect device_cost '^  system calls   epoll_wait [0-9.]+  recvmsg [0-9.]+  sendmsg [0-9.]+$'
+  fi
+  if run device_legs RPS=100 REQUESTS=200 bench/device_legs.sh; then
+    expect device_legs '^  answer: backend.s bytes read -> first write to the app +[0-9]+'
+  fi
+else
+  echo "==> device_cost, device_legs: skipped (no perf that may trace system calls here)"
+fi
 exit $status
