@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "records.pb.h"
+#include "router/complexity.h"
 #include "router/complexity_model.h"
 #include "router/complexity_trainer.h"
 #include "router/detectors.h"
@@ -337,29 +338,37 @@ int Eval() {
   const SourcePrior source_prior(InSplit(*all, "train"));
   auto prior =
       ScoreByFamily(records, [&](const Record& r) { return source_prior.Score(r); });
+  // The hand-written score the device falls back to (no model file, or text the
+  // model was not trained on), for comparison.
+  auto by_heuristic = ScoreByFamily(
+      records, [](const Record& r) { return hr::router::HeuristicComplexityScore(r.prompt); });
   bool json = absl::GetFlag(FLAGS_json);
   if (!json) {
     std::printf("split=%s model=%s\n", split.c_str(), absl::GetFlag(FLAGS_model).c_str());
-    std::printf("%-8s %6s %7s %7s | %6s %9s | %11s %16s | %17s %22s\n", "family", "n", "weak",
-                "strong", "APGR", "saved@95", "random APGR", "random saved@95",
-                "source-prior APGR", "source-prior saved@95");
+    std::printf("%-8s %6s %7s %7s | %6s %9s | %11s %16s | %17s %22s | %14s %19s\n", "family", "n",
+                "weak", "strong", "APGR", "saved@95", "random APGR", "random saved@95",
+                "source-prior APGR", "source-prior saved@95", "heuristic APGR",
+                "heuristic saved@95");
   }
   std::vector<std::string> rows;
   for (const auto& [family, outcomes] : families) {
     RoutingMetrics m = hr::router::EvaluateRouting(outcomes);
     RoutingMetrics r = hr::router::EvaluateRandomRouting(outcomes, 200, absl::GetFlag(FLAGS_seed));
     RoutingMetrics p = hr::router::EvaluateRouting(prior[family]);
+    RoutingMetrics h = hr::router::EvaluateRouting(by_heuristic[family]);
     if (json) {
       rows.push_back(absl::StrFormat(
           "{\"family\":\"%s\",\"n\":%d,\"weak_accuracy\":%.4f,\"strong_accuracy\":%.4f,"
           "\"apgr\":%.4f,\"saved_at_95\":%.4f,\"random_apgr\":%.4f,\"random_saved_at_95\":%.4f,"
-          "\"source_prior_apgr\":%.4f,\"source_prior_saved_at_95\":%.4f}",
+          "\"source_prior_apgr\":%.4f,\"source_prior_saved_at_95\":%.4f,"
+          "\"heuristic_apgr\":%.4f,\"heuristic_saved_at_95\":%.4f}",
           family, m.n, m.weak_accuracy, m.strong_accuracy, m.apgr, m.saved_at_95, r.apgr,
-          r.saved_at_95, p.apgr, p.saved_at_95));
+          r.saved_at_95, p.apgr, p.saved_at_95, h.apgr, h.saved_at_95));
     } else {
-      std::printf("%-8s %6d %7.3f %7.3f | %6.3f %9.3f | %11.3f %16.3f | %17.3f %22.3f\n",
-                  family.c_str(), m.n, m.weak_accuracy, m.strong_accuracy, m.apgr,
-                  m.saved_at_95, r.apgr, r.saved_at_95, p.apgr, p.saved_at_95);
+      std::printf(
+          "%-8s %6d %7.3f %7.3f | %6.3f %9.3f | %11.3f %16.3f | %17.3f %22.3f | %14.3f %19.3f\n",
+          family.c_str(), m.n, m.weak_accuracy, m.strong_accuracy, m.apgr, m.saved_at_95, r.apgr,
+          r.saved_at_95, p.apgr, p.saved_at_95, h.apgr, h.saved_at_95);
     }
   }
   // What the model's calibrated threshold does on this split.

@@ -159,6 +159,38 @@ TEST_F(HrTrainTest, AModelScoresChineseItselfOnlyOnceTrainedOnEnoughOfIt) {
   EXPECT_GT(Field(EvalRow(zh, "all"), "apgr"), 0.7);
 }
 
+// eval also ranks by the hand-written heuristic, which knows nothing of the data:
+// where the cloud helps on the multi-step prompts, it orders them first; where it
+// helps on the greetings, last.
+TEST_F(HrTrainTest, EvalReportsTheHeuristicsRankingToo) {
+  for (bool steps_gain : {true, false}) {
+    SCOPED_TRACE(steps_gain ? "the cloud helps on the multi-step prompts" : "on the greetings");
+    const std::string data = dir_ + "/outcomes.jsonl";
+    {
+      std::ofstream out(data);
+      for (int i = 0; i < 400; ++i) {
+        const bool steps = i % 2 == 0;
+        const std::string prompt =
+            steps ? absl::StrCat("Prove step by step that ", i, " + 7 = ", i + 7, ", then compute ",
+                                 i, " * 3.")
+                  : absl::StrCat("hello there friend ", std::string(1, 'a' + i % 26));
+        const bool gains = steps == steps_gain;
+        out << "{\"prompt\": \"" << prompt << "\", \"weak_correct\": " << (gains ? "false" : "true")
+            << ", \"strong_correct\": true}\n";
+      }
+    }
+    ASSERT_EQ(HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb"}).exit_code, 0);
+    // About 0.75 for a perfect order with half the prompts gaining, 0.25 reversed,
+    // 0.5 at random.
+    const double apgr = Field(EvalRow(data, "all"), "heuristic_apgr");
+    if (steps_gain) {
+      EXPECT_GT(apgr, 0.65);
+    } else {
+      EXPECT_LT(apgr, 0.35);
+    }
+  }
+}
+
 TEST_F(HrTrainTest, CalibrateWritesTheThresholdForTheLocalShare) {
   std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
   ASSERT_EQ(HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb"}).exit_code, 0);
