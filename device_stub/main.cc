@@ -228,8 +228,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (complexity->model != nullptr) {
-    spdlog::info("complexity model {} threshold={:.4f} ({})", absl::GetFlag(FLAGS_complexity_model),
-                 complexity->model->threshold(), complexity->model->weights().threshold_note());
+    const hr::router::ComplexityModel& model = *complexity->model;
+    spdlog::info(
+        "complexity model {} threshold={:.4f} ({}); mostly-CJK text: {} ({} of its "
+        "training prompts)",
+        absl::GetFlag(FLAGS_complexity_model), model.threshold(), model.weights().threshold_note(),
+        model.covers_cjk() ? "the model" : "the heuristic", model.weights().cjk_training_prompts());
   }
   hr::engine::EnginePool local(std::move(made->generators), absl::GetFlag(FLAGS_local_max_queue));
   // Made with the server (its queues belong to the server's builder), before any call.

@@ -1179,6 +1179,10 @@ TEST(TopologyTest, HrctlScoreMatchesTheDeviceRouter) {
     ASSERT_FALSE(info.reasons().empty());
     EXPECT_EQ(absl::StrContains(info.reasons(0), "heuristic"), heuristic) << info.reasons(0);
   }
+  // hr-device said so at start, for its operator.
+  const std::string log = ReadFile(t.device_process().log_path());
+  EXPECT_TRUE(absl::StrContains(log, "mostly-CJK text: the heuristic (0 of its training prompts)"))
+      << log;
 }
 
 TEST(BinariesTest, HrctlDetectPrintsByteSpansAndAnErrorPerBadLine) {
