@@ -114,6 +114,14 @@ TEST(TrainerTest, ShrinkTowardGroupMeansMixesEachLabelWithItsGroupsMean) {
   EXPECT_FLOAT_EQ(examples[0].label, examples[1].label);
 }
 
+// A model trained on ToyExamples (English only) with 2^10 buckets for 3 epochs.
+v1::ComplexityModelWeights ToyWeights() {
+  TrainOptions o;
+  o.hash_bits = 10;
+  o.epochs = 3;
+  return TrainComplexityModel(ToyExamples(), o);
+}
+
 // Chinese prompts with the heuristic's verdicts (router/complexity.h): a
 // greeting, and a word problem asked step by step.
 constexpr char kZhEasy[] = "你好，今天天气怎么样？";
@@ -140,10 +148,7 @@ TEST(TrainerTest, CountsTheTrainingPromptsThatAreMostlyCjk) {
 }
 
 TEST(ComplexityModelTest, MostlyCjkTextItWasNotTrainedOnGetsTheHeuristicOnItsScale) {
-  TrainOptions o;
-  o.hash_bits = 10;
-  o.epochs = 3;
-  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), o);
+  v1::ComplexityModelWeights w = ToyWeights();
   ASSERT_EQ(w.cjk_training_prompts(), 0);
   w.set_threshold(0.2);
   auto model = ComplexityModel::FromWeights(w);
@@ -184,10 +189,7 @@ TEST(ComplexityModelTest, MostlyCjkTextItWasNotTrainedOnGetsTheHeuristicOnItsSca
 }
 
 TEST(ComplexityModelTest, AModelTrainedOnEnoughCjkTextScoresItItself) {
-  TrainOptions o;
-  o.hash_bits = 10;
-  o.epochs = 3;
-  v1::ComplexityModelWeights w = TrainComplexityModel(ToyExamples(), o);
+  v1::ComplexityModelWeights w = ToyWeights();
   w.set_cjk_training_prompts(kMinCjkTrainingPrompts);
   auto model = ComplexityModel::FromWeights(w);
   ASSERT_TRUE(model.ok());

@@ -77,6 +77,14 @@ double Field(const google::protobuf::Struct& s, const std::string& name) {
   return it == s.fields().end() ? -1 : it->second.number_value();
 }
 
+// One outcome line: the cloud model right, and the local one too unless the cloud
+// model `gains` on it; `source` left out when empty.
+std::string OutcomeLine(const std::string& prompt, bool gains, const std::string& source = "") {
+  return absl::StrCat("{", source.empty() ? "" : absl::StrCat("\"source\": \"", source, "\", "),
+                      "\"prompt\": \"", prompt, "\", \"weak_correct\": ", gains ? "false" : "true",
+                      ", \"strong_correct\": true}\n");
+}
+
 // Prompts made of the same random words whatever their source; the cloud model
 // helps on source quiz/hard and not on quiz/easy, and on prompts with "integral"
 // in them.
@@ -90,9 +98,7 @@ std::string WriteOutcomes(const std::string& path, bool words_tell) {
     std::string prompt = absl::StrCat("q", i);
     for (int k = 0; k < 6; ++k) absl::StrAppend(&prompt, " ", words[rng() % words.size()]);
     if (words_tell && hard) absl::StrAppend(&prompt, " integral");
-    out << "{\"source\": \"quiz/" << (hard ? "hard" : "easy") << "\", \"prompt\": \"" << prompt
-        << "\", \"weak_correct\": " << (hard ? "false" : "true")
-        << ", \"strong_correct\": true}\n";
+    out << OutcomeLine(prompt, hard, hard ? "quiz/hard" : "quiz/easy");
   }
   return path;
 }
@@ -130,8 +136,7 @@ std::string WriteChineseOutcomes(const std::string& path) {
     std::string prompt = absl::StrCat("第", i, "题：");
     for (int k = 0; k < 6; ++k) absl::StrAppend(&prompt, words[rng() % words.size()]);
     if (hard) absl::StrAppend(&prompt, "的积分");
-    out << "{\"prompt\": \"" << prompt << "\", \"weak_correct\": " << (hard ? "false" : "true")
-        << ", \"strong_correct\": true}\n";
+    out << OutcomeLine(prompt, hard);
   }
   return path;
 }
@@ -174,9 +179,7 @@ TEST_F(HrTrainTest, EvalReportsTheHeuristicsRankingToo) {
             steps ? absl::StrCat("Prove step by step that ", i, " + 7 = ", i + 7, ", then compute ",
                                  i, " * 3.")
                   : absl::StrCat("hello there friend ", std::string(1, 'a' + i % 26));
-        const bool gains = steps == steps_gain;
-        out << "{\"prompt\": \"" << prompt << "\", \"weak_correct\": " << (gains ? "false" : "true")
-            << ", \"strong_correct\": true}\n";
+        out << OutcomeLine(prompt, /*gains=*/steps == steps_gain);
       }
     }
     ASSERT_EQ(HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb"}).exit_code, 0);
