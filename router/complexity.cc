@@ -16,9 +16,14 @@ namespace {
 // solve 求解, how many or much 多少, compare 比较, analyse 分析, evaluate 评估,
 // optimise 优化, algorithm 算法, steps 步骤, first 首先, then 然后, finally 最后;
 // in traditional characters too where they differ (證明, 計算, 為什麼 ...).
+// Japanese: ステップ 段階的 順を追って 証明 導出 なぜ 解い/解き/解け いくつ いくら
+// 何個 何人 何匹 ... 評価 最適化 アルゴリズム 手順 まず 次に (計算 比較 分析 最後 as above).
+// Korean: 단계별 차근차근 증명 유도하 계산 왜 풀어 풀이 몇 얼마 비교 분석 평가 최적화
+// 알고리즘 먼저 그다음 다음으로 마지막으로. Both write words without spaces around
+// them, so like Chinese they match anywhere.
 const RE2& MultiStepMarkers() {
   static const RE2* re = new RE2(
-      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后|一步一步|逐步|多少|论证|评估|优化|算法|證明|推導|計算|為什麼|比較|步驟|然後|最後|論證|評估|優化)");
+      R"((?i)\b(?:step[- ]by[- ]step|prove|proof|derive|explain why|justify|calculate|compute|solve|how many|how much|compare|analy[sz]e|evaluate|optimi[sz]e|implement|algorithm|first,|then,|finally,)\b|证明|推导|计算|为什么|分析|比较|求解|步骤|首先|然后|最后|一步一步|逐步|多少|论证|评估|优化|算法|證明|推導|計算|為什麼|比較|步驟|然後|最後|論證|評估|優化|ステップ|段階的|順を追って|証明|導出|なぜ|解[いきけ]|いくつ|いくら|何[個人匹本枚回台冊歳倍]|評価|最適化|アルゴリズム|手順|まず|次に|단계별|차근차근|증명|유도하|계산|왜|풀어|풀이|몇|얼마|비교|분석|평가|최적화|알고리즘|먼저|그다음|다음으로|마지막으로)");
   return *re;
 }
 

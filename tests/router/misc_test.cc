@@ -49,6 +49,37 @@ TEST(ComplexityTest, ChineseMarkersCountLikeTheirEnglishCounterparts) {
   EXPECT_GT(zh, 0.5);
 }
 
+TEST(ComplexityTest, JapaneseAndKoreanMarkersCountLikeTheirEnglishCounterparts) {
+  const std::vector<std::pair<const char*, const char*>> ja = {
+      {"step by step", "段階的に"}, {"prove", "証明して"},  {"calculate", "計算して"},
+      {"solve", "解いて"},          {"how many", "いくつ"}, {"how many", "何匹"},
+      {"evaluate", "評価して"},     {"optimize", "最適化"}, {"algorithm", "アルゴリズム"}};
+  const std::vector<std::pair<const char*, const char*>> ko = {
+      {"step by step", "단계별로"}, {"prove", "증명하세요"},  {"calculate", "계산하세요"},
+      {"solve", "풀어 보세요"},     {"how many", "몇 마리"},  {"evaluate", "평가하세요"},
+      {"optimize", "최적화"},       {"algorithm", "알고리즘"}};
+  for (const auto& pairs : {ja, ko}) {
+    for (const auto& [en, word] : pairs) {
+      EXPECT_EQ(ExtractComplexityFeatures(en).multi_step_markers, 1) << en;
+      EXPECT_EQ(ExtractComplexityFeatures(word).multi_step_markers, 1) << word;
+    }
+  }
+  EXPECT_EQ(ExtractComplexityFeatures("こんにちは、お元気ですか").multi_step_markers, 0);
+  EXPECT_EQ(ExtractComplexityFeatures("안녕하세요, 잘 지내세요?").multi_step_markers, 0);
+  // The chicken-and-rabbit problem of the Chinese test goes the same way in Japanese and
+  // Korean; a greeting stays low.
+  const double ja_hard = HeuristicComplexityScore(
+      "農場に鶏とウサギが合わせて35匹いて、足は全部で94本です。鶏とウサギはそれぞれ何匹ですか？"
+      "段階的に計算してください。");
+  const double ko_hard = HeuristicComplexityScore(
+      "농장에 닭과 토끼가 모두 35마리 있고 다리는 모두 94개입니다. 닭과 토끼는 각각 몇 "
+      "마리입니까? 단계별로 계산하세요.");
+  EXPECT_GT(ja_hard, 0.5);
+  EXPECT_GT(ko_hard, 0.5);
+  EXPECT_LT(HeuristicComplexityScore("こんにちは、お元気ですか？"), 0.3);
+  EXPECT_LT(HeuristicComplexityScore("안녕하세요, 잘 지내세요?"), 0.3);
+}
+
 TEST(ComplexityTest, ACjkCharacterOrHangulSyllableIsATokenAndFourAsciiBytesAreOne) {
   EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("你好世界").approx_tokens, 4);
   EXPECT_DOUBLE_EQ(ExtractComplexityFeatures("こんにちは").approx_tokens, 5);
