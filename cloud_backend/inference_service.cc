@@ -321,14 +321,20 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   void OnCancel() {
     absl::MutexLock lock(&mu_);
     closed_ = true;
+    cancelled_ = true;
     for (auto& job : TakeLiveJobsLocked()) job->cancelled.store(true);
     FinishIfDone(lock);
   }
 
+  // Logs how the stream ended here rather than at Finish: a caller that cancels
+  // a stream with no call on it fails its read before gRPC reports the cancel,
+  // so the stream may finish OK and learn only later that nobody heard it.
   void OnDone() {
     absl::MutexLock lock(&mu_);
     reactor_ = nullptr;
     closed_ = true;
+    spdlog::debug("stream ended client={} code={}", client_,
+                  cancelled_ ? "CANCELLED" : absl::StatusCodeToString(finish_code_));
   }
 
   // The service drains: Serve refuses new calls, and the stream ends once its
@@ -474,8 +480,7 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
       return;
     }
     finish_started_ = true;
-    spdlog::debug("stream ended client={} code={}", client_,
-                  absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())));
+    finish_code_ = static_cast<absl::StatusCode>(status.error_code());
     Reactor* reactor = reactor_;
     mu_.Unlock();
     reactor->Finish(status);
@@ -496,6 +501,9 @@ class InferenceService::Stream : public std::enable_shared_from_this<Stream> {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   bool finish_started_ ABSL_GUARDED_BY(mu_) = false;
+  absl::StatusCode finish_code_ ABSL_GUARDED_BY(mu_) = absl::StatusCode::kUnknown;
+  // gRPC reported the stream cancelled: the caller did not hear how it ended.
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // Not OK once the caller broke the stream's rules; the stream ends with it.
   grpc::Status broken_ ABSL_GUARDED_BY(mu_);
 };

@@ -326,8 +326,10 @@ TEST(LoadTest, CloudStreamApiStreamRetiredUnderACallStillTakesIt) {
 // rarely land in that window; --break_streams_every puts one there every few
 // calls. No call is lost or fails for it.
 TEST(LoadTest, CloudStreamApiCallRefusedByAStreamThatBrokeGoesOnANewOne) {
-  CloudProcess backend("eu-west-1", {"--synthetic_tokens_per_second=0", "--slots=64"});
+  CloudProcess backend("eu-west-1", {"--synthetic_tokens_per_second=0", "--slots=64",
+                                     "--log_level=debug"});  // logs each stream's end
   const std::string dir = MakeTestDir();
+  int runs = 0;
   for (const char* mode : {"--mode=open", "--mode=closed"}) {
     SCOPED_TRACE(mode);
     LoadRun run =
@@ -346,7 +348,19 @@ TEST(LoadTest, CloudStreamApiCallRefusedByAStreamThatBrokeGoesOnANewOne) {
         absl::SimpleAtoi(run.output.substr(at + 6, run.output.find(' ', at + 6) - at - 6), &broken))
         << run.output;
     EXPECT_GE(broken, 5) << run.output;
+    ++runs;
   }
+  // The backend logs a broken stream as cancelled, and only the stream each run
+  // closed at its end as OK.
+  auto count = [&](const std::string& what) {
+    return CountLines(ReadFile(backend.log_path()), what);
+  };
+  const int opened = count("stream opened");
+  EXPECT_TRUE(Eventually([&] { return count("stream ended") >= opened; }, absl::Seconds(5),
+                         absl::Milliseconds(50)))
+      << count("stream ended") << " of " << opened << " streams ended";
+  EXPECT_EQ(count("stream ended client=- code=OK"), runs) << ReadFile(backend.log_path());
+  EXPECT_EQ(count("stream ended client=- code=CANCELLED"), opened - runs);
 }
 
 // The same race in hr-device, whose threads (--io_threads=2) share a backend's
