@@ -29,6 +29,17 @@ if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [[ " ${missing[*]} " == *" nginx "* ]]; then
+    # Installing nginx may start Debian's default site on port 80 and enable it at
+    # boot; the benchmarks run nginx with a configuration and ports of their own.
+    log "nginx: stopping and disabling the service Debian sets up (the benchmarks run their own)"
+    if [[ -d /run/systemd/system ]]; then
+      $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true
+    else
+      $SUDO service nginx stop >/dev/null 2>&1 || true
+      $SUDO update-rc.d nginx disable >/dev/null 2>&1 || true
+    fi
+  fi
 else
   log "Debian packages: all present"
 fi
