@@ -1,5 +1,6 @@
 // hr-train: trains, evaluates and calibrates the complexity model, and measures
 // the sensitive-data detectors on labelled data.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -481,9 +482,18 @@ int Calibrate() {
   if (!records.ok()) return Die(records.status());
   auto model = hr::router::ComplexityModel::Load(absl::GetFlag(FLAGS_model));
   if (!model.ok()) return Die(model.status());
+  // A prompt the heuristic scores goes to the cloud at the heuristic's 0.5 whatever
+  // the threshold, so it is counted where it goes (above or below every score the
+  // threshold can take) and the threshold is set over the rest.
+  constexpr double kAlwaysCloud = 2.0, kAlwaysLocal = -1.0;
   int heuristic = 0;
-  std::vector<Outcome> outcomes = ScoreByFamily(
-      *records, [&](const Record& r) { return ScoreAsDevice(**model, r, &heuristic); })["all"];
+  std::vector<Outcome> outcomes = ScoreByFamily(*records, [&](const Record& r) {
+    bool by_heuristic = false;
+    const double score = (*model)->Score(r.prompt, &by_heuristic);
+    if (!by_heuristic) return score;
+    ++heuristic;
+    return score >= (*model)->threshold() ? kAlwaysCloud : kAlwaysLocal;
+  })["all"];
   NoteHeuristic(heuristic, outcomes.size());
   std::vector<double> scores;
   for (const Outcome& o : outcomes) scores.push_back(o.score);
@@ -498,6 +508,25 @@ int Calibrate() {
     threshold = hr::router::ThresholdForQuality(outcomes, quality, &local);
     note = absl::StrFormat("quality=%.2f of cloud accuracy on split %s (n=%d): %.1f%% local",
                            quality, split, outcomes.size(), 100 * local);
+  }
+  if (threshold >= kAlwaysCloud || threshold <= kAlwaysLocal) {
+    // The prompts the heuristic sends one way are more than the target allows, so
+    // all the others go the other way. The threshold stays inside (0, 1), where the
+    // heuristic's scores keep their place around it.
+    const bool all_local = threshold >= kAlwaysCloud;
+    double lowest = 1, highest = 0;
+    for (double x : scores) {
+      if (x == kAlwaysCloud || x == kAlwaysLocal) continue;
+      lowest = std::min(lowest, x);
+      highest = std::max(highest, x);
+    }
+    threshold = heuristic == static_cast<int>(scores.size()) ? (*model)->threshold()
+                : all_local                                  ? std::nextafter(highest, 1.0)
+                                                             : lowest;
+    std::fprintf(stderr,
+                 "note: the target cannot be met: the heuristic's own decisions alone take it "
+                 "past; the model's prompts all go %s\n",
+                 all_local ? "local" : "to the cloud");
   }
   v1::ComplexityModelWeights w = (*model)->weights();
   w.set_threshold(threshold);

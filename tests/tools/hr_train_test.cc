@@ -203,6 +203,39 @@ TEST_F(HrTrainTest, CalibrateWritesTheThresholdForTheLocalShare) {
   EXPECT_NEAR(Field(EvalReport(data, "all"), "local_share"), 0.5, 0.1);
 }
 
+// Prompts the heuristic scores (Chinese, for a model trained on English) go where
+// it says whatever the threshold: calibrate counts them there and sets the
+// threshold over the rest, so the local share comes out as asked. Here the 400
+// Chinese prompts all stay local (the heuristic gives them about 0.36, which on
+// the model's scale falls among the English prompts' scores), so half of 1,000
+// local takes 100 of the 600 English ones.
+TEST_F(HrTrainTest, CalibrateCountsThePromptsTheHeuristicScoresWhereTheyGo) {
+  const std::string en = WriteOutcomes(dir_ + "/en.jsonl", true);
+  const std::string mixed = dir_ + "/mixed.jsonl";
+  {
+    std::ofstream out(mixed);
+    out << ReadFile(en);
+    for (int i = 0; i < 400; ++i) {
+      out << OutcomeLine(absl::StrCat("第", i, "题：苹果和石头，一共多少？"), i % 2 == 0);
+    }
+  }
+  ASSERT_EQ(HrTrain({"train", "--data=" + en, "--out=" + dir_ + "/m.pb"}).exit_code, 0);
+  for (double share : {0.5, 0.8}) {
+    SCOPED_TRACE(share);
+    ToolRun cal = HrTrain({"calibrate", "--data=" + mixed, "--model=" + dir_ + "/m.pb",
+                           "--split=all", absl::StrCat("--target_local_share=", share)});
+    ASSERT_EQ(cal.exit_code, 0) << cal.output;
+    EXPECT_THAT(cal.output, HasSubstr("400 of the 1000 prompts are mostly CJK text"));
+    EXPECT_NEAR(Field(EvalReport(mixed, "all"), "local_share"), share, 0.02) << cal.output;
+  }
+  // Fewer local answers than the Chinese prompts alone: not possible, and said.
+  ToolRun cal = HrTrain({"calibrate", "--data=" + mixed, "--model=" + dir_ + "/m.pb", "--split=all",
+                         "--target_local_share=0.2"});
+  ASSERT_EQ(cal.exit_code, 0) << cal.output;
+  EXPECT_THAT(cal.output, HasSubstr("the target cannot be met"));
+  EXPECT_NEAR(Field(EvalReport(mixed, "all"), "local_share"), 0.4, 0.02);
+}
+
 TEST_F(HrTrainTest, CrossValidationReportsEachFamilyTheSameWayTwice) {
   std::string data = WriteOutcomes(dir_ + "/outcomes.jsonl", true);
   ToolRun first = HrTrain({"cv", "--data=" + data, "--folds=3", "--repeats=2"});
