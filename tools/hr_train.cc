@@ -523,10 +523,12 @@ int Calibrate() {
     threshold = heuristic == static_cast<int>(scores.size()) ? (*model)->threshold()
                 : all_local                                  ? std::nextafter(highest, 1.0)
                                                              : lowest;
-    std::fprintf(stderr,
-                 "note: the target cannot be met: the heuristic's own decisions alone take it "
-                 "past; the model's prompts all go %s\n",
-                 all_local ? "local" : "to the cloud");
+    const std::string unmet = absl::StrCat(
+        "the target cannot be met: the heuristic's own decisions alone take it past; "
+        "the model's prompts all go ",
+        all_local ? "local" : "to the cloud");
+    std::fprintf(stderr, "note: %s\n", unmet.c_str());
+    absl::StrAppend(&note, "; ", unmet);
   }
   v1::ComplexityModelWeights w = (*model)->weights();
   w.set_threshold(threshold);
