@@ -880,8 +880,8 @@ int RealMain() {
   signal_thread.join();
   progress_thread.join();
   if (absl::GetFlag(FLAGS_break_streams_every) > 0) {
-    std::cerr << "broke " << driver.broken_streams()
-              << " streams before adding a call to them (--break_streams_every)\n";
+    std::cerr << "streams broken before a call was added to them (--break_streams_every): "
+              << driver.broken_streams() << "\n";
   }
 
   tools::LoadReport r = report.Build(driver.elapsed());
