@@ -34,9 +34,23 @@ class FakeCall : public CloudCall {
 // Runs each call's script on its own thread, as gRPC would call back.
 class FakeCloud : public CloudClient {
  public:
-  ~FakeCloud() override {
-    for (auto& t : threads_) t.join();
+  ~FakeCloud() override { JoinAll(); }
+
+  // Waits for every call's thread, those that calls start while it waits too (a
+  // failed call's callback starts the next attempt from its own thread). The
+  // router must outlive them: the test's destructor calls this first.
+  void JoinAll() {
+    while (true) {
+      std::thread t;
+      {
+        absl::MutexLock lock(&mu_);
+        if (joined_ == threads_.size()) return;
+        t = std::move(threads_[joined_++]);
+      }
+      t.join();
+    }
   }
+
   std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
                                    absl::Time, CloudCallbacks cb) override {
     absl::MutexLock lock(&mu_);
@@ -69,7 +83,8 @@ class FakeCloud : public CloudClient {
 
  private:
   absl::Mutex mu_;
-  std::vector<std::thread> threads_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
+  size_t joined_ ABSL_GUARDED_BY(mu_) = 0;  // threads_[0, joined_) are joined
 };
 
 class Collector : public ResponseStream {
@@ -119,6 +134,8 @@ class DeviceRouterTest : public ::testing::Test {
     router_ = std::make_unique<DeviceRouter>(DeviceRouterOptions{}, *compiled, local_.get(),
                                              &cloud_, &health_);
   }
+
+  ~DeviceRouterTest() override { cloud_.JoinAll(); }
 
   // `p` joined with this test's backends.
   static std::shared_ptr<const policy::ResidencyPolicy> Compile(
