@@ -1,6 +1,7 @@
 #include "policy/residency_policy.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -343,6 +344,7 @@ TEST(ResidencyPolicyTest, DirectoryGivenAsAFileIsRefused) {
 TEST(ResidencyPolicyTest, AFifoADeviceOrAHugeFileIsRefusedWithoutHanging) {
   // Reading a FIFO would wait for a writer, at start-up or in the reload thread.
   const std::string fifo = ProcessTempDir() + "/policy.fifo";
+  unlink(fifo.c_str());  // left by an earlier run of this test (--gtest_repeat)
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   auto p = LoadResidencyPolicy(fifo, WriteTemp("f.backends", kBackends));
   ASSERT_FALSE(p.ok());
