@@ -21,7 +21,11 @@ echo "==> fetching llama.cpp from npm: node-llama-cpp@$NLC_VERSION"
 mkdir -p "$CACHE"
 tgz="$CACHE/node-llama-cpp-$NLC_VERSION.tgz"
 if [[ ! -f $tgz ]] || ! echo "$NLC_TGZ_SHA256  $tgz" | sha256sum -c --quiet 2>/dev/null; then
-  (cd "$CACHE" && npm pack "node-llama-cpp@$NLC_VERSION" --silent >/dev/null)
+  (cd "$CACHE" && npm pack "node-llama-cpp@$NLC_VERSION" --loglevel=error >/dev/null) || {
+    echo "error: npm could not fetch node-llama-cpp@$NLC_VERSION (is the npm registry" \
+      "reachable from here, and its TLS certificate trusted?)" >&2
+    exit 1
+  }
 fi
 echo "$NLC_TGZ_SHA256  $tgz" | sha256sum -c --quiet || {
   echo "error: $tgz does not match the pinned checksum" >&2; exit 1; }
