@@ -1,6 +1,7 @@
 #include "device_stub/device_router.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -533,7 +534,7 @@ DeviceRouter::DeviceRouter(DeviceRouterOptions options,
                            engine::EnginePool* local, CloudClient* cloud,
                            router::BackendHealth* health,
                            const router::ComplexityModel* complexity_model)
-    : options_(options),
+    : options_(std::move(options)),
       local_(local),
       cloud_(cloud),
       health_(health),
