@@ -22,8 +22,9 @@
 #   BOOTSTRAP_BASE=1         when debian:bookworm or debian:bookworm-slim is not in
 #                            buildah's storage, make it with debootstrap from
 #                            Debian's mirror (for machines that reach Debian's
-#                            mirror but not an image registry); the image is then
-#                            built without pulling
+#                            mirror but not an image registry; one minimal system
+#                            serves as both); the image is then built without
+#                            pulling
 #   EXTRA_CA=FILE.crt        a certificate authority added to those bootstrapped
 #                            images (a proxy that intercepts TLS, which npm must
 #                            trust to fetch llama.cpp in the build stage)
@@ -83,7 +84,9 @@ if [[ ${BUILD:-1} == 1 ]]; then
   pull=()
   if [[ ${BOOTSTRAP_BASE:-0} == 1 ]]; then
     bootstrap_base bookworm
-    bootstrap_base bookworm-slim
+    # The minimal system serves as the slim image too; no second debootstrap.
+    "${B[@]}" inspect --type image docker.io/library/debian:bookworm-slim >/dev/null 2>&1 ||
+      "${B[@]}" tag docker.io/library/debian:bookworm docker.io/library/debian:bookworm-slim
     pull=(--pull=never)
   fi
   # The committed tree only, as a fresh clone would have it.
