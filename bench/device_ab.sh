@@ -16,6 +16,7 @@
 # The backend and hr-load come from $HR_BIN (default build/bin). Logs and reports
 # go to build/bench/device_ab/.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }

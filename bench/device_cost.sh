@@ -17,6 +17,7 @@
 #   PROXY=nginx bench/device_cost.sh             (the same counts for nginx; installs it)
 #   SHARED_STREAM=0 bench/device_cost.sh         (a gRPC call to the backend per request)
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 BIN=${HR_BIN:-build/bin}

@@ -15,6 +15,7 @@
 #   RPS=500 REQUESTS=3000 bench/device_legs.sh
 #   SHARED_STREAM=0 bench/device_legs.sh     (a gRPC call to the backend per request)
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 BIN=${HR_BIN:-build/bin}

@@ -14,6 +14,7 @@
 #
 # Client and router share this machine's cores. Output in build/bench/local/.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 BIN=${HR_BIN:-build/bin}

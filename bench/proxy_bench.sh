@@ -22,6 +22,7 @@
 # Everything runs on this machine: client, router, proxy and backend share its
 # cores. Results and logs go to build/bench/proxy/.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 BIN=${HR_BIN:-build/bin}

@@ -14,6 +14,7 @@
 # hr-load's report (failures and residency violations must be 0). Samples and
 # logs in build/bench/soak/.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 BIN=${HR_BIN:-build/bin}

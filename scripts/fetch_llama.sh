@@ -3,6 +3,7 @@
 # a git bundle (llama/gitRelease.bundle), into third_party/llama.cpp. Both the npm
 # tarball and the bundle are checked against pinned SHA-256 sums.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 
 NLC_VERSION=3.22.1

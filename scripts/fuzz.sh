@@ -14,6 +14,7 @@
 # worth keeping into tests/fuzz/corpus/<target>/: the test suite
 # (<target>_replay) runs them all.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 SECONDS_TO_RUN=${FUZZ_SECONDS:-60}
 TARGETS=(${FUZZ_TARGETS:-request_fuzz policy_fuzz})

@@ -3,6 +3,7 @@
 #   scripts/run.sh demo   set up (packages, llama.cpp, build, tiny model), run the demo
 #   scripts/run.sh test   the same set-up, then the whole test suite (ctest)
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 cmd=${1:-}
 case "$cmd" in

@@ -15,6 +15,7 @@
 # library the binaries load, and sanitized binaries also load libasan and libubsan,
 # which the image rightly does not have.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/.."
 [[ -d third_party/llama.cpp ]] || scripts/fetch_llama.sh
 [[ -f build/models/tiny-qwen2.gguf ]] || { echo "error: run scripts/setup.sh first" >&2; exit 1; }

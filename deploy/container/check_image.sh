@@ -30,6 +30,7 @@
 #                            trust to fetch llama.cpp in the build stage)
 #   STORAGE_DRIVER=vfs       buildah's storage driver
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 

@@ -10,6 +10,7 @@
 # deploy/local/backends.textproto). Logs: build/run/*.log. Everything started is
 # stopped on exit, Ctrl-C or SIGTERM.
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/../.."
 
 MODE=${1:-demo}

@@ -6,6 +6,7 @@
 #   tests/bench/scripts_test.sh      (after scripts/setup.sh; ctest runs it as
 #                                     bench_scripts)
 set -euo pipefail
+[[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 cd "$(dirname "$0")/../.."
 LOG=$(mktemp -d)
 trap 'rm -rf "$LOG"' EXIT
