@@ -29,6 +29,8 @@
 #                            images (a proxy that intercepts TLS, which npm must
 #                            trust to fetch llama.cpp in the build stage)
 #   STORAGE_DRIVER=vfs       buildah's storage driver
+#   HR_MODEL=FILE.gguf       the model given to the container as both the cloud and
+#                            the local model (default build/models/tiny-qwen2.gguf)
 set -euo pipefail
 [[ ${1:-} == -h || ${1:-} == --help ]] && { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0; }
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
