@@ -1,7 +1,6 @@
 #include "device_stub/device_router.h"
 
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/random/random.h"
@@ -534,7 +533,7 @@ DeviceRouter::DeviceRouter(DeviceRouterOptions options,
                            engine::EnginePool* local, CloudClient* cloud,
                            router::BackendHealth* health,
                            const router::ComplexityModel* complexity_model)
-    : options_(std::move(options)),
+    : options_(options),
       local_(local),
       cloud_(cloud),
       health_(health),
