@@ -13,8 +13,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/time/clock.h"
 #include "llama.h"
 #include "util/flags.h"
@@ -71,12 +69,11 @@ bool Run(llama_context* ctx, const llama_vocab* vocab, const std::vector<llama_t
 }  // namespace
 
 int main(int argc, char** argv) {
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(
+  hr::util::ParseCommandLine(
+      argc, argv,
       "llama.cpp's own speed on a model, without the router: prompt, generation and\n"
       "whole-request tokens per second over --runs runs.\n"
       "Usage: llama_speed --model m.gguf [--threads 2] [--tokens 32] [--runs 20]");
-  absl::ParseCommandLine(argc, argv);
   llama_log_set(Quiet, nullptr);
   llama_backend_init();
 

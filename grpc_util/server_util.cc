@@ -15,8 +15,6 @@
 #include <tuple>
 #include <vector>
 
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -223,9 +221,7 @@ bool StartServerProcess(const std::string& program, const char* usage, int argc,
                         const absl::Flag<std::string>& log_level) {
   KeepTlsAliveUntilExit();
   BlockTerminationSignals();
-  util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(usage);
-  absl::ParseCommandLine(argc, argv);
+  util::ParseCommandLine(argc, argv, usage);
   if (absl::Status logging = InitLogging(program, absl::GetFlag(log_level)); !logging.ok()) {
     spdlog::error("{}", std::string(logging.message()));
     return false;

@@ -15,8 +15,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -921,9 +919,7 @@ int main(int argc, char** argv) {
   // Block termination signals in every thread; a thread of ours waits for them.
   const sigset_t signals = StopSignals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(kUsage);
-  absl::ParseCommandLine(argc, argv);
+  hr::util::ParseCommandLine(argc, argv, kUsage);
   // Debian's Abseil checks every mutex acquisition for lock-order cycles; that
   // costs more than the locking itself on the request path. Tests keep it on.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -9,8 +9,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -630,9 +628,7 @@ int Detectors() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> args = hr::util::ParseCommandLine(argc, argv, kUsage);
   std::string cmd = args.size() > 1 ? args[1] : "";
   if (absl::GetFlag(FLAGS_data).empty() && !cmd.empty()) {
     std::fprintf(stderr, "error: --data is required\n");

@@ -6,8 +6,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -449,9 +447,7 @@ int Detect() {
 
 int main(int argc, char** argv) {
   hr::grpc_util::KeepTlsAliveUntilExit();
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> args = hr::util::ParseCommandLine(argc, argv, kUsage);
   if (args.size() < 2) {
     std::fprintf(stderr, "hrctl: %s\nRun 'hrctl --help' for the flags.\n", kUsage);
     return 2;

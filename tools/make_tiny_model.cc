@@ -8,8 +8,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "ggml.h"
 #include "gguf.h"
@@ -58,11 +56,10 @@ struct Builder {
 }  // namespace
 
 int main(int argc, char** argv) {
-  hr::util::ListOwnFlagsInHelp();
-  absl::SetProgramUsageMessage(
+  hr::util::ParseCommandLine(
+      argc, argv,
       "Writes a tiny random-weight Qwen2 GGUF for tests.\n"
       "Usage: hr-make-tiny-model --vocab ggml-vocab-qwen2.gguf --out tiny.gguf");
-  absl::ParseCommandLine(argc, argv);
   const std::string vocab_path = absl::GetFlag(FLAGS_vocab);
   const std::string out_path = absl::GetFlag(FLAGS_out);
   if (vocab_path.empty() || out_path.empty()) {

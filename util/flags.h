@@ -5,24 +5,18 @@
 #include <utility>
 #include <vector>
 
-#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
-#include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
 
 namespace hr::util {
 
-// Makes --help list the program's own flags. By default Abseil lists only flags
-// defined in a file named like the program (hrctl.cc for hrctl), which leaves
-// hr-device (device_stub/main.cc) and most others with none. Abseil's own flags
-// (--flagfile, --fromenv...) stay in --helpfull. Call before ParseCommandLine.
-inline void ListOwnFlagsInHelp() {
-  absl::FlagsUsageConfig config;
-  config.contains_help_flags = [](absl::string_view path) {
-    return !absl::StrContains(path, "absl/");
-  };
-  absl::SetFlagsUsageConfig(config);
-}
+// Parses the command line as absl::ParseCommandLine does and returns the
+// arguments that are not flags (the program's name first), after setting `usage`
+// as the program's usage message. Except: --help and -h print the usage and the
+// program's own flags (not Abseil's --flagfile, --fromenv...), --helpfull all
+// flags, and --help=TEXT the flags whose name, help or file contains TEXT, to
+// stdout, and exit 0 (Abseil exits 1 and knows no -h).
+std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
 
 // Collects what is wrong with a program's flags, so that it names every problem
 // at once and exits before it starts anything:

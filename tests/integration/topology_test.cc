@@ -1105,24 +1105,43 @@ TEST(BinariesTest, ServersNameEveryBadFlagAndDoNotStart) {
   }
 }
 
-TEST(BinariesTest, HelpListsEachProgramsOwnFlags) {
+TEST(BinariesTest, HelpListsEachProgramsOwnFlagsAndExitsZero) {
   // Abseil lists by default only flags from a file named like the program, which
-  // left --help of most binaries without a single flag.
+  // left --help of most binaries without a single flag; and it exits 1 after
+  // --help and knows no -h, so `hr-device --help && ...` failed.
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"hr-device", "--first_text_timeout"}, {"hr-cloud", "--record_requests"},
-      {"hr-load", "--channels"},             {"hr-train", "--seed"},
-      {"hrctl", "--request_id"}};
+      {"hr-device", "--first_text_timeout"},
+      {"hr-cloud", "--record_requests"},
+      {"hr-load", "--channels"},
+      {"hr-train", "--seed"},
+      {"hrctl", "--request_id"},
+      {"hr-make-tiny-model", "--vocab"}};
   std::string dir = MakeTestDir();
   for (const auto& [binary, flag] : cases) {
-    std::string log = dir + "/" + binary + ".help";
-    Process p({std::string(HR_BIN_DIR) + "/" + binary, "--help"}, log);
-    p.WaitExit(absl::Seconds(30));
-    std::string help = ReadFile(log);
+    const std::string path = std::string(HR_BIN_DIR) + "/" + binary;
+    auto run = [&](const std::string& arg, int want_exit) {
+      std::string log = absl::StrCat(dir, "/", binary, arg, ".out");
+      Process p({path, arg}, log);
+      EXPECT_EQ(p.WaitExit(absl::Seconds(30)), want_exit) << binary << " " << arg;
+      return ReadFile(log);
+    };
+    std::string help = run("--help", 0);
     EXPECT_TRUE(absl::StrContains(help, flag)) << binary << " --help:\n" << help;
-    EXPECT_FALSE(absl::StrContains(help, "--flagfile")) << binary << ": Abseil's own flags";
-    // Abseil puts the program's name before the usage message: once is enough.
+    EXPECT_FALSE(absl::StrContains(help, "--flagfile (")) << binary << ": Abseil's own flags";
+    // The program's name before the usage message, once.
     EXPECT_TRUE(absl::StartsWith(help, binary + ": ")) << help;
     EXPECT_FALSE(absl::StartsWith(help, binary + ": " + binary)) << help;
+    EXPECT_EQ(run("-h", 0), help) << binary;
+    std::string full = run("--helpfull", 0);
+    EXPECT_TRUE(absl::StrContains(full, flag)) << binary << " --helpfull:\n" << full;
+    EXPECT_TRUE(absl::StrContains(full, "--flagfile (")) << binary << " --helpfull:\n" << full;
+    // --help=TEXT: only the flags that mention it.
+    std::string matching = run("--help=" + flag.substr(2), 0);
+    EXPECT_TRUE(absl::StrContains(matching, flag)) << matching;
+    EXPECT_LT(matching.size(), help.size()) << binary << " --help=" << flag.substr(2);
+    // A flag it does not know is still an error, not help.
+    std::string unknown = run("--no_such_flag", 1);
+    EXPECT_TRUE(absl::StrContains(unknown, "Unknown command line flag 'no_such_flag'")) << unknown;
   }
 }
 
