@@ -223,11 +223,12 @@ int main(int argc, char** argv) {
     spdlog::error("{}", server.status().message());
     return 1;
   }
-  spdlog::info("serving region={} engine={} model=\"{}\" port={} slots={} transport={}", region,
-               engine, model_name, server->port, slots,
+  spdlog::info("serving region={} engine={} model=\"{}\" port={} slots={} transport={} version={}",
+               region, engine, model_name, server->port, slots,
                !credentials        ? "plaintext"
                : client_ca.empty() ? "tls"
-                                   : "mtls");
+                                   : "mtls",
+               hr::util::Version());
 
   // The policy is reloaded on SIGHUP and when the file changes; an invalid
   // version keeps the one in force.

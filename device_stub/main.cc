@@ -286,8 +286,8 @@ int main(int argc, char** argv) {
   queues->Start();
   service.Serve(queues.get());
   health_service.Serve(queues.get());
-  spdlog::info("serving port={} local_engine={} model=\"{}\" slots={}", server->port, engine,
-               made->description, slots);
+  spdlog::info("serving port={} local_engine={} model=\"{}\" slots={} version={}", server->port,
+               engine, made->description, slots, hr::util::Version());
 
   // SIGHUP, or a change to a file the configuration was read from (a CA file
   // too: certificate authorities are rotated), reloads it.

@@ -78,9 +78,9 @@ std::string DescribeFlag(const absl::CommandLineFlag& flag) {
 }
 
 // Which flags --help lists: the program's own (kOwn), all (kAll), or those whose
-// name, help or file contain a text (--help=TEXT).
+// name, help or file contain a text (--help=TEXT); or --version.
 struct HelpRequest {
-  enum { kNone, kOwn, kAll, kMatching } kind = kNone;
+  enum { kNone, kOwn, kAll, kMatching, kVersion } kind = kNone;
   std::string match;
 };
 
@@ -92,8 +92,21 @@ HelpRequest FindHelpRequest(int argc, char** argv) {
     if (arg == "help" || arg == "h") return {HelpRequest::kOwn, ""};
     if (arg == "helpfull") return {HelpRequest::kAll, ""};
     if (absl::ConsumePrefix(&arg, "help=")) return {HelpRequest::kMatching, std::string(arg)};
+    if (arg == "version") return {HelpRequest::kVersion, ""};
   }
   return {};
+}
+
+std::string VersionText(absl::string_view program) {
+  absl::string_view build_type = HR_BUILD_TYPE;
+#ifdef NDEBUG
+  absl::string_view assertions = "off";
+#else
+  absl::string_view assertions = "on";
+#endif
+  return absl::StrCat(program, " ", Version(), " (hybrid-router)\n",
+                      build_type.empty() ? "no CMake build type" : build_type,
+                      " build, assertions ", assertions, "\n");
 }
 
 std::string HelpText(absl::string_view program, const HelpRequest& request) {
@@ -131,6 +144,8 @@ std::string HelpText(absl::string_view program, const HelpRequest& request) {
 
 }  // namespace
 
+absl::string_view Version() { return HR_VERSION; }
+
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage) {
   ListOwnFlagsInHelp();
   absl::SetProgramUsageMessage(usage);
@@ -139,7 +154,9 @@ std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usa
     if (size_t slash = program.rfind('/'); slash != absl::string_view::npos) {
       program.remove_prefix(slash + 1);
     }
-    std::fputs(HelpText(program, request).c_str(), stdout);
+    const std::string text =
+        request.kind == HelpRequest::kVersion ? VersionText(program) : HelpText(program, request);
+    std::fputs(text.c_str(), stdout);
     std::exit(0);
   }
   return absl::ParseCommandLine(argc, argv);

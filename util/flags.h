@@ -15,8 +15,14 @@ namespace hr::util {
 // as the program's usage message. Except: --help and -h print the usage and the
 // program's own flags (not Abseil's --flagfile, --fromenv...), --helpfull all
 // flags, and --help=TEXT the flags whose name, help or file contains TEXT, to
-// stdout, and exit 0 (Abseil exits 1 and knows no -h).
+// stdout, and exit 0 (Abseil exits 1 and knows no -h); --version prints the
+// program's name, Version() and how it was built, and exits 0 (Abseil's says
+// "Debug build" of every binary, from how Debian built Abseil).
 std::vector<char*> ParseCommandLine(int argc, char** argv, absl::string_view usage);
+
+// hybrid-router's version (CMake's project version), as --version and the
+// servers' start-up log line give it.
+absl::string_view Version();
 
 // Collects what is wrong with a program's flags, so that it names every problem
 // at once and exits before it starts anything:

@@ -1140,6 +1140,13 @@ TEST(BinariesTest, HelpListsEachProgramsOwnFlagsAndExitsZero) {
     EXPECT_TRUE(absl::StrContains(matching, flag)) << matching;
     EXPECT_LT(matching.size(), help.size()) << binary << " --help=" << flag.substr(2);
     // A flag it does not know is still an error, not help.
+    // --version: the project's version and how it was built (Abseil's own says
+    // "Debug build" of every binary).
+    std::string version = run("--version", 0);
+    EXPECT_TRUE(
+        absl::StartsWith(version, absl::StrCat(binary, " ", HR_VERSION, " (hybrid-router)\n")))
+        << version;
+    EXPECT_TRUE(absl::StrContains(version, absl::StrCat(HR_BUILD_TYPE, " build"))) << version;
     std::string unknown = run("--no_such_flag", 1);
     EXPECT_TRUE(absl::StrContains(unknown, "Unknown command line flag 'no_such_flag'")) << unknown;
   }
