@@ -21,19 +21,16 @@ namespace {
 
 constexpr int kHelpWidth = 80;
 
+// Whether a flag defined in `path` is one of Abseil's own (--flagfile, --fromenv...).
+bool IsAbseilFile(absl::string_view path) { return absl::StrContains(path, "absl/"); }
+
 // Abseil's own usage flags (--helpshort, --helppackage...) list flags from files
 // named like the program (hrctl.cc for hrctl) by default, which would leave
 // hr-device (device_stub/main.cc) and most others with none.
 void ListOwnFlagsInHelp() {
   absl::FlagsUsageConfig config;
-  config.contains_help_flags = [](absl::string_view path) {
-    return !absl::StrContains(path, "absl/");
-  };
+  config.contains_help_flags = [](absl::string_view path) { return !IsAbseilFile(path); };
   absl::SetFlagsUsageConfig(config);
-}
-
-bool IsAbseilFlag(const absl::CommandLineFlag& flag) {
-  return absl::StrContains(flag.Filename(), "absl/");
 }
 
 // `text` broken at spaces into lines of at most kHelpWidth columns (a longer
@@ -114,7 +111,7 @@ std::string HelpText(absl::string_view program, const HelpRequest& request) {
   std::map<std::string, std::map<absl::string_view, std::string>> by_file;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (flag->IsRetired()) continue;
-    if (request.kind == HelpRequest::kOwn && IsAbseilFlag(*flag)) continue;
+    if (request.kind == HelpRequest::kOwn && IsAbseilFile(flag->Filename())) continue;
     if (request.kind == HelpRequest::kMatching &&
         !absl::StrContains(flag->Name(), request.match) &&
         !absl::StrContains(flag->Help(), request.match) &&
