@@ -20,7 +20,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
-case ${1:-} in -h | --help) usage; exit 0 ;; esac
 if [[ $# -ne 2 ]]; then usage >&2; exit 2; fi
 for d in "$1" "$2"; do
   [[ -x $d/hr-device ]] || { echo "error: no hr-device in $d" >&2; exit 2; }
