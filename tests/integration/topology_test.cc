@@ -1117,7 +1117,11 @@ TEST(BinariesTest, HelpListsEachProgramsOwnFlagsAndExitsZero) {
       {"hrctl", "--request_id"},
       {"hr-make-tiny-model", "--vocab"}};
   std::string dir = MakeTestDir();
-  for (const auto& [binary, flag] : cases) {
+  for (const auto& c : cases) {
+    // Plain references, not a structured binding: C++17 lambdas cannot capture one
+    // (GCC allows it; clang refuses).
+    const std::string& binary = c.first;
+    const std::string& flag = c.second;
     const std::string path = std::string(HR_BIN_DIR) + "/" + binary;
     auto run = [&](const std::string& arg, int want_exit) {
       std::string log = absl::StrCat(dir, "/", binary, arg, ".out");
