@@ -85,7 +85,8 @@ HelpRequest FindHelpRequest(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") break;
-    if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
+    // Only flags: "help" or "version" can be a word of a prompt.
+    if (!absl::ConsumePrefix(&arg, "--") && !absl::ConsumePrefix(&arg, "-")) continue;
     if (arg == "help" || arg == "h") return {HelpRequest::kOwn, ""};
     if (arg == "helpfull") return {HelpRequest::kAll, ""};
     if (absl::ConsumePrefix(&arg, "help=")) return {HelpRequest::kMatching, std::string(arg)};

@@ -1143,7 +1143,6 @@ TEST(BinariesTest, HelpListsEachProgramsOwnFlagsAndExitsZero) {
     std::string matching = run("--help=" + flag.substr(2), 0);
     EXPECT_TRUE(absl::StrContains(matching, flag)) << matching;
     EXPECT_LT(matching.size(), help.size()) << binary << " --help=" << flag.substr(2);
-    // A flag it does not know is still an error, not help.
     // --version: the project's version and how it was built (Abseil's own says
     // "Debug build" of every binary).
     std::string version = run("--version", 0);
@@ -1151,6 +1150,7 @@ TEST(BinariesTest, HelpListsEachProgramsOwnFlagsAndExitsZero) {
         absl::StartsWith(version, absl::StrCat(binary, " ", HR_VERSION, " (hybrid-router)\n")))
         << version;
     EXPECT_TRUE(absl::StrContains(version, absl::StrCat(HR_BUILD_TYPE, " build"))) << version;
+    // A flag it does not know is still an error, not help.
     std::string unknown = run("--no_such_flag", 1);
     EXPECT_TRUE(absl::StrContains(unknown, "Unknown command line flag 'no_such_flag'")) << unknown;
   }
@@ -1163,9 +1163,12 @@ TEST(BinariesTest, HrctlSaysWhatIsMissingAndWhereNoDeviceAnswered) {
   EXPECT_EQ(no_prompt.WaitExit(absl::Seconds(30)), 2);
   EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/no_prompt.log"), "error: no prompt"))
       << ReadFile(dir + "/no_prompt.log");
-  // Nothing listens on the socket: the error says which target was tried.
+  // Nothing listens on the socket: the error says which target was tried. The
+  // prompt's words "help", "version" and "h" are words, not requests for help.
   const std::string target = "unix:" + dir + "/nobody.sock";
-  Process nobody({HR_BIN_DIR "/hrctl", "explain", "--target=" + target, "hi"}, dir + "/nobody.log");
+  Process nobody(
+      {HR_BIN_DIR "/hrctl", "explain", "--target=" + target, "I", "need", "help", "version", "h"},
+      dir + "/nobody.log");
   EXPECT_EQ(nobody.WaitExit(absl::Seconds(30)), 1);
   const std::string said = ReadFile(dir + "/nobody.log");
   EXPECT_TRUE(absl::StrContains(said, "error: UNAVAILABLE")) << said;
