@@ -76,7 +76,8 @@ Commands:
   score and detect print {"error": "line N: ..."} for a line they cannot read, go on
   with the next, and exit 1 if any line failed.
 
-PROMPT is the remaining arguments joined by spaces, or --prompt_file.
+PROMPT is the remaining arguments joined by spaces (after -- if a word of it starts
+with a dash), or --prompt_file.
 )";
 
 std::string ToJson(const google::protobuf::Message& m) {
