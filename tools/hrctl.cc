@@ -235,14 +235,14 @@ int Validate() {
   std::printf("OK: policy %s, %zu jurisdictions, %d backends\n", p.version().c_str(),
               p.rules().size(), p.backends().backends_size());
   for (const auto& r : p.rules()) {
+    const size_t n = p.BackendsFor(r).size();
     std::printf("  %-8s %s\n", r.id.c_str(),
-                r.cloud_allowed
-                    ? absl::StrCat("cloud in [", absl::StrJoin(r.allowed_regions, ", "), "] via ",
-                                   p.BackendsFor(r).size(), " backends",
-                                   r.consent_required ? ", consent required" : "", ", ",
-                                   v1::UnavailableAction_Name(r.when_unavailable))
-                          .c_str()
-                    : "local only");
+                r.cloud_allowed ? absl::StrCat("cloud in [", absl::StrJoin(r.allowed_regions, ", "),
+                                               "] via ", n, n == 1 ? " backend" : " backends",
+                                               r.consent_required ? ", consent required" : "", ", ",
+                                               v1::UnavailableAction_Name(r.when_unavailable))
+                                      .c_str()
+                                : "local only");
   }
   for (const auto& w : p.warnings()) std::printf("warning: %s\n", w.c_str());
   return 0;

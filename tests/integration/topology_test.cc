@@ -384,6 +384,22 @@ TEST(TopologyTest, InvalidPolicyFileStopsStartWithItsLine) {
   EXPECT_TRUE(absl::StrContains(ReadFile(dir + "/validate.log"), "policy.textproto:4:"));
 }
 
+TEST(TopologyTest, ValidateSummarisesEachJurisdictionOfTheShippedFiles) {
+  std::string dir = MakeTestDir();
+  Process v(
+      {HR_BIN_DIR "/hrctl", "validate", "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+       "--backends=" HR_SOURCE_DIR "/deploy/local/backends.textproto"},
+      dir + "/validate.log");
+  EXPECT_EQ(v.WaitExit(absl::Seconds(30)), 0);
+  std::string out = ReadFile(dir + "/validate.log");
+  EXPECT_TRUE(absl::StrContains(out, "4 jurisdictions, 6 backends")) << out;
+  EXPECT_TRUE(
+      absl::StrContains(out, "cloud in [cn-east-1, cn-north-1] via 3 backends, FAIL_CLOSED"))
+      << out;
+  EXPECT_TRUE(absl::StrContains(out, "cloud in [us-east-1] via 1 backend, FALLBACK_LOCAL")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "default  local only")) << out;
+}
+
 // An hr-device without backends on its own copy of the shipped policy, which a
 // test may rewrite (policy_path()).
 class DeviceOnOwnPolicy {
