@@ -28,6 +28,7 @@ import warnings
 try:
     import numpy as np
     from scipy.sparse import hstack
+    from scipy.stats import rankdata
     from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import KFold
@@ -83,14 +84,14 @@ def main():
     gain = ((strong == 1) & (weak == 0)).astype(float)  # the label hr-train learns
     print(f"{len(records)} prompts (train and validation splits), {args.folds}-fold cv", flush=True)
 
-    def smoothed(idx):
-        """Each label mixed with its subject's mean gain (GSM8K has no subjects)."""
+    def smoothed(idx, label=gain):
+        """Each label mixed with its subject's mean label (GSM8K has no subjects)."""
         groups = collections.defaultdict(list)
         for i in idx:
-            groups[source[i]].append(gain[i])
+            groups[source[i]].append(label[i])
         a = args.smoothing
-        return np.array([gain[i] if "/" not in source[i]
-                         else (1 - a) * gain[i] + a * np.mean(groups[source[i]]) for i in idx])
+        return np.array([label[i] if "/" not in source[i]
+                         else (1 - a) * label[i] + a * np.mean(groups[source[i]]) for i in idx])
 
     def subject_rates(idx):
         groups = collections.defaultdict(list)
@@ -112,6 +113,15 @@ def main():
 
     def ridge(x, alpha):
         return lambda tr, te: Ridge(alpha=alpha).fit(x[tr], smoothed(tr)).predict(x[te])
+
+    def ridge_signed(x, alpha):
+        # Learns cloud minus local correctness (1, 0 or -1): a prompt both answer,
+        # or only the local model answers, counts against the cloud.
+        return lambda tr, te: Ridge(alpha=alpha).fit(x[tr], smoothed(tr, strong - weak)).predict(x[te])
+
+    def rank_average(*fits):
+        # Each model's ranks, summed: an ensemble of differently built scores.
+        return lambda tr, te: sum(rankdata(fit(tr, te)) for fit in fits)
 
     def logistic(x, c):
         # Soft labels as two weighted copies of each example.
@@ -178,8 +188,11 @@ def main():
         ("ridge, tf-idf words and bigrams", ridge(tfidf, 3.0)),
         ("ridge, words + character 3-5-grams", ridge(words_chars, 3.0)),
         ("MLP (32 hidden), words and bigrams, 2^14", mlp(small, 32, 0.1)),
+        ("ridge, cloud minus local, words + chars", ridge_signed(words_chars, 3.0)),
         ("100 nearest neighbours, tf-idf cosine", nearest(tfidf, 100)),
         ("subject guessed from the text, 2^14", predicted_subject(small)),
+        ("rank average: ridge w+c, guessed subject", rank_average(ridge(words_chars, 3.0),
+                                                                  predicted_subject(small))),
         ("reference: told the subject", told_subject),
     ]
     print(f"{'model':42s} {'all APGR':>13s} {'all saved':>10s} {'mmlu APGR':>10s} "
