@@ -88,6 +88,11 @@ std::string ToJson(const google::protobuf::Message& m) {
   return out;
 }
 
+// "1 backend", "6 backends".
+std::string Count(size_t n, absl::string_view noun) {
+  return absl::StrCat(n, " ", noun, n == 1 ? "" : "s");
+}
+
 std::string JsonString(absl::string_view s) {
   std::string out = "\"";
   for (char c : s) {
@@ -232,13 +237,13 @@ int Validate() {
                 p.backends().backends_size(), absl::StrJoin(warnings, ",").c_str());
     return 0;
   }
-  std::printf("OK: policy %s, %zu jurisdictions, %d backends\n", p.version().c_str(),
-              p.rules().size(), p.backends().backends_size());
+  std::printf("OK: policy %s, %s, %s\n", p.version().c_str(),
+              Count(p.rules().size(), "jurisdiction").c_str(),
+              Count(p.backends().backends_size(), "backend").c_str());
   for (const auto& r : p.rules()) {
-    const size_t n = p.BackendsFor(r).size();
     std::printf("  %-8s %s\n", r.id.c_str(),
                 r.cloud_allowed ? absl::StrCat("cloud in [", absl::StrJoin(r.allowed_regions, ", "),
-                                               "] via ", n, n == 1 ? " backend" : " backends",
+                                               "] via ", Count(p.BackendsFor(r).size(), "backend"),
                                                r.consent_required ? ", consent required" : "", ", ",
                                                v1::UnavailableAction_Name(r.when_unavailable))
                                       .c_str()

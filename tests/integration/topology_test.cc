@@ -398,6 +398,19 @@ TEST(TopologyTest, ValidateSummarisesEachJurisdictionOfTheShippedFiles) {
       << out;
   EXPECT_TRUE(absl::StrContains(out, "cloud in [us-east-1] via 1 backend, FALLBACK_LOCAL")) << out;
   EXPECT_TRUE(absl::StrContains(out, "default  local only")) << out;
+
+  // The same policy with only the us-east-1 backend: one, not "1 backends".
+  std::ofstream(dir + "/backends.textproto")
+      << "backends { name: \"us-east-1-a\" address: \"127.0.0.1:50066\" region: \"us-east-1\" "
+         "model_family: \"llama\" }\n";
+  Process one(
+      {HR_BIN_DIR "/hrctl", "validate", "--policy=" HR_SOURCE_DIR "/deploy/local/policy.textproto",
+       "--backends=" + dir + "/backends.textproto"},
+      dir + "/validate_one.log");
+  EXPECT_EQ(one.WaitExit(absl::Seconds(30)), 0);
+  out = ReadFile(dir + "/validate_one.log");
+  EXPECT_TRUE(absl::StrContains(out, "4 jurisdictions, 1 backend\n")) << out;
+  EXPECT_TRUE(absl::StrContains(out, "cloud in [cn-east-1, cn-north-1] via 0 backends")) << out;
 }
 
 // An hr-device without backends on its own copy of the shipped policy, which a
