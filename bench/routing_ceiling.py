@@ -111,13 +111,8 @@ def main():
                       .fit_transform(prompts))
     tfidf = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(prompts)
 
-    def ridge(x, alpha):
-        return lambda tr, te: Ridge(alpha=alpha).fit(x[tr], smoothed(tr)).predict(x[te])
-
-    def ridge_signed(x, alpha):
-        # Learns cloud minus local correctness (1, 0 or -1): a prompt both answer,
-        # or only the local model answers, counts against the cloud.
-        return lambda tr, te: Ridge(alpha=alpha).fit(x[tr], smoothed(tr, strong - weak)).predict(x[te])
+    def ridge(x, alpha, label=gain):
+        return lambda tr, te: Ridge(alpha=alpha).fit(x[tr], smoothed(tr, label)).predict(x[te])
 
     def rank_average(*fits):
         # Each model's ranks, summed: an ensemble of differently built scores.
@@ -188,7 +183,9 @@ def main():
         ("ridge, tf-idf words and bigrams", ridge(tfidf, 3.0)),
         ("ridge, words + character 3-5-grams", ridge(words_chars, 3.0)),
         ("MLP (32 hidden), words and bigrams, 2^14", mlp(small, 32, 0.1)),
-        ("ridge, cloud minus local, words + chars", ridge_signed(words_chars, 3.0)),
+        # Cloud minus local correctness (1, 0 or -1): a prompt only the local model
+        # answers counts against the cloud.
+        ("ridge, cloud minus local, words + chars", ridge(words_chars, 3.0, strong - weak)),
         ("100 nearest neighbours, tf-idf cosine", nearest(tfidf, 100)),
         ("subject guessed from the text, 2^14", predicted_subject(small)),
         ("rank average: ridge w+c, guessed subject", rank_average(ridge(words_chars, 3.0),
