@@ -235,10 +235,11 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     auto self = shared_from_this();
     CloudCallbacks cb;
     cb.on_start = [self, attempt](const v1::CloudStart& s) { self->OnCloudStart(attempt, s); };
-    cb.on_text = [self, backend](std::string text) {
-      // Text of an attempt whose backend announced a foreign region is dropped,
-      // also what it sent before the cancellation took effect.
-      if (self->RegionRejected()) return;
+    cb.on_text = [self, attempt, backend](std::string text) {
+      // Only text of an attempt whose backend announced an allowed region goes
+      // on: text before the announcement is dropped and the attempt given up,
+      // and so is what it sent before a cancellation took effect.
+      if (!self->RegionVerified(attempt)) return;
       self->SendText(v1::CLOUD, backend->region(), backend->name(), self->Restore(text));
     };
     cb.on_done = [self, attempt](absl::StatusOr<v1::CloudDone> d, std::string last_text) {
@@ -248,15 +249,40 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     bool cancel_now;
     {
       absl::MutexLock lock(&mu_);
-      call_ = call;
-      cancel_now = cancelled_;
+      // The call may have ended already, and the next attempt or the end of the
+      // request have come: then it is not the current call (and holding it would
+      // keep this run and the call alive through each other).
+      if (attempt_ == attempt && !completed_) call_ = call;
+      cancel_now = cancelled_ || (attempt_ == attempt && !region_problem_.empty());
     }
     if (cancel_now) call->Cancel();
   }
 
-  bool RegionRejected() {
-    absl::MutexLock lock(&mu_);
-    return region_mismatch_;
+  // Whether the current attempt's backend announced an allowed region. Asked
+  // before any of its text goes on: a backend that sends text first is given up.
+  bool RegionVerified(size_t attempt) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (region_verified_) return true;
+      if (!region_problem_.empty()) return false;
+    }
+    RejectRegion(attempt, "sent text before announcing its region");
+    return false;
+  }
+
+  // Never uses the current attempt's answer: says why, and cancels the call.
+  void RejectRegion(size_t attempt, std::string why) {
+    const v1::Backend* backend = candidates_[attempt];
+    spdlog::error("backend={} {}; dropping it request_id={}", backend->name(), why,
+                  p_.info.request_id());
+    std::shared_ptr<CloudCall> call;
+    {
+      absl::MutexLock lock(&mu_);
+      region_verified_ = false;
+      if (region_problem_.empty()) region_problem_ = std::move(why);
+      call = call_;
+    }
+    if (call) call->Cancel();
   }
 
   std::string Restore(absl::string_view text) {
@@ -266,32 +292,46 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
 
   void OnCloudStart(size_t attempt, const v1::CloudStart& start) {
     const v1::Backend* backend = candidates_[attempt];
-    if (start.region() == backend->region() && p_.rule->AllowsRegion(start.region())) return;
-    // A backend that is not where the backends file says: never use its answer.
-    spdlog::error("backend={} announced region '{}' but is configured in '{}'; dropping it "
-                  "request_id={}",
-                  backend->name(), start.region(), backend->region(), p_.info.request_id());
-    std::shared_ptr<CloudCall> call;
-    {
+    if (start.region() == backend->region() && p_.rule->AllowsRegion(start.region())) {
       absl::MutexLock lock(&mu_);
-      region_mismatch_ = true;
-      call = call_;
+      if (region_problem_.empty()) region_verified_ = true;
+      return;
     }
-    if (call) call->Cancel();
+    // A backend that is not where the backends file says: never use its answer.
+    RejectRegion(attempt, absl::StrCat("announced region '", util::ForLog(start.region()),
+                                       "' but is configured in '", backend->region(), "'"));
   }
 
   // `last_text`: text that came with the final message; it leaves with it.
   void OnCloudDone(size_t attempt, absl::StatusOr<v1::CloudDone> done,
                    absl::string_view last_text) {
     const v1::Backend* backend = candidates_[attempt];
-    bool committed, mismatch;
+    bool committed, verified;
+    std::string problem;
     {
       absl::MutexLock lock(&mu_);
       committed = route_sent_;
-      mismatch = region_mismatch_;
-      region_mismatch_ = false;
+      verified = region_verified_;
+      problem = std::move(region_problem_);
+      region_verified_ = false;  // the next attempt starts unverified
+      region_problem_.clear();
     }
-    if (done.ok() && !mismatch) {
+    // A complete answer must come from a backend that announced an allowed
+    // region and names the same one in its final message.
+    if (done.ok() && problem.empty()) {
+      if (!verified) {
+        problem = "ended its answer without announcing its region";
+      } else if (done->region() != backend->region()) {
+        problem =
+            absl::StrCat("named region '", util::ForLog(done->region()),
+                         "' in its final message but is configured in '", backend->region(), "'");
+      }
+      if (!problem.empty()) {
+        spdlog::error("backend={} {}; dropping it request_id={}", backend->name(), problem,
+                      p_.info.request_id());
+      }
+    }
+    if (done.ok() && problem.empty()) {
       router_->health_->RecordSuccess(backend->name());
       std::string rest;
       {
@@ -305,10 +345,9 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       Complete(absl::OkStatus(), &last);
       return;
     }
-    absl::Status status = mismatch ? absl::FailedPreconditionError(absl::StrCat(
-                                         "backend announced a region other than ",
-                                         backend->region()))
-                                   : done.status();
+    absl::Status status = problem.empty()
+                              ? done.status()
+                              : absl::FailedPreconditionError(absl::StrCat("backend ", problem));
     if (IsCancelled()) {
       Complete(absl::CancelledError("cancelled by the client"), nullptr);
       return;
@@ -473,7 +512,10 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   std::shared_ptr<CloudCall> call_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<engine::GenerationJob> job_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool region_mismatch_ ABSL_GUARDED_BY(mu_) = false;
+  // The current attempt's region: announced and allowed, or why its answer is
+  // never used (then not verified, whatever it announces later).
+  bool region_verified_ ABSL_GUARDED_BY(mu_) = false;
+  std::string region_problem_ ABSL_GUARDED_BY(mu_);
   bool route_sent_ ABSL_GUARDED_BY(mu_) = false;
   bool completed_ ABSL_GUARDED_BY(mu_) = false;
   v1::ExecutionTarget target_ ABSL_GUARDED_BY(mu_) = v1::EXECUTION_TARGET_UNSPECIFIED;

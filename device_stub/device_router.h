@@ -50,9 +50,11 @@ struct DeviceRouterOptions {
 // over among allowed backends only before the first text reached the client, then
 // falling back locally or failing closed as the policy says. No request is ever
 // sent to a backend whose region the request's jurisdiction does not allow: the
-// candidates come only from ResidencyPolicy::BackendsFor, a backend that
-// announces another region is dropped before anything is forwarded, and after a
-// reload no attempt starts on a backend the new policy would not pick.
+// candidates come only from ResidencyPolicy::BackendsFor, a backend's text is
+// forwarded only after it announced its configured, allowed region (one that
+// announces another, sends text first, or names another region in its final
+// message is dropped), and after a reload no attempt starts on a backend the new
+// policy would not pick.
 //
 // Thread-safe. `local`, `cloud` and `health` must outlive it.
 class DeviceRouter {

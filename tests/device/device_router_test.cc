@@ -21,14 +21,39 @@ namespace {
 struct Script {
   absl::Status fail_before_start;  // not OK: fail at once
   std::string region;              // announced in CloudStart
-  bool echo = true;                // answer with the last user message
+  bool echo = true;                // answer with the last user message; else an empty answer
   absl::Status fail_after_text;    // not OK: fail after the first text
   std::function<void()> when_called;  // runs as the call starts
+  bool announce = true;               // send CloudStart before anything else
+  std::string done_region;            // named in CloudDone; empty: `region`
+  bool inline_call = false;           // the whole call runs before Start returns
 };
+
+// What a fake backend sends for `request`, as `s` says.
+void Play(const Script& s, const v1::CloudRequest& request, const CloudCallbacks& cb) {
+  if (!s.fail_before_start.ok()) return cb.on_done(s.fail_before_start, "");
+  if (s.announce) {
+    v1::CloudStart start;
+    start.set_region(s.region);
+    cb.on_start(start);
+  }
+  std::string last = s.echo ? std::string(request.messages().rbegin()->content()) : "";
+  if (!last.empty()) cb.on_text(last.substr(0, 3));
+  if (!s.fail_after_text.ok()) return cb.on_done(s.fail_after_text, "");
+  v1::CloudDone done;
+  done.set_region(s.done_region.empty() ? s.region : s.done_region);
+  done.set_finish_reason("eos");
+  // The rest comes with the final message.
+  cb.on_done(done, last.substr(std::min<size_t>(3, last.size())));
+}
 
 class FakeCall : public CloudCall {
  public:
+  explicit FakeCall(CloudCallbacks cb) : callbacks_(std::move(cb)) {}
   void Cancel() override {}
+
+ private:
+  CloudCallbacks callbacks_;  // held as gRPC's calls hold theirs, until the call is dropped
 };
 
 // Runs each call's script on its own thread, as gRPC would call back.
@@ -53,24 +78,16 @@ class FakeCloud : public CloudClient {
 
   std::shared_ptr<CloudCall> Start(const v1::Backend& backend, const v1::CloudRequest& request,
                                    absl::Time, CloudCallbacks cb) override {
-    absl::MutexLock lock(&mu_);
-    calls.push_back({backend.name(), request});
-    Script s = scripts[backend.name()];
-    if (s.when_called) s.when_called();
-    threads_.emplace_back([s, request, cb] {
-      if (!s.fail_before_start.ok()) return cb.on_done(s.fail_before_start, "");
-      v1::CloudStart start;
-      start.set_region(s.region);
-      cb.on_start(start);
-      std::string last = std::string(request.messages().rbegin()->content());
-      cb.on_text(last.substr(0, 3));
-      if (!s.fail_after_text.ok()) return cb.on_done(s.fail_after_text, "");
-      v1::CloudDone done;
-      done.set_region(s.region);
-      done.set_finish_reason("eos");
-      cb.on_done(done, last.substr(3));  // the rest comes with the final message
-    });
-    return std::make_shared<FakeCall>();
+    Script s;
+    {
+      absl::MutexLock lock(&mu_);
+      calls.push_back({backend.name(), request});
+      s = scripts[backend.name()];
+      if (s.when_called) s.when_called();
+      if (!s.inline_call) threads_.emplace_back([s, request, cb] { Play(s, request, cb); });
+    }
+    if (s.inline_call) Play(s, request, cb);
+    return std::make_shared<FakeCall>(std::move(cb));
   }
   bool IsDown(const v1::Backend&) override { return false; }
 
@@ -290,6 +307,91 @@ TEST_F(DeviceRouterTest, BackendAnnouncingAnotherRegionIsDropped) {
   ASSERT_TRUE(c->status.ok()) << c->status;
   EXPECT_EQ(c->route.target(), v1::LOCAL);
   EXPECT_TRUE(c->route.fell_back());
+}
+
+TEST_F(DeviceRouterTest, ACallThatEndsBeforeItsStartReturnsIsNotKept) {
+  // The request ends inside CloudClient::Start. Were the router to keep the
+  // call then, the call (holding the router's callbacks) and the request's run
+  // (holding the call) would keep each other, and the app's stream, forever.
+  cloud_.scripts["us-a"].inline_call = true;
+  v1::GenerateRequest r;
+  r.set_locale("en-US");
+  r.set_hint(v1::PREFER_CLOUD);
+  r.add_messages()->set_role("user");
+  r.mutable_messages(0)->set_content("hello there");
+  Collector c;
+  bool released = false;
+  router_->Generate(r, absl::InfiniteFuture(),
+                    std::shared_ptr<ResponseStream>(&c, [&](ResponseStream*) { released = true; }));
+  ASSERT_TRUE(c.done.HasBeenNotified());
+  EXPECT_TRUE(c.status.ok()) << c.status;
+  EXPECT_EQ(c.route.backend(), "us-a");
+  EXPECT_EQ(c.text, "hello there");
+  EXPECT_TRUE(released);
+}
+
+// The last reason of a fallback says why no backend served.
+std::string FallbackReason(const v1::RouteInfo& route) {
+  return route.reasons_size() == 0 ? "" : route.reasons(route.reasons_size() - 1);
+}
+
+TEST_F(DeviceRouterTest, BackendSendingTextBeforeAnnouncingItsRegionIsDropped) {
+  cloud_.scripts["us-a"].announce = false;
+  auto c = Run("en-US", "hello there");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  EXPECT_EQ(c->route.target(), v1::LOCAL);  // us has no other backend
+  EXPECT_TRUE(c->route.fell_back());
+  EXPECT_TRUE(absl::StrContains(FallbackReason(c->route),
+                                "us-a (us-east-1): FAILED_PRECONDITION backend sent text before "
+                                "announcing its region"))
+      << FallbackReason(c->route);
+  for (const v1::GenerateResponse& r : c->responses) {
+    EXPECT_NE(r.route().target(), v1::CLOUD);  // nothing went out as the cloud's
+  }
+  EXPECT_EQ(Called(), std::vector<std::string>{"us-a"});
+
+  // With another allowed backend, the request goes on to it.
+  cloud_.scripts["cn-a"].announce = false;
+  for (int i = 0; i < 2; ++i) {  // the cn backends take turns at being first
+    auto cn = Run("zh-CN", "你好啊朋友们");
+    ASSERT_TRUE(cn->status.ok()) << cn->status;
+    EXPECT_EQ(cn->route.backend(), "cn-b");
+    EXPECT_EQ(cn->text, "你好啊朋友们");
+  }
+}
+
+TEST_F(DeviceRouterTest, AnAnswerWithoutARegionAnnouncedIsNotUsed) {
+  // No text at all: only the final message, and no start before it.
+  cloud_.scripts["us-a"].announce = false;
+  cloud_.scripts["us-a"].echo = false;
+  auto c = Run("en-US", "hello there");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  EXPECT_EQ(c->route.target(), v1::LOCAL);
+  EXPECT_TRUE(c->route.fell_back());
+  EXPECT_TRUE(absl::StrContains(FallbackReason(c->route),
+                                "backend ended its answer without announcing its region"))
+      << FallbackReason(c->route);
+}
+
+TEST_F(DeviceRouterTest, AFinalMessageNamingAnotherRegionIsNotUsed) {
+  cloud_.scripts["us-a"].done_region = "eu-central-1";
+  cloud_.scripts["us-a"].echo = false;  // nothing reached the app before it
+  auto c = Run("en-US", "hello there");
+  ASSERT_TRUE(c->status.ok()) << c->status;
+  EXPECT_EQ(c->route.target(), v1::LOCAL);
+  EXPECT_TRUE(c->route.fell_back());
+  EXPECT_TRUE(absl::StrContains(FallbackReason(c->route),
+                                "backend named region 'eu-central-1' in its final message but is "
+                                "configured in 'us-east-1'"))
+      << FallbackReason(c->route);
+
+  // After text reached the app, the answer cannot be taken back: it ends
+  // UNAVAILABLE rather than OK.
+  cloud_.scripts["us-a"].echo = true;
+  auto mid = Run("en-US", "hello there");
+  EXPECT_EQ(mid->status.code(), absl::StatusCode::kUnavailable) << mid->status;
+  EXPECT_TRUE(absl::StrContains(mid->status.message(), "named region 'eu-central-1'"))
+      << mid->status;
 }
 
 TEST_F(DeviceRouterTest, RedactsBeforeSendingAndRestoresTheAnswer) {
