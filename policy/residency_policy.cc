@@ -456,7 +456,14 @@ absl::Status CheckClaimAgainstPolicy(const ResidencyPolicy& policy, absl::string
     return absl::FailedPreconditionError(
         absl::StrCat("the claimed jurisdiction '", claimed, "' is not in ", ours));
   }
-  if (!country.empty()) {
+  if (country.empty()) {
+    // A locale without a country gets the default rule, on the device as here.
+    if (rule != &policy.default_rule()) {
+      return absl::FailedPreconditionError(absl::StrCat("the claim names no country, which ", ours,
+                                                        " puts in '", policy.default_rule().id,
+                                                        "', not in jurisdiction '", claimed, "'"));
+    }
+  } else {
     if (country.size() != 2 || !absl::ascii_isalpha(country[0]) ||
         !absl::ascii_isalpha(country[1])) {
       return absl::FailedPreconditionError(absl::StrCat(

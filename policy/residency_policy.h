@@ -101,9 +101,10 @@ absl::Status CheckResidencyClaim(const std::vector<std::string>& allowed_regions
 // Checks a residency claim against the backend's own copy of the policy, so that
 // a device with a wrong or stale policy cannot send a request where the policy
 // does not allow it: the claimed `jurisdiction` must be one of `policy`'s, its
-// cloud rule must allow `region` and, when given, `model_family`; and a claim that
-// names the request's `country` must name the jurisdiction `policy` puts that
-// country in. FailedPrecondition saying which of these failed; OK otherwise.
+// cloud rule must allow `region` and, when given, `model_family`; and the claim
+// must name the jurisdiction `policy` puts the request's `country` in (the
+// default rule when `country` is empty, as for a locale without one).
+// FailedPrecondition saying which of these failed; OK otherwise.
 absl::Status CheckClaimAgainstPolicy(const ResidencyPolicy& policy, absl::string_view jurisdiction,
                                      absl::string_view country, absl::string_view region,
                                      absl::string_view model_family);

@@ -459,7 +459,20 @@ TEST(CheckClaimAgainstPolicyTest, ThePolicyDecidesNotTheClaim) {
   const ResidencyPolicy& p = **policy;
   EXPECT_TRUE(CheckClaimAgainstPolicy(p, "cn", "CN", "cn-east-1", "qwen").ok());
   EXPECT_TRUE(CheckClaimAgainstPolicy(p, "cn", "cn", "cn-east-1", "").ok());
-  EXPECT_TRUE(CheckClaimAgainstPolicy(p, "eu", "", "eu-west-1", "llama").ok());
+  EXPECT_TRUE(CheckClaimAgainstPolicy(p, "eu", "FR", "eu-west-1", "llama").ok());
+  {
+    // A default rule that allows the cloud serves what names no country (or an
+    // unlisted one).
+    v1::Policy open = Parse<v1::Policy>(absl::StrReplaceAll(
+        kPolicy, {{R"(default_rule { id: "default" })",
+                   R"(default_rule { id: "default" cloud { allowed_regions: "us-east-1" )"
+                   R"(allowed_model_families: "llama" when_unavailable: FAIL_CLOSED } })"}}));
+    auto world = ResidencyPolicy::Create(open, v1::Backends());
+    ASSERT_TRUE(world.ok()) << world.status();
+    EXPECT_TRUE(CheckClaimAgainstPolicy(**world, "default", "", "us-east-1", "llama").ok());
+    EXPECT_TRUE(CheckClaimAgainstPolicy(**world, "default", "JP", "us-east-1", "llama").ok());
+    EXPECT_FALSE(CheckClaimAgainstPolicy(**world, "us", "", "us-east-1", "llama").ok());
+  }
   auto refused = [&p](absl::string_view j, absl::string_view country, absl::string_view region,
                       absl::string_view family) {
     absl::Status s = CheckClaimAgainstPolicy(p, j, country, region, family);
@@ -471,6 +484,12 @@ TEST(CheckClaimAgainstPolicyTest, ThePolicyDecidesNotTheClaim) {
   EXPECT_TRUE(absl::StrContains(refused("cn", "CN", "cn-east-1", "llama"),
                                 "does not allow jurisdiction 'cn' on model family 'llama'"));
   EXPECT_TRUE(absl::StrContains(refused("eu", "CN", "eu-west-1", ""), "puts it in 'cn'"));
+  // No country is the default rule's, as on the device: not eu's.
+  EXPECT_TRUE(absl::StrContains(refused("eu", "", "eu-west-1", "llama"),
+                                "the claim names no country, which this backend's policy "
+                                "(version "));
+  EXPECT_TRUE(absl::StrContains(refused("eu", "", "eu-west-1", "llama"),
+                                "puts in 'default', not in jurisdiction 'eu'"));
   EXPECT_TRUE(absl::StrContains(refused("eu", "FR", "eu-west-1", "mistral"), "model family"));
   // The default rule keeps everything on the device.
   EXPECT_TRUE(absl::StrContains(refused("default", "", "us-east-1", ""), "'default'"));
