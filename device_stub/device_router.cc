@@ -32,6 +32,9 @@ router::RequestFacts Facts(const v1::GenerateRequest& request, const DeviceRoute
   return {request.cloud_consent(), request.hint(), options.complexity_threshold};
 }
 
+// How much of an app's request id a log line shows.
+constexpr size_t kLogIdBytes = 128;
+
 std::string NewRequestId() {
   static absl::Mutex mu;
   static absl::BitGen* gen = new absl::BitGen();
@@ -53,7 +56,8 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         arrival_(arrival),
         decided_(absl::Now()),
         deadline_(deadline),
-        stream_(std::move(stream)) {}
+        stream_(std::move(stream)),
+        log_id_(util::ForLog(p_.info.request_id(), kLogIdBytes)) {}
 
   void Start() {
     std::weak_ptr<RequestRun> weak = shared_from_this();
@@ -151,7 +155,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     for (const v1::ChatMessage& m : request_.messages()) contents.push_back(m.content());
     router::Redacted redacted =
         router::Redact(contents, p_.classification.spans, p_.decision.redact);
-    cloud_request_.set_request_id(p_.info.request_id());
+    cloud_request_.set_request_id(log_id_);
     v1::ResidencyClaim* claim = cloud_request_.mutable_claim();
     claim->set_jurisdiction(p_.rule->id);
     for (const std::string& r : p_.rule->allowed_regions) claim->add_allowed_regions(r);
@@ -221,8 +225,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
         Complete(deny, nullptr);
         return;
       }
-      spdlog::info("backend={} skipped: {} request_id={}", backend->name(), why,
-                   p_.info.request_id());
+      spdlog::info("backend={} skipped: {} request_id={}", backend->name(), why, log_id_);
       {
         absl::MutexLock lock(&mu_);
         errors_.push_back(absl::StrCat(backend->name(), " (", backend->region(), "): ", why));
@@ -273,8 +276,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   // Never uses the current attempt's answer: says why, and cancels the call.
   void RejectRegion(size_t attempt, std::string why) {
     const v1::Backend* backend = candidates_[attempt];
-    spdlog::error("backend={} {}; dropping it request_id={}", backend->name(), why,
-                  p_.info.request_id());
+    spdlog::error("backend={} {}; dropping it request_id={}", backend->name(), why, log_id_);
     std::shared_ptr<CloudCall> call;
     {
       absl::MutexLock lock(&mu_);
@@ -328,7 +330,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
       }
       if (!problem.empty()) {
         spdlog::error("backend={} {}; dropping it request_id={}", backend->name(), problem,
-                      p_.info.request_id());
+                      log_id_);
       }
     }
     if (done.ok() && problem.empty()) {
@@ -364,8 +366,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     router_->health_->RecordFailure(backend->name());
     // The code only: a backend's message is not ours to vouch for (it could quote the prompt).
     spdlog::warn("backend={} region={} attempt failed code={} request_id={}", backend->name(),
-                 backend->region(), absl::StatusCodeToString(status.code()),
-                 p_.info.request_id());
+                 backend->region(), absl::StatusCodeToString(status.code()), log_id_);
     if (committed) {
       // Text already reached the client: no retry, the answer would be spliced.
       Complete(absl::UnavailableError(absl::StrCat("cloud backend ", backend->name(),
@@ -481,7 +482,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
     spdlog::info(
         "request_id={} jurisdiction={} target={} region={} backend={} code={} micros={} "
         "failed_attempts={} fell_back={} rules={}",
-        p_.info.request_id(), p_.rule ? p_.rule->id : "-",
+        log_id_, p_.rule ? p_.rule->id : "-",
         target == v1::EXECUTION_TARGET_UNSPECIFIED ? "-" : v1::ExecutionTarget_Name(target), region,
         backend, absl::StatusCodeToString(status.code()), absl::ToInt64Microseconds(now - arrival_),
         failed, p_.info.fell_back(), absl::StrJoin(p_.info.rule_ids(), ","));
@@ -497,6 +498,7 @@ class RequestRun : public std::enable_shared_from_this<RequestRun> {
   Prepared p_;
   const absl::Time arrival_, decided_, deadline_;
   const std::shared_ptr<ResponseStream> stream_;
+  const std::string log_id_;  // the request id as log lines show it (the app chose it)
 
   // Cloud state, set before the first attempt and read-only afterwards.
   v1::CloudRequest cloud_request_;
@@ -605,7 +607,8 @@ void DeviceRouter::Generate(const v1::GenerateRequest& request, absl::Time deadl
   absl::StatusOr<Prepared> p = Prepare(request, policy(), classifier_, options_);
   if (!p.ok()) {
     stream->Finish(p.status());  // the answer first, the log line after, as in Complete
-    spdlog::info("request_id={} code={} rejected=\"{}\"", request.request_id().substr(0, 128),
+    spdlog::info("request_id={} code={} rejected=\"{}\"",
+                 util::ForLog(request.request_id(), kLogIdBytes),
                  absl::StatusCodeToString(p.status().code()), p.status().message());
     return;
   }

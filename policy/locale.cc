@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "policy/locale.h"
 
 #include <vector>
@@ -7,6 +6,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "util/log_format.h"
 
 namespace hr::policy {
 namespace {
@@ -31,7 +32,7 @@ bool IsVariant(absl::string_view s) {
 
 absl::Status Malformed(absl::string_view tag, absl::string_view why) {
   return absl::InvalidArgumentError(
-      absl::StrCat("locale '", tag, "' is not a BCP 47 tag: ", why));
+      absl::StrCat("locale '", util::ForLog(tag), "' is not a BCP 47 tag: ", why));
 }
 
 }  // namespace
@@ -45,8 +46,12 @@ absl::StatusOr<Locale> ParseLocale(absl::string_view tag) {
   std::vector<absl::string_view> parts = absl::StrSplit(tag, absl::ByAnyChar("-_"));
   for (absl::string_view p : parts) {
     if (p.empty()) return Malformed(tag, "empty subtag");
-    if (!IsAlnum(p)) return Malformed(tag, absl::StrCat("subtag '", p, "' has a character other than a letter or digit"));
-    if (p.size() > 8) return Malformed(tag, absl::StrCat("subtag '", p, "' is longer than 8 characters"));
+    if (!IsAlnum(p))
+      return Malformed(tag, absl::StrCat("subtag '", util::ForLog(p),
+                                         "' has a character other than a letter or digit"));
+    if (p.size() > 8)
+      return Malformed(tag,
+                       absl::StrCat("subtag '", util::ForLog(p), "' is longer than 8 characters"));
   }
 
   Locale locale;

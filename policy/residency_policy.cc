@@ -439,9 +439,18 @@ absl::Status CheckResidencyClaim(const std::vector<std::string>& allowed_regions
   }
   if (std::find(allowed_regions.begin(), allowed_regions.end(), region) ==
       allowed_regions.end()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this backend runs in region '", region, "', which the residency claim (",
-        absl::StrJoin(allowed_regions, ", "), ") does not allow"));
+    // The claimed regions are the caller's: escaped, and at most a few of them.
+    constexpr size_t kShown = 8;
+    std::vector<std::string> shown;
+    for (size_t i = 0; i < allowed_regions.size() && i < kShown; ++i) {
+      shown.push_back(util::ForLog(allowed_regions[i]));
+    }
+    if (allowed_regions.size() > kShown) {
+      shown.push_back(absl::StrCat("and ", allowed_regions.size() - kShown, " more"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("this backend runs in region '", region, "', which the residency claim (",
+                     absl::StrJoin(shown, ", "), ") does not allow"));
   }
   return absl::OkStatus();
 }

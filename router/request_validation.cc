@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "util/log_format.h"
 #include "util/proto_enum.h"
 #include "util/utf8.h"
 
@@ -23,9 +24,9 @@ absl::Status ValidateChatMessages(
   for (int i = 0; i < messages.size(); ++i) {
     const v1::ChatMessage& m = messages[i];
     if (m.role() != "system" && m.role() != "user" && m.role() != "assistant") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "messages[", i, "].role: '", m.role().substr(0, 32),
-          "' is not one of system, user, assistant"));
+      return absl::InvalidArgumentError(absl::StrCat("messages[", i, "].role: '",
+                                                     util::ForLog(m.role(), 32),
+                                                     "' is not one of system, user, assistant"));
     }
     size_t bad = util::FindInvalidUtf8(m.content());
     if (bad != absl::string_view::npos) {

@@ -328,6 +328,31 @@ TEST(TopologyTest, RedactedIdNeverReachesTheBackendAndIsRestored) {
   EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/cn-north-1-a.log"), "身份证"));
 }
 
+// What an app chooses (its request id, a malformed locale) reaches the log lines
+// of hr-device and the backend escaped: it cannot forge a line there.
+TEST(TopologyTest, AnAppCannotForgeLogLines) {
+  Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
+  v1::GenerateRequest served = Request("en-US", "hello", false, v1::PREFER_CLOUD);
+  served.set_request_id("r1\nFORGED request_id=x code=OK");
+  Answer a = Generate(t.device(), served);
+  ASSERT_TRUE(a.status.ok()) << a.status.error_message();
+  EXPECT_EQ(a.route.request_id(), served.request_id());  // the app gets its id back as sent
+  v1::GenerateRequest refused = Request("en\nFORGED locale", "hello");
+  refused.set_request_id("r2\nFORGED rejected");
+  Answer b = Generate(t.device(), refused);
+  EXPECT_EQ(b.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  ASSERT_TRUE(WaitForLog(t.dir() + "/device.log", "rejected="));
+  ASSERT_TRUE(WaitForLog(t.dir() + "/us-east-1-a.log", "served request_id="));
+  for (const std::string name : {"device", "us-east-1-a"}) {
+    const std::string log = ReadFile(t.dir() + "/" + name + ".log");
+    EXPECT_TRUE(absl::StrContains(log, "FORGED")) << name << ": " << log;  // escaped, not gone
+    for (absl::string_view line : absl::StrSplit(log, '\n')) {
+      EXPECT_FALSE(absl::StartsWith(line, "FORGED")) << name << ": " << log;
+    }
+  }
+}
+
 TEST(TopologyTest, InvalidRequestsGetInvalidArgumentSayingWhat) {
   Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}});
   struct Case {

@@ -1,5 +1,6 @@
 #include "policy/locale.h"
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace hr::policy {
@@ -53,6 +54,15 @@ TEST(ParseLocaleTest, ErrorNamesTheSubtag) {
   auto l = ParseLocale("en-US-US");
   ASSERT_FALSE(l.ok());
   EXPECT_NE(l.status().message().find("'US'"), absl::string_view::npos) << l.status();
+}
+
+TEST(ParseLocaleTest, ErrorShowsTheTagEscaped) {
+  // What an app sent comes back in the error (and hr-device's log line for it):
+  // it must not break a line there.
+  auto l = ParseLocale("en\nfake log line");
+  ASSERT_FALSE(l.ok());
+  EXPECT_TRUE(absl::StrContains(l.status().message(), "'en\\nfake log line'")) << l.status();
+  EXPECT_FALSE(absl::StrContains(l.status().message(), "\n")) << l.status();
 }
 
 }  // namespace

@@ -450,6 +450,16 @@ TEST(CheckResidencyClaimTest, RefusesAClaimWithoutTheRegion) {
   EXPECT_EQ(CheckResidencyClaim({"eu-central-1"}, "cn-east-1").code(),
             absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(CheckResidencyClaim({}, "cn-east-1").code(), absl::StatusCode::kFailedPrecondition);
+  // The claimed regions are the caller's: the refusal (which the backend logs)
+  // shows a few of them, escaped.
+  std::vector<std::string> forged = {"x\nfake log line"};
+  forged.resize(10000, std::string(1000, 'r'));
+  absl::Status s = CheckResidencyClaim(forged, "cn-east-1");
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(absl::StrContains(s.message(), "\n")) << s.message();
+  EXPECT_TRUE(absl::StrContains(s.message(), "(x\\nfake log line, rrrr")) << s.message();
+  EXPECT_TRUE(absl::StrContains(s.message(), "..., and 9992 more) does not allow")) << s.message();
+  EXPECT_LT(s.message().size(), 1000u);
 }
 
 TEST(CheckClaimAgainstPolicyTest, ThePolicyDecidesNotTheClaim) {

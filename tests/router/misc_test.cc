@@ -131,7 +131,11 @@ TEST(ValidateTest, NamesWhatIsWrong) {
   EXPECT_EQ(ErrorOf(r, small), "messages: the prompt is 100 bytes; the limit is 10");
   r = Valid();
   r.mutable_messages(0)->set_role("robot");
-  EXPECT_NE(ErrorOf(r).find("messages[0].role"), std::string::npos);
+  EXPECT_EQ(ErrorOf(r), "messages[0].role: 'robot' is not one of system, user, assistant");
+  // What the app wrote comes back escaped and cut short: it cannot break a log line.
+  r.mutable_messages(0)->set_role("x\ny" + std::string(100, 'z'));
+  EXPECT_EQ(ErrorOf(r), "messages[0].role: 'x\\ny" + std::string(29, 'z') +
+                            "...' is not one of system, user, assistant");
   r = Valid();
   r.mutable_messages(0)->set_role("system");
   EXPECT_EQ(ErrorOf(r), "messages: no message has role 'user'");
