@@ -14,6 +14,15 @@ Redacted Redact(const std::vector<absl::string_view>& contents,
                 const std::array<bool, policy::kNumCategories>& redact) {
   Redacted out;
   absl::flat_hash_map<std::string, std::string> placeholder_of;
+  // The number the next placeholder of each category gets.
+  std::array<int, policy::kNumCategories> next{};
+  // Whether `placeholder` is text the conversation already holds (typed by the
+  // user, say): that one is skipped, so that each placeholder stands for one value.
+  auto in_contents = [&contents](absl::string_view placeholder) {
+    return std::any_of(contents.begin(), contents.end(), [placeholder](absl::string_view c) {
+      return absl::StrContains(c, placeholder);
+    });
+  };
   for (size_t i = 0; i < contents.size(); ++i) {
     absl::string_view text = contents[i];
     std::string result;
@@ -25,9 +34,12 @@ Redacted Redact(const std::vector<absl::string_view>& contents,
       std::string value(text.substr(s.start, s.end - s.start));
       auto it = placeholder_of.find(value);
       if (it == placeholder_of.end()) {
-        int n = ++out.counts[s.category];
-        std::string placeholder =
-            absl::StrCat("[", v1::SensitiveCategory_Name(s.category), "_", n, "]");
+        ++out.counts[s.category];
+        std::string placeholder;
+        do {
+          placeholder = absl::StrCat("[", v1::SensitiveCategory_Name(s.category), "_",
+                                     ++next[s.category], "]");
+        } while (in_contents(placeholder));
         out.mapping.emplace_back(placeholder, value);
         it = placeholder_of.emplace(value, std::move(placeholder)).first;
       }

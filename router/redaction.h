@@ -22,7 +22,9 @@ struct Redacted {
 };
 
 // Replaces each span whose category is marked in `redact` by a typed placeholder
-// `[CATEGORY_N]` (`[CN_RESIDENT_ID_1]`, `[EMAIL_2]`...). `spans[i]` are the sorted,
+// `[CATEGORY_N]` (`[CN_RESIDENT_ID_1]`, `[EMAIL_2]`...), numbered from 1 but
+// skipping any that `contents` already hold, so that restoring the answer turns
+// only the placeholders made here into values. `spans[i]` are the sorted,
 // non-overlapping spans of `contents[i]`.
 Redacted Redact(const std::vector<absl::string_view>& contents,
                 const std::vector<std::vector<Span>>& spans,

@@ -28,6 +28,22 @@ TEST(RedactTest, ReplacesMarkedCategoriesWithTypedPlaceholders) {
   EXPECT_EQ(r.mapping[0].second, "11010519491231002X");
 }
 
+TEST(RedactTest, SkipsPlaceholdersTheConversationAlreadyHolds) {
+  // The user typed [EMAIL_1] and [EMAIL_2] themselves: the addresses get other
+  // numbers, so restoring the answer leaves the typed ones as they were.
+  Detectors d;
+  std::string a = "Is [EMAIL_1] a template? Mail x@example.com";
+  std::string b = "or y@example.com, not [EMAIL_2]";
+  Redacted r = Redact({a, b}, {d.FindSpans(a), d.FindSpans(b)}, Only(v1::EMAIL));
+  EXPECT_EQ(r.contents[0], "Is [EMAIL_1] a template? Mail [EMAIL_3]");
+  EXPECT_EQ(r.contents[1], "or [EMAIL_4], not [EMAIL_2]");
+  EXPECT_EQ(r.counts[v1::EMAIL], 2);  // distinct values, whatever their numbers
+  Restorer restorer(r.mapping);
+  std::string answer = restorer.Feed(r.contents[0] + " / " + r.contents[1]);
+  answer += restorer.Flush();
+  EXPECT_EQ(answer, a + " / " + b);
+}
+
 TEST(RestorerTest, RestoresPlaceholdersSplitAcrossChunks) {
   Restorer r(Mapping{{"[EMAIL_1]", "a@b.cn"}, {"[EMAIL_2]", "c@d.cn"}});
   std::string out;
