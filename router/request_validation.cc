@@ -33,6 +33,11 @@ absl::Status ValidateChatMessages(
       return absl::InvalidArgumentError(
           absl::StrCat("messages[", i, "].content: not valid UTF-8 at byte ", bad));
     }
+    // Models take text as C strings: what follows a NUL would silently be lost.
+    if (size_t nul = m.content().find('\0'); nul != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("messages[", i, "].content: a NUL character at byte ", nul));
+    }
     if (m.role() == "user") {
       has_user = true;
       user_text |= !absl::StripAsciiWhitespace(m.content()).empty();

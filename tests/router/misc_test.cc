@@ -125,6 +125,9 @@ TEST(ValidateTest, NamesWhatIsWrong) {
   r.mutable_messages(0)->set_content(std::string("ok\xff", 3));
   EXPECT_EQ(ErrorOf(r), "messages[0].content: not valid UTF-8 at byte 2");
   r = Valid();
+  r.mutable_messages(0)->set_content(std::string("ab\0cd", 5));
+  EXPECT_EQ(ErrorOf(r), "messages[0].content: a NUL character at byte 2");
+  r = Valid();
   r.mutable_messages(0)->set_content(std::string(100, 'a'));
   RequestLimits small;
   small.max_prompt_bytes = 10;
