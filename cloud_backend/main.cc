@@ -123,9 +123,9 @@ int main(int argc, char** argv) {
   check.Require(!region.empty(), "--region is required (see --help)");
   check.Require(hr::engine::IsKnownEngine(engine),
                 absl::StrCat("--engine must be llama or synthetic, not '", engine, "'"));
-  check.Require(slots >= 1, "--slots must be at least 1");
+  check.RequireThreads("slots", slots);
   check.Require(absl::GetFlag(FLAGS_max_queue) >= 0, "--max_queue must not be negative");
-  check.Require(absl::GetFlag(FLAGS_threads) >= 1, "--threads must be at least 1");
+  check.RequireThreads("threads", absl::GetFlag(FLAGS_threads));
   check.Require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
   check.Require(absl::GetFlag(FLAGS_synthetic_tokens_per_second) >= 0,
                 "--synthetic_tokens_per_second must not be negative");

@@ -165,10 +165,10 @@ int main(int argc, char** argv) {
   hr::util::FlagChecks check;
   check.Require(hr::engine::IsKnownEngine(engine),
                 absl::StrCat("--local_engine must be llama or synthetic, not '", engine, "'"));
-  check.Require(slots >= 1, "--local_slots must be at least 1");
+  check.RequireThreads("local_slots", slots);
   check.Require(absl::GetFlag(FLAGS_local_max_queue) >= 0,
                 "--local_max_queue must not be negative");
-  check.Require(absl::GetFlag(FLAGS_local_threads) >= 1, "--local_threads must be at least 1");
+  check.RequireThreads("local_threads", absl::GetFlag(FLAGS_local_threads));
   check.Require(absl::GetFlag(FLAGS_context_tokens) >= 1, "--context_tokens must be at least 1");
   check.Require(absl::GetFlag(FLAGS_local_synthetic_tokens_per_second) >= 0,
                 "--local_synthetic_tokens_per_second must not be negative");
@@ -193,7 +193,7 @@ int main(int argc, char** argv) {
                    " (backends refuse more frequent pings)"));
   check.Require(absl::GetFlag(FLAGS_backend_keepalive_timeout) >= absl::Milliseconds(1),
                 "--backend_keepalive_timeout must be positive");
-  check.Require(absl::GetFlag(FLAGS_io_threads) >= 1, "--io_threads must be at least 1");
+  check.RequireThreads("io_threads", absl::GetFlag(FLAGS_io_threads));
   check.Require(absl::GetFlag(FLAGS_watch_interval) >= absl::ZeroDuration(),
                 "--watch_interval must not be negative");
   check.Require(absl::GetFlag(FLAGS_drain_timeout) >= absl::ZeroDuration(),

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
 namespace hr::util {
@@ -38,6 +39,15 @@ class FlagChecks {
   void Require(const absl::Status& status) {
     if (!status.ok()) problems_.emplace_back(status.message());
   }
+  // A count of threads, or of slots (a thread each), as --`name` gives it: 1 to
+  // kMaxThreads. Far more than a machine can start would end the program with
+  // an exception when it starts them, rather than with a word on the flag.
+  void RequireThreads(absl::string_view name, int value) {
+    Require(value >= 1 && value <= kMaxThreads,
+            absl::StrCat("--", name, " must be 1 to ", kMaxThreads, ", not ", value));
+  }
+  static constexpr int kMaxThreads = 1024;
+
   bool ok() const { return problems_.empty(); }
   const std::vector<std::string>& problems() const { return problems_; }
 

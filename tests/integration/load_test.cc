@@ -541,7 +541,11 @@ TEST(LoadTest, RejectsBadFlagsAndWorkloadsClearly) {
   run =
       RunLoad(dir, "channels", R"pb(locales { locale: "en-US" } prompts: "x")pb", {"--channels=0"});
   EXPECT_EQ(run.exit_code, 2);
-  EXPECT_THAT(run.output, HasSubstr("--channels must be at least 1"));
+  EXPECT_THAT(run.output, HasSubstr("--channels must be 1 to 1024"));
+  run = RunLoad(dir, "many_channels", R"pb(locales { locale: "en-US" } prompts: "x")pb",
+                {"--channels=100000"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_THAT(run.output, HasSubstr("--channels must be 1 to 1024"));
   // Every bad flag is named at once.
   run = RunLoad(dir, "several", R"pb(locales { locale: "en-US" } prompts: "x")pb",
                 {"--timeout=0s", "--requests=-1", "--duration=-1s", "--connect_timeout=-1s",
