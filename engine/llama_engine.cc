@@ -161,6 +161,16 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(const LlamaOptions&
     return absl::InvalidArgumentError(
         absl::StrCat("llama.cpp cannot load ", options.model_path, " as a GGUF model"));
   }
+  // A context beyond what the model was trained for answers nothing well, and
+  // one far beyond it takes more memory than the machine has when the slots
+  // allocate it (killed rather than refused).
+  if (const int trained = llama_model_n_ctx_train(model);
+      trained > 0 && options.context_tokens > trained) {
+    llama_model_free(model);
+    return absl::InvalidArgumentError(
+        absl::StrCat("a context of ", options.context_tokens, " tokens (--context_tokens) is more ",
+                     "than ", options.model_path, " was trained for (", trained, " tokens)"));
+  }
   auto out = std::unique_ptr<LlamaModel>(new LlamaModel());
   out->options_ = options;
   out->model_ = model;

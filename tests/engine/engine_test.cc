@@ -2,6 +2,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "engine/engine_pool.h"
@@ -242,6 +243,18 @@ TEST(LlamaLoadTest, MissingFileIsNotFoundAndGarbageIsInvalid) {
   std::fclose(f);
   EXPECT_EQ(LlamaModel::Load({garbage, 512, 1}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LlamaLoadTest, AContextBeyondWhatTheModelWasTrainedForIsRefused) {
+  // The tiny model is made with a context length of 4096.
+  EXPECT_TRUE(LlamaModel::Load({HR_TINY_MODEL, 4096, 1}).ok());
+  absl::StatusOr<std::unique_ptr<LlamaModel>> m = LlamaModel::Load({HR_TINY_MODEL, 100000000, 1});
+  EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(m.status().message(),
+                                "a context of 100000000 tokens (--context_tokens) is more than"))
+      << m.status();
+  EXPECT_TRUE(absl::StrContains(m.status().message(), "was trained for (4096 tokens)"))
+      << m.status();
 }
 
 }  // namespace

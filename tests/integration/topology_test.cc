@@ -510,7 +510,7 @@ TEST(TopologyTest, ClientCancellationStopsLocalGeneration) {
   // One local slot and no queue: while a generation runs, another local request
   // is refused with RESOURCE_EXHAUSTED; once it stops, the next is served.
   Topology t(std::vector<BackendSpec>{BackendSpec{"us-east-1-a", "us-east-1"}},
-             {"--local_slots=1", "--local_max_queue=0", "--context_tokens=8192"});
+             {"--local_slots=1", "--local_max_queue=0", "--context_tokens=4096"});
   grpc::ClientContext ctx;
   auto reader = t.device()->Generate(&ctx, Request("en", "tell me a story", false,
                                                    v1::ROUTE_HINT_UNSPECIFIED, 4096));
