@@ -59,7 +59,9 @@ absl::StatusOr<RunningServer> StartServer(
 // alone also waits for every client to close its connection, and a client with
 // no call in flight may notice the server's GOAWAY only seconds later, so an
 // idle app would hold the drain up to its deadline. False when calls were still
-// running at `deadline`.
+// running at `deadline`; it then also waits (a few seconds at most) for the
+// cancelled calls' objects to end, since each still finishes its call on its
+// queue, and no operation may start on a queue once it is shut down.
 bool DrainServer(grpc::Server* server, LiveCalls* calls, absl::Time deadline);
 
 // TLS credentials from a PEM certificate chain and its private key (files). With

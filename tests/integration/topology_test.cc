@@ -824,6 +824,44 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
   EXPECT_FALSE(absl::StrContains(ReadFile(device.log_path()), "still running"));
 }
 
+TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsLocalAnswers) {
+  // Local answers that outlast --drain_timeout are cancelled while the model
+  // still sends text; each call then ends on its completion queue, which must
+  // not be shut down before (gRPC aborts the process when an operation starts
+  // on a shut-down queue). The real model, whose tokens come every millisecond
+  // or so, gives such late operations; their timing varies, so several runs.
+  const std::string dir = MakeTestDir();
+  std::ofstream(dir + "/backends.textproto") << "";
+  for (int run = 0; run < 8; ++run) {
+    DeviceProcess device(dir + "/backends.textproto",
+                         {"--complexity_model=", "--drain_timeout=100ms", "--local_engine=llama",
+                          "--model=" HR_TINY_MODEL, "--local_slots=2", "--local_threads=1"});
+    constexpr int kCalls = 2;
+    std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+    std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>>> readers;
+    for (int i = 0; i < kCalls; ++i) {
+      contexts.push_back(std::make_unique<grpc::ClientContext>());
+      // 2,000 tokens take the tiny model seconds; "en" names no country, so it
+      // stays local.
+      readers.push_back(device.stub()->Generate(
+          contexts.back().get(),
+          Request("en", "tell me a story", false, v1::ROUTE_HINT_UNSPECIFIED, 2000)));
+      v1::GenerateResponse r;
+      ASSERT_TRUE(readers.back()->Read(&r));
+      ASSERT_EQ(r.route().target(), v1::LOCAL);
+    }
+    kill(device.process().pid(), SIGTERM);
+    for (auto& reader : readers) {
+      v1::GenerateResponse r;
+      while (reader->Read(&r)) {
+      }
+      EXPECT_FALSE(reader->Finish().ok());
+    }
+    ASSERT_EQ(device.process().WaitExit(absl::Seconds(15)), 0) << "run " << run << ":\n"
+                                                               << ReadFile(device.log_path());
+  }
+}
+
 // Stops `pid` (SIGSTOP) and waits until every one of its threads has: kill()
 // returns before they all have. A stopped process keeps its connections open
 // (the kernel still takes their bytes) but answers nothing, as a hung one would.
