@@ -787,6 +787,29 @@ TEST(TopologyTest, DeviceDrainsOnSigtermAndTellsHealthWatchers) {
   EXPECT_FALSE(absl::StrContains(ReadFile(t.dir() + "/device.log"), "drain deadline"));
 }
 
+// Starts `n` calls of `request` on `device`, each until its first message (routed
+// to `target`) has come, then sends `device` SIGTERM and reads every call to its
+// end: with a drain deadline shorter than the answers, none ends OK.
+void SigtermWithCallsRunning(DeviceProcess& device, const v1::GenerateRequest& request, int n,
+                             v1::ExecutionTarget target) {
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>>> readers;
+  for (int i = 0; i < n; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    readers.push_back(device.stub()->Generate(contexts.back().get(), request));
+    v1::GenerateResponse r;
+    ASSERT_TRUE(readers.back()->Read(&r));
+    ASSERT_EQ(r.route().target(), target);
+  }
+  kill(device.process().pid(), SIGTERM);
+  for (auto& reader : readers) {
+    v1::GenerateResponse r;
+    while (reader->Read(&r)) {
+    }
+    EXPECT_FALSE(reader->Finish().ok());
+  }
+}
+
 TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
   // Cloud answers that outlast --drain_timeout are cancelled, with their backend
   // calls; the device must still exit 0 (no operation started on its shut-down
@@ -798,28 +821,9 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsCloudAnswers) {
       << "\" region: \"us-east-1\" model_family: \"llama\" }\n";
   DeviceProcess device(dir + "/backends.textproto",
                        {"--complexity_model=", "--drain_timeout=200ms"});
-  v1::Router::Stub* stub = device.stub();
-  constexpr int kCalls = 4;
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>>> readers;
-  for (int i = 0; i < kCalls; ++i) {
-    contexts.push_back(std::make_unique<grpc::ClientContext>());
-    // 200 tokens at 20 tokens/s: far longer than the drain allows.
-    readers.push_back(stub->Generate(contexts.back().get(),
-                                     Request("en-US", "tell me a story", true,
-                                             v1::PREFER_CLOUD, 200)));
-    v1::GenerateResponse r;
-    ASSERT_TRUE(readers.back()->Read(&r));
-    ASSERT_TRUE(r.has_route());
-    ASSERT_EQ(r.route().target(), v1::CLOUD);
-  }
-  kill(device.process().pid(), SIGTERM);
-  for (auto& reader : readers) {
-    v1::GenerateResponse r;
-    while (reader->Read(&r)) {
-    }
-    EXPECT_FALSE(reader->Finish().ok());
-  }
+  // 200 tokens at 20 tokens/s: far longer than the drain allows.
+  ASSERT_NO_FATAL_FAILURE(SigtermWithCallsRunning(
+      device, Request("en-US", "tell me a story", true, v1::PREFER_CLOUD, 200), 4, v1::CLOUD));
   EXPECT_EQ(device.process().WaitExit(absl::Seconds(15)), 0) << ReadFile(device.log_path());
   EXPECT_FALSE(absl::StrContains(ReadFile(device.log_path()), "still running"));
 }
@@ -836,27 +840,11 @@ TEST(TopologyTest, DeviceExitsCleanlyWhenTheDrainDeadlineCutsLocalAnswers) {
     DeviceProcess device(dir + "/backends.textproto",
                          {"--complexity_model=", "--drain_timeout=100ms", "--local_engine=llama",
                           "--model=" HR_TINY_MODEL, "--local_slots=2", "--local_threads=1"});
-    constexpr int kCalls = 2;
-    std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-    std::vector<std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>>> readers;
-    for (int i = 0; i < kCalls; ++i) {
-      contexts.push_back(std::make_unique<grpc::ClientContext>());
-      // 2,000 tokens take the tiny model seconds; "en" names no country, so it
-      // stays local.
-      readers.push_back(device.stub()->Generate(
-          contexts.back().get(),
-          Request("en", "tell me a story", false, v1::ROUTE_HINT_UNSPECIFIED, 2000)));
-      v1::GenerateResponse r;
-      ASSERT_TRUE(readers.back()->Read(&r));
-      ASSERT_EQ(r.route().target(), v1::LOCAL);
-    }
-    kill(device.process().pid(), SIGTERM);
-    for (auto& reader : readers) {
-      v1::GenerateResponse r;
-      while (reader->Read(&r)) {
-      }
-      EXPECT_FALSE(reader->Finish().ok());
-    }
+    // 2,000 tokens take the tiny model seconds; "en" names no country, so it
+    // stays local.
+    ASSERT_NO_FATAL_FAILURE(SigtermWithCallsRunning(
+        device, Request("en", "tell me a story", false, v1::ROUTE_HINT_UNSPECIFIED, 2000), 2,
+        v1::LOCAL));
     ASSERT_EQ(device.process().WaitExit(absl::Seconds(15)), 0) << "run " << run << ":\n"
                                                                << ReadFile(device.log_path());
   }

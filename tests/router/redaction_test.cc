@@ -16,11 +16,16 @@ std::array<bool, policy::kNumCategories> Only(v1::SensitiveCategory c) {
   return r;
 }
 
-TEST(RedactTest, ReplacesMarkedCategoriesWithTypedPlaceholders) {
+// A conversation of two messages redacted for `category`, with the spans the
+// detectors find.
+Redacted RedactBoth(const std::string& a, const std::string& b, v1::SensitiveCategory category) {
   Detectors d;
-  std::string a = "ID 11010519491231002X and mail x@example.com";
-  std::string b = "again 11010519491231002X";
-  Redacted r = Redact({a, b}, {d.FindSpans(a), d.FindSpans(b)}, Only(v1::CN_RESIDENT_ID));
+  return Redact({a, b}, {d.FindSpans(a), d.FindSpans(b)}, Only(category));
+}
+
+TEST(RedactTest, ReplacesMarkedCategoriesWithTypedPlaceholders) {
+  Redacted r = RedactBoth("ID 11010519491231002X and mail x@example.com",
+                          "again 11010519491231002X", v1::CN_RESIDENT_ID);
   EXPECT_EQ(r.contents[0], "ID [CN_RESIDENT_ID_1] and mail x@example.com");
   EXPECT_EQ(r.contents[1], "again [CN_RESIDENT_ID_1]");  // same value, same placeholder
   EXPECT_EQ(r.counts[v1::CN_RESIDENT_ID], 1);
@@ -31,10 +36,9 @@ TEST(RedactTest, ReplacesMarkedCategoriesWithTypedPlaceholders) {
 TEST(RedactTest, SkipsPlaceholdersTheConversationAlreadyHolds) {
   // The user typed [EMAIL_1] and [EMAIL_2] themselves: the addresses get other
   // numbers, so restoring the answer leaves the typed ones as they were.
-  Detectors d;
-  std::string a = "Is [EMAIL_1] a template? Mail x@example.com";
-  std::string b = "or y@example.com, not [EMAIL_2]";
-  Redacted r = Redact({a, b}, {d.FindSpans(a), d.FindSpans(b)}, Only(v1::EMAIL));
+  const std::string a = "Is [EMAIL_1] a template? Mail x@example.com";
+  const std::string b = "or y@example.com, not [EMAIL_2]";
+  Redacted r = RedactBoth(a, b, v1::EMAIL);
   EXPECT_EQ(r.contents[0], "Is [EMAIL_1] a template? Mail [EMAIL_3]");
   EXPECT_EQ(r.contents[1], "or [EMAIL_4], not [EMAIL_2]");
   EXPECT_EQ(r.counts[v1::EMAIL], 2);  // distinct values, whatever their numbers
