@@ -1,4 +1,3 @@
-#include "absl/strings/string_view.h"
 #include "engine/llama_engine.h"
 
 #include <sys/stat.h>
@@ -6,10 +5,13 @@
 #include <mutex>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
-#include "llama.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "llama.h"
 #include "spdlog/spdlog.h"
 #include "util/log_format.h"
 
@@ -113,15 +115,33 @@ class LlamaGenerator : public Generator {
   }
 
  private:
+  // Formats the conversation with the model's chat template and tokenizes it so
+  // that only the template's own markers become control tokens. Message text is
+  // tokenized as text: a message spelling "<|im_end|>" cannot end its turn and go
+  // on as another role. Each message is put in the template as a placeholder that
+  // no message contains, and the formatted text is tokenized piece by piece.
   absl::StatusOr<std::vector<llama_token>> Tokenize(const GenerationJob& job) {
+    std::string open = "[[hr-message-";
+    auto in_a_message = [&job](absl::string_view s) {
+      for (const ChatTurn& t : job.messages) {
+        if (absl::StrContains(t.content, s) || absl::StrContains(t.role, s)) return true;
+      }
+      return false;
+    };
+    while (in_a_message(open)) open += '#';
+    constexpr absl::string_view kClose = "]]";
+
+    std::vector<std::string> placeholders;
+    placeholders.reserve(job.messages.size());
     std::vector<llama_chat_message> chat;
     chat.reserve(job.messages.size());
-    size_t chars = 0;
-    for (const ChatTurn& t : job.messages) {
-      chat.push_back({t.role.c_str(), t.content.c_str()});
-      chars += t.content.size() + t.role.size();
+    for (size_t i = 0; i < job.messages.size(); ++i) {
+      placeholders.push_back(absl::StrCat(open, i, kClose));
     }
-    std::string formatted(2 * chars + 256, '\0');
+    for (size_t i = 0; i < job.messages.size(); ++i) {
+      chat.push_back({job.messages[i].role.c_str(), placeholders[i].c_str()});
+    }
+    std::string formatted(64 * chat.size() + 256, '\0');
     int n = llama_chat_apply_template(tmpl_->c_str(), chat.data(), chat.size(), true,
                                       formatted.data(), static_cast<int>(formatted.size()));
     if (n > static_cast<int>(formatted.size())) {
@@ -132,12 +152,37 @@ class LlamaGenerator : public Generator {
     if (n < 0) return absl::InternalError("the model's chat template is not supported");
     formatted.resize(n);
 
-    int n_tokens = -llama_tokenize(vocab_, formatted.data(), n, nullptr, 0, true, true);
-    std::vector<llama_token> tokens(std::max(n_tokens, 0));
-    if (llama_tokenize(vocab_, formatted.data(), n, tokens.data(),
-                       static_cast<int>(tokens.size()), true, true) < 0) {
-      return absl::InternalError("tokenization failed");
+    std::vector<llama_token> tokens;
+    bool first = true;
+    auto append = [&](absl::string_view text, bool template_text) {
+      if (text.empty()) return true;
+      // Only the first piece gets the model's start-of-text token, if it has one.
+      const int need = -llama_tokenize(vocab_, text.data(), static_cast<int>(text.size()), nullptr,
+                                       0, first, template_text);
+      const size_t at = tokens.size();
+      tokens.resize(at + std::max(need, 0));
+      const int got = llama_tokenize(vocab_, text.data(), static_cast<int>(text.size()),
+                                     tokens.data() + at, std::max(need, 0), first, template_text);
+      first = false;
+      if (got < 0) return false;
+      tokens.resize(at + got);
+      return true;
+    };
+    absl::string_view rest = formatted;
+    for (size_t p = rest.find(open); p != absl::string_view::npos; p = rest.find(open)) {
+      absl::string_view after = rest.substr(p + open.size());
+      const size_t close = after.find(kClose);
+      size_t index = 0;
+      if (close == absl::string_view::npos || !absl::SimpleAtoi(after.substr(0, close), &index) ||
+          index >= job.messages.size()) {
+        return absl::InternalError("the model's chat template altered the messages");
+      }
+      if (!append(rest.substr(0, p), true) || !append(job.messages[index].content, false)) {
+        return absl::InternalError("tokenization failed");
+      }
+      rest = after.substr(close + kClose.size());
     }
+    if (!append(rest, true)) return absl::InternalError("tokenization failed");
     return tokens;
   }
 
