@@ -414,6 +414,11 @@ int CrossValidate() {
   for (const Record& r : *all) {
     if (SplitOf(r.prompt) != "test") records.push_back(&r);
   }
+  if (static_cast<size_t>(folds) > records.size()) {
+    return Die(absl::InvalidArgumentError(
+        absl::StrCat("--folds (", folds, ") is more than the ", records.size(),
+                     " prompts of the train and validation splits")));
+  }
   struct Scores {
     std::vector<double> apgr, saved, prior_apgr;
   };

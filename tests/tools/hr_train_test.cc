@@ -20,6 +20,7 @@ namespace hr::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct ToolRun {
   int exit_code = -1;
@@ -259,6 +260,11 @@ TEST_F(HrTrainTest, BadFlagsAreRefusedWithWhatIsWrong) {
   ToolRun r = HrTrain({"cv", "--data=" + data, "--folds=1"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("--folds must be at least 2"));
+  // More folds than prompts would leave folds with nothing to score.
+  r = HrTrain({"cv", "--data=" + data, "--folds=100000"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_THAT(r.output, HasSubstr("--folds (100000) is more than the"));
+  EXPECT_THAT(r.output, Not(HasSubstr("fit 1/")));
   r = HrTrain({"train", "--data=" + data, "--out=" + dir_ + "/m.pb", "--subject_smoothing=2"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_THAT(r.output, HasSubstr("--subject_smoothing is 0..1"));
