@@ -145,8 +145,11 @@ absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* ms
   options.ignore_unknown_fields = true;
   auto parsed = google::protobuf::util::JsonStringToMessage(
       std::string(absl::StripAsciiWhitespace(line)), msg, options);
-  if (!parsed.ok()) return absl::InvalidArgumentError(parsed.message().as_string());
-  return absl::OkStatus();
+  if (parsed.ok()) return absl::OkStatus();
+  // A syntax error goes on with the line itself and a caret under the spot;
+  // the line is a prompt, which errors do not repeat.
+  const std::string message = parsed.message().as_string();
+  return absl::InvalidArgumentError(absl::string_view(message).substr(0, message.find('\n')));
 }
 
 }  // namespace hr::util

@@ -47,8 +47,8 @@ bool ParseConfig(const std::string& path, const std::string& text, google::proto
 
 // Parses one line of JSONL (a JSON object; surrounding whitespace, a trailing
 // \r included, is ignored) into `msg`, skipping fields the message does not
-// have. InvalidArgument with the JSON parser's message on failure; callers add
-// where the line came from.
+// have. InvalidArgument with the JSON parser's message on failure, without the
+// text of the line; callers add where the line came from.
 absl::Status ParseJsonLine(absl::string_view line, google::protobuf::Message* msg);
 
 }  // namespace hr::util

@@ -19,6 +19,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 std::string TempDir() {
   std::string dir = ::testing::TempDir() + "load_lib_test_" + std::to_string(getpid());
@@ -91,6 +92,18 @@ TEST(WorkloadTest, BadJsonlLineIsReportedWithItsLineNumber) {
   prompts = ParsePrompts("{\"text\": \"no prompt field\"}\n", "p.jsonl");
   ASSERT_FALSE(prompts.ok());
   EXPECT_THAT(prompts.status().message(), HasSubstr("`prompt`"));
+}
+
+TEST(WorkloadTest, AnErrorDoesNotRepeatTheLinesText) {
+  // The JSON parser quotes the line it could not read; prompts are not repeated
+  // in errors (hrctl score writes them to stdout, hr-load to its log).
+  for (absl::string_view line : {"my card 4111 1111 1111 1111", "{\"prompt\": \"my card 4111"}) {
+    absl::StatusOr<std::string> r = ParsePromptRecord(line);
+    ASSERT_FALSE(r.ok());
+    EXPECT_THAT(r.status().message(), HasSubstr("not a JSON object with a prompt"));
+    EXPECT_THAT(r.status().message(), Not(HasSubstr("4111"))) << r.status();
+    EXPECT_THAT(r.status().message(), Not(HasSubstr("\n"))) << r.status();
+  }
 }
 
 Workload TwoLocales() {
