@@ -1,12 +1,13 @@
-#include "absl/strings/string_view.h"
 #include "router/detectors.h"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/string_view.h"
 #include "re2/re2.h"
 #include "re2/set.h"
 
@@ -196,6 +197,60 @@ std::vector<Window> EmailWindows(absl::string_view text) {
   return windows;
 }
 
+// Input methods for Chinese, Japanese and Korean type digits and Latin letters in
+// their full-width forms (U+FF01..U+FF5E, "１３８", "Ｘ", "＠") when set to
+// full-width mode. Such text holds identifiers as surely as ASCII does, so the
+// detectors read it as the ASCII it stands for (Unicode's NFKC mapping of these
+// forms; the ideographic space U+3000 as a space).
+//
+// When `text` holds a full-width digit, Latin letter or '@' (the full-width
+// punctuation of Chinese text alone does not make an identifier), fills `ascii`
+// with the text so mapped and `offset` with, for each byte of `ascii` and one past
+// its end, the offset in `text` of the character it came from; returns false, and
+// does nothing, otherwise.
+bool MapFullWidthForms(absl::string_view text, std::string* ascii, std::vector<uint32_t>* offset) {
+  // In UTF-8: U+FF10..U+FF19 (digits) are EF BC 90..99, U+FF20..U+FF3A ('@', A-Z)
+  // EF BC A0..BA, U+FF41..U+FF5A (a-z) EF BD 81..9A.
+  bool found = false;
+  for (size_t i = text.find('\xEF'); i != absl::string_view::npos && i + 2 < text.size();
+       i = text.find('\xEF', i + 1)) {
+    const unsigned char b2 = text[i + 1], b3 = text[i + 2];
+    if ((b2 == 0xBC && ((b3 >= 0x90 && b3 <= 0x99) || (b3 >= 0xA0 && b3 <= 0xBA))) ||
+        (b2 == 0xBD && b3 >= 0x81 && b3 <= 0x9A)) {
+      found = true;
+      break;
+    }
+  }
+  if (!found || text.size() >= UINT32_MAX) return false;
+  ascii->clear();
+  ascii->reserve(text.size());
+  offset->clear();
+  offset->reserve(text.size() + 1);
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char b1 = text[i];
+    const unsigned char b2 = i + 1 < text.size() ? text[i + 1] : 0;
+    const unsigned char b3 = i + 2 < text.size() ? text[i + 2] : 0;
+    char mapped = 0;
+    if (b1 == 0xEF && b2 == 0xBC && b3 >= 0x81 && b3 <= 0xBF) {  // U+FF01..U+FF3F
+      mapped = static_cast<char>('!' + (b3 - 0x81));
+    } else if (b1 == 0xEF && b2 == 0xBD && b3 >= 0x80 && b3 <= 0x9E) {  // U+FF40..U+FF5E
+      mapped = static_cast<char>('`' + (b3 - 0x80));
+    } else if (b1 == 0xE3 && b2 == 0x80 && b3 == 0x80) {  // U+3000
+      mapped = ' ';
+    }
+    offset->push_back(static_cast<uint32_t>(i));
+    if (mapped != 0) {
+      ascii->push_back(mapped);
+      i += 3;
+    } else {
+      ascii->push_back(text[i]);
+      i += 1;
+    }
+  }
+  offset->push_back(static_cast<uint32_t>(text.size()));
+  return true;
+}
+
 }  // namespace
 
 Detectors::Detectors(Options options) : options_(options) {
@@ -207,6 +262,20 @@ Detectors::Detectors(Options options) : options_(options) {
 }
 
 Detectors::Findings Detectors::Analyze(absl::string_view text) const {
+  std::string ascii;
+  std::vector<uint32_t> offset;
+  if (!MapFullWidthForms(text, &ascii, &offset)) return AnalyzeMapped(text);
+  Findings found = AnalyzeMapped(ascii);
+  // Every pattern matches ASCII only, so its span starts and ends at characters
+  // of `ascii`, each of which came from one character of `text`.
+  for (Span& s : found.spans) {
+    s.start = offset[s.start];
+    s.end = offset[s.end];
+  }
+  return found;
+}
+
+Detectors::Findings Detectors::AnalyzeMapped(absl::string_view text) const {
   const std::vector<Pattern>& patterns = Patterns();
   const int health = patterns.size(), finance = health + 1;
   // Which patterns occur anywhere: the windows below are parts of the text and no

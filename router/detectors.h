@@ -26,7 +26,10 @@ struct Span {
 // resident ID numbers (GB 11643 check digit), payment card numbers (Luhn), IBANs
 // (ISO 13616 mod 97), US SSNs (SSA-valid ranges) and IPv4/IPv6 addresses.
 // Candidates whose format has a checksum or valid ranges are kept only when they
-// pass it. Names and street addresses are not detected.
+// pass it. Digits, Latin letters and '@' typed in their full-width forms
+// ("１３８…", as CJK input methods in full-width mode write them) count as the
+// ASCII they stand for; spans are still offsets into the text as given. Names and
+// street addresses are not detected.
 //
 // All patterns are RE2 (linear time). One pass over the text with all of them at
 // once (an RE2::Set) tells which can match; only those are then run to find where.
@@ -60,6 +63,9 @@ class Detectors {
   Findings Analyze(absl::string_view text) const;
 
  private:
+  // Analyze, on text whose full-width forms are already mapped to ASCII.
+  Findings AnalyzeMapped(absl::string_view text) const;
+
   Options options_;
 };
 

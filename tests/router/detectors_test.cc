@@ -16,6 +16,23 @@ std::string WithCheckDigit(const std::string& first17) {
   return first17 + "10X98765432"[sum % 11];
 }
 
+// The full-width forms of printable ASCII (U+FF01..U+FF5E; a space becomes the
+// ideographic space U+3000), as a CJK input method in full-width mode types them.
+std::string FullWidth(absl::string_view ascii) {
+  std::string out;
+  for (char c : ascii) {
+    const char32_t cp = c == ' ' ? 0x3000 : (c > ' ' && c <= '~' ? 0xFF01 + (c - '!') : c);
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+  return out;
+}
+
 std::vector<v1::SensitiveCategory> Categories(const std::vector<Span>& spans) {
   std::vector<v1::SensitiveCategory> out;
   for (const Span& s : spans) out.push_back(s.category);
@@ -57,6 +74,42 @@ TEST_F(DetectorsTest, CnMobileNumbers) {
   // 12 digits is not a mobile number; 1[0-2] prefixes do not exist.
   EXPECT_TRUE(d_.FindSpans("编号 123812345678 结束").empty());
   EXPECT_TRUE(d_.FindSpans("号码12012345678").empty());
+}
+
+TEST_F(DetectorsTest, FullWidthDigitsAndLettersAreReadAsWhatTheyStandFor) {
+  ASSERT_EQ(FullWidth("1X@ "), "\uFF11\uFF38\uFF20\u3000");
+  // Valid IDs (the first ends in X), in Chinese sentences, typed in full width.
+  for (const std::string& first17 : {"11010519491231002", "44030819900307461"}) {
+    const std::string id = FullWidth(WithCheckDigit(first17));
+    EXPECT_EQ(Only(v1::CN_RESIDENT_ID, "我的身份证号是" + id + "，请帮我查询。"), id);
+    // A wrong check digit is no ID, however it is typed.
+    std::string wrong = WithCheckDigit(first17);
+    wrong.back() = wrong.back() == '1' ? '2' : '1';
+    for (const Span& s : d_.FindSpans("身份证号" + FullWidth(wrong))) {
+      EXPECT_NE(s.category, v1::CN_RESIDENT_ID);
+    }
+  }
+  // Half and half: ASCII digits, a full-width check letter.
+  const std::string mixed = "11010519491231002" + FullWidth("X");
+  EXPECT_EQ(Only(v1::CN_RESIDENT_ID, "证件：" + mixed + "。"), mixed);
+  EXPECT_EQ(Only(v1::PHONE, "请打我的手机" + FullWidth("13812345678") + "谢谢"),
+            FullWidth("13812345678"));
+  EXPECT_EQ(Only(v1::PHONE, "电话：" + FullWidth("+86 138-1234-5678") + "。"),
+            FullWidth("+86 138-1234-5678"));
+  EXPECT_EQ(Only(v1::PAYMENT_CARD, "卡号" + FullWidth("4111 1111 1111 1111") + "，"),
+            FullWidth("4111 1111 1111 1111"));
+  EXPECT_EQ(Only(v1::EMAIL, "邮箱" + FullWidth("wang@example.cn") + "，"),
+            FullWidth("wang@example.cn"));
+  // 12 full-width digits are no mobile number, as 12 ASCII digits are not.
+  EXPECT_TRUE(d_.FindSpans("编号" + FullWidth("123812345678") + "结束").empty());
+  // Spans after full-width text are offsets into the text as given.
+  const std::string text =
+      FullWidth("a1") + "，手机13812345678，卡" + FullWidth("4111111111111111");
+  std::vector<Span> spans = d_.FindSpans(text);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_EQ(text.substr(spans[0].start, spans[0].end - spans[0].start), "13812345678");
+  EXPECT_EQ(text.substr(spans[1].start, spans[1].end - spans[1].start),
+            FullWidth("4111111111111111"));
 }
 
 TEST_F(DetectorsTest, InternationalAndNorthAmericanPhones) {
@@ -137,14 +190,50 @@ TEST_F(DetectorsTest, AnalyzeFindsTopicsAndSpansInOneCall) {
 // (every pattern run), texts mixing identifiers, near misses and prose give the
 // same findings.
 TEST_F(DetectorsTest, PrefilterChangesNothingButSpeed) {
-  const std::vector<std::string> pieces = {
-      "call me at ", "(555) 555-1234", "+44 20 7946 0958", "13812345678", "+86 138-1234-5678",
-      "mail ", "jane.doe+tag@example.co.uk", "a@b", "wang@example.cn", " card ",
-      "4111 1111 1111 1111", "4111 1111 1111 1112", "SSN 123-45-6789", "000-12-3456",
-      "GB82 WEST 1234 5698 7654 32", "GB82WEST12345698765433", "192.168.1.20", "999.1.1.1",
-      "2001:db8::8a2e:370:7334", "12:30", WithCheckDigit("11010519491231002"),
-      "身份证号", "我有糖尿病", "信用卡", "doctor", "mortgage", " ", ", ", "。", "x", "ext. 12",
-      "2024-05-06", "42", "hello world", "-", "."};
+  const std::vector<std::string> pieces = {"call me at ",
+                                           "(555) 555-1234",
+                                           "+44 20 7946 0958",
+                                           "13812345678",
+                                           "+86 138-1234-5678",
+                                           "mail ",
+                                           "jane.doe+tag@example.co.uk",
+                                           "a@b",
+                                           "wang@example.cn",
+                                           " card ",
+                                           "4111 1111 1111 1111",
+                                           "4111 1111 1111 1112",
+                                           "SSN 123-45-6789",
+                                           "000-12-3456",
+                                           "GB82 WEST 1234 5698 7654 32",
+                                           "GB82WEST12345698765433",
+                                           "192.168.1.20",
+                                           "999.1.1.1",
+                                           "2001:db8::8a2e:370:7334",
+                                           "12:30",
+                                           WithCheckDigit("11010519491231002"),
+                                           "身份证号",
+                                           "我有糖尿病",
+                                           "信用卡",
+                                           "doctor",
+                                           "mortgage",
+                                           " ",
+                                           ", ",
+                                           "。",
+                                           "x",
+                                           "ext. 12",
+                                           "2024-05-06",
+                                           "42",
+                                           "hello world",
+                                           "-",
+                                           ".",
+                                           FullWidth("13812345678"),
+                                           FullWidth("4111 1111 1111 1111"),
+                                           FullWidth("wang@example.cn"),
+                                           FullWidth("192.168.1.20"),
+                                           FullWidth(WithCheckDigit("11010519491231002")),
+                                           FullWidth("7"),
+                                           "，",
+                                           "\xEF\xBC"};
   Detectors all_patterns(Detectors::Options{.prefilter = false});
   std::mt19937 rng(7);
   int spans = 0, health = 0, finance = 0;

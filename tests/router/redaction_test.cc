@@ -33,6 +33,19 @@ TEST(RedactTest, ReplacesMarkedCategoriesWithTypedPlaceholders) {
   EXPECT_EQ(r.mapping[0].second, "11010519491231002X");
 }
 
+TEST(RedactTest, AnIdTypedInFullWidthIsReplacedAndRestoredAsTyped) {
+  // 11010519491231002X in full-width digits and letter.
+  const std::string id =
+      "\uFF11\uFF11\uFF10\uFF11\uFF10\uFF15\uFF11\uFF19\uFF14\uFF19\uFF11\uFF12\uFF13"
+      "\uFF11\uFF10\uFF10\uFF12\uFF38";
+  Redacted r = RedactBoth("我的身份证号是" + id + "，谢谢", "没有", v1::CN_RESIDENT_ID);
+  EXPECT_EQ(r.contents[0], "我的身份证号是[CN_RESIDENT_ID_1]，谢谢");
+  ASSERT_EQ(r.mapping.size(), 1u);
+  EXPECT_EQ(r.mapping[0].second, id);
+  Restorer restorer(r.mapping);
+  EXPECT_EQ(restorer.Feed("号码是[CN_RESIDENT_ID_1]。") + restorer.Flush(), "号码是" + id + "。");
+}
+
 TEST(RedactTest, SkipsPlaceholdersTheConversationAlreadyHolds) {
   // The user typed [EMAIL_1] and [EMAIL_2] themselves: the addresses get other
   // numbers, so restoring the answer leaves the typed ones as they were.
