@@ -7,7 +7,8 @@
 #            backend, split at GenerateCall::OnRequest into gRPC's server side
 #            (frames parsed, call matched, message decoded) and the rest (ours:
 #            validation, classification, decision, redaction; then the backend write)
-#   answer   from the read of the backend's bytes to the first write to the app
+#   answer   from the read of a backend message to its write to the app, once for
+#            each message the backend sent (their count per request is printed)
 # Prints the median, 10th and 90th percentile of each in microseconds. The time
 # spent waiting to be woken, on the backend, and in the app is outside these legs.
 #
@@ -76,11 +77,14 @@ awk '
 ' "$OUT/events.txt" 2>"$OUT/main_tid" >"$OUT/lines.txt"
 MAIN=$(cat "$OUT/main_tid")
 
-# Each read of more than 60 bytes (a message, not a WINDOW_UPDATE) up to the first
-# write after it, before the thread sleeps again; by which socket that write went to.
+# Each read of more than 30 bytes (a message; a WINDOW_UPDATE frame is 13 bytes and
+# gRPC sends them in pairs, 26) up to the first write after it, before the thread
+# sleeps again; by which socket that write went to. A backend answers a request in
+# more than one message (the first text, then the rest with done), so there is more
+# than one answer leg per request.
 awk -v main="$MAIN" -v backend="$BACKEND_FD" -v out="$OUT" '
   $1 != main { next }
-  $3 == "recv" { open_ = ($4 > 60); start = $2; ours = 0; next }
+  $3 == "recv" { open_ = ($4 > 30); start = $2; ours = 0; next }
   $3 == "wake" { open_ = 0; next }
   $3 == "ours" && open_ { ours = $2; next }
   $3 == "send" && open_ {
@@ -108,4 +112,6 @@ if [[ -s $OUT/ours.txt ]]; then
   printf "  %-58s %s\n" "  of it gRPC's server side, up to GenerateCall::OnRequest" "$(stats "$OUT/grpc.txt")"
   printf "  %-58s %s\n" "  of it from OnRequest to the backend write" "$(stats "$OUT/ours.txt")"
 fi
-printf "  %-58s %s\n" "answer: backend's bytes read -> first write to the app" "$(stats "$OUT/answer.txt")"
+printf "  %-58s %s\n" "answer: a backend message read -> its write to the app" "$(stats "$OUT/answer.txt")"
+awk -v n="$(wc -l <"$OUT/answer.txt")" -v r="$(wc -l <"$OUT/request.txt")" \
+  'BEGIN { printf "  answer legs per request: %.2f\n", n / r }'

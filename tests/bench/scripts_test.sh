@@ -59,7 +59,8 @@ if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_sendmsg -o /dev
     expect device_cost '^  system calls   epoll_wait [0-9.]+  recvmsg [0-9.]+  sendmsg [0-9.]+$'
   fi
   if run device_legs RPS=100 REQUESTS=200 bench/device_legs.sh; then
-    expect device_legs '^  answer: backend.s bytes read -> first write to the app +[0-9]+'
+    expect device_legs '^  answer: a backend message read -> its write to the app +[0-9]+'
+    expect device_legs '^  answer legs per request: [0-9.]+$'
   fi
 else
   echo "==> device_cost, device_legs: skipped (no perf that may trace system calls here)"
