@@ -10,8 +10,10 @@
 #                gRPC call to the backend per request), for comparison.
 # Each round runs a closed loop (throughput at CONCURRENCY streams, and the CPU
 # time the proxy and the backend spent per request) and an open loop at RPS
-# requests/s (latency at moderate load) against a, b and c in turn; the table shows
-# the median over ROUNDS rounds and the ratios b/a and b/c (and device-call's).
+# requests/s (latency at moderate load) against a, b and c in turn; then the open
+# loop side by side: a, b and c at once, at RPS/3 each, so that the three see the
+# same moment of a noisy machine. The table shows the median over ROUNDS rounds
+# and the ratios b/a and b/c (and device-call's).
 #
 #   bench/proxy_bench.sh            (after scripts/setup.sh; installs nginx and jq if missing)
 #   ROUNDS=3 DURATION=10s CONCURRENCY=16 RPS=500 bench/proxy_bench.sh
@@ -71,6 +73,8 @@ declare -A TARGET=([direct]="127.0.0.1:$BACKEND_PORT --api cloud"
                    [device-call]="$CALL_DEVICE_TARGET --api router"
                    [nginx]="$NGINX_TARGET --api cloud")
 NAMES=(direct device device-call nginx)
+PAIRED=(direct device nginx)
+SIDE_RPS=$(awk -v r="$RPS" -v n="${#PAIRED[@]}" 'BEGIN { printf "%g", r / n }')
 
 load() {  # name json-out extra-flags...
   local name=$1 out=$2; shift 2
@@ -95,6 +99,13 @@ for r in $(seq 1 "$ROUNDS"); do
       >"$OUT/cpu-$r-$n.txt"
     load "$n" "$OUT/open-$r-$n.json" --mode open --rps "$RPS" --duration "$DURATION"
   done
+  # Side by side: the same total rate, split over the three targets at once.
+  side=()
+  for n in "${PAIRED[@]}"; do
+    load "$n" "$OUT/side-$r-$n.json" --mode open --rps "$SIDE_RPS" --duration "$DURATION" &
+    side+=($!)
+  done
+  for p in "${side[@]}"; do wait "$p"; done
 done
 
 # median FIELD-EXPRESSION FILES...: the median over rounds of a jq expression.
@@ -115,6 +126,11 @@ for n in "${NAMES[@]}"; do
   BACKEND_CPU[$n]=$(cat "$OUT"/cpu-*-"$n".txt | cut -d' ' -f2 | mid)
   PROXY_SW[$n]=$(cat "$OUT"/cpu-*-"$n".txt | cut -d' ' -f3 | mid)
 done
+declare -A SIDE_P50
+for n in "${PAIRED[@]}"; do
+  SIDE_P50[$n]=$(median '(.latency.p50_us|tonumber)' "$OUT"/side-*-"$n".json)
+  FAILED[$n]=$((FAILED[$n] + $(failures "$OUT"/side-*-"$n".json)))
+done
 
 {
   echo
@@ -133,6 +149,8 @@ done
     'BEGIN { printf "throughput  device/direct %.2f   device/nginx %.2f\n", b/a, b/c }'
   awk -v b="${P50[device]}" -v a="${P50[direct]}" -v c="${P50[nginx]}" \
     'BEGIN { printf "p50 latency device-direct %+d us   device-nginx %+d us\n", b-a, b-c }'
+  awk -v b="${SIDE_P50[device]}" -v a="${SIDE_P50[direct]}" -v c="${SIDE_P50[nginx]}" -v r="$SIDE_RPS" \
+    'BEGIN { printf "side by side (%s/s each, at once): p50 direct %d us, device %d us, nginx %d us; device-direct %+d us   device-nginx %+d us\n", r, a, b, c, b-a, b-c }'
   awk -v b="${TPUT[device-call]}" -v a="${TPUT[direct]}" -v c="${TPUT[nginx]}" \
     -v p="${P50[device-call]}" -v pa="${P50[direct]}" \
     'BEGIN { printf "device-call: throughput /direct %.2f /nginx %.2f, p50 %+d us over direct\n", b/a, b/c, p-pa }'

@@ -29,6 +29,7 @@ expect() {
 
 if run proxy_bench ROUNDS=1 DURATION=1s bench/proxy_bench.sh; then
   expect proxy_bench '^throughput  device/direct [0-9.]+   device/nginx [0-9.]+$'
+  expect proxy_bench '^side by side \([0-9.]+/s each, at once\): p50 direct [0-9]+ us, device [0-9]+ us, nginx [0-9]+ us; device-direct [-+][0-9]+ us   device-nginx [-+][0-9]+ us$'
   # The table's last column counts the failed requests of each target.
   for target in direct device device-call nginx; do expect proxy_bench "^$target +.* 0$"; done
 fi
